@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "common/check.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/kerr.h"
+
+/* Only v1alpha1 exists; any other version of the group is refused by name. */
+static void check_api_version(const struct json_object *obj, struct kerr_list *errs)
+{
+	struct json_object *v;
+	const char *av;
+
+	if (!json_object_object_get_ex(obj, "apiVersion", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return;
+	av = json_object_get_string(v);
+	if (strcmp(av, KANARY_API_VERSION) != 0)
+		kerr_invalid_str(errs, "apiVersion", av, "supported values: \"%s\"",
+				 KANARY_API_VERSION);
+}
+
+int kanary_check(const struct json_object *obj, const struct catalog *cat, struct kanary **ret_k,
+		 struct kanary_resolution *ret_res, unsigned *ret_defaulted,
+		 struct kerr_list *errs)
+{
+	struct kanary_resolution res;
+	struct kanary *k = NULL;
+	int r;
+
+	check_api_version(obj, errs);
+	r = kanary_from_json(obj, &k, errs);
+	if (r < 0)
+		return r;
+	if (!k->name || !k->name[0])
+		kerr_required(errs, "metadata.name");
+	kanary_validate(k, errs);
+	r = kanary_resolve(k, cat, &res, errs);
+	if (r == -ENOMEM) {
+		kanary_destroy(k);
+		return r;
+	}
+	if (r < 0) {
+		/* Reported in errs (a ceiling); hand back an empty resolution. */
+		memset(&res, 0, sizeof(res));
+	}
+	*ret_defaulted = kanary_default(k, &res);
+	*ret_k = k;
+	*ret_res = res;
+	return 0;
+}

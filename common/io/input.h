@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KANARY_IO_INPUT_H
+#define KANARY_IO_INPUT_H
+
+#include <stddef.h>
+
+struct json_object;
+
+/* Why input could not be read, for a person: "<file>: <reason>". */
+struct input_err {
+	char msg[512];
+};
+
+/*
+ * Reads every file in paths ("-" is standard input; n == 0 reads standard
+ * input) as YAML or JSON streams and returns one json-c array of every
+ * document in order, with the items of each `kind: List` document in its place.
+ * Returns 0; -E2BIG for a file over KANARY_MAX_INPUT; -EINVAL for a stream
+ * that does not parse; -errno when a file cannot be read. ret_err says which
+ * file and why. Ownership: *ret_docs is a new reference the caller puts.
+ */
+int input_load(const char *const *paths, size_t n, struct json_object **ret_docs,
+	       struct input_err *ret_err);
+
+/*
+ * Reads all of fd into a NUL-terminated buffer of at most max bytes.
+ * -E2BIG past max. Ownership: *ret is the caller's (free()).
+ */
+int input_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
+
+#endif

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "controller/render_cmd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/buf.h"
+#include "common/check.h"
+#include "common/io/input.h"
+#include "common/kerr.h"
+#include "common/limits.h"
+#include "common/objects.h"
+#include "common/render.h"
+#include "common/yamlout.h"
+
+enum render_exit {
+	RENDER_OK = 0,
+	RENDER_INVALID = 1,
+	RENDER_UNREADABLE = 2,
+};
+
+enum render_opt {
+	OPT_CONFIG_ONLY = 0x100,
+	OPT_IMAGE,
+	OPT_BIND,
+	OPT_PROXY_PORT,
+	OPT_PROBE_PORT,
+	OPT_METRICS_PORT,
+	OPT_RUNTIME_DIR,
+};
+
+static void render_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: kanary-controller render [-f FILE]... [--config-only] [options]\n"
+		"\n"
+		"Prints exactly the objects the controller would apply for each Kanary in the\n"
+		"input (a YAML stream: ConfigMap, Deployment, PodDisruptionBudget, Service),\n"
+		"with the Services and EndpointSlices of the input standing in for the cluster.\n"
+		"Input is YAML or JSON; standard input when no file is given.\n"
+		"\n"
+		"Options:\n"
+		"  -f, --filename FILE      read FILE (\"-\" for standard input); repeatable\n"
+		"  --config-only            print only haproxy.cfg (the input must hold one Kanary)\n"
+		"  --haproxy-image IMAGE    HAProxy image of the Deployment (default %s)\n"
+		"  --bind-address ADDR      address HAProxy binds its listeners to (default: all)\n"
+		"  --proxy-port PORT        HAProxy's traffic port in the pod (default %d)\n"
+		"  --probe-port PORT        /healthz and /ready port (default %d)\n"
+		"  --metrics-port PORT      Prometheus /metrics port (default %d)\n"
+		"  --runtime-dir DIR        directory of HAProxy's admin socket, \"\" for none\n"
+		"                           (default /var/run/haproxy)\n"
+		"  -h, --help               show this help\n"
+		"\n"
+		"Exit status: 0 rendered, 1 a Kanary is invalid (every field error on standard\n"
+		"error, nothing on standard output), 2 unreadable input or bad options.\n",
+		OBJECTS_DEFAULT_IMAGE, RENDER_DEFAULT_PROXY_PORT, RENDER_DEFAULT_PROBE_PORT,
+		RENDER_DEFAULT_METRICS_PORT);
+}
+
+static int parse_port(const char *opt, const char *s, int *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 65535) {
+		fprintf(stderr, "kanary-controller render: %s: \"%s\" is not a port (1-65535)\n",
+			opt, s);
+		return -EINVAL;
+	}
+	*ret = (int)v;
+	return 0;
+}
+
+/* Renders one checked Kanary into out (YAML stream, or the config alone). */
+static int render_one(const struct kanary *k, const struct kanary_resolution *res,
+		      const struct objects_options *o, bool config_only, struct buf *out)
+{
+	struct json_object *objs = NULL;
+	char *cfg = NULL, hash[65];
+	size_t len;
+	int r;
+
+	r = render_haproxy(k, res, &o->render, &cfg, &len);
+	if (r < 0)
+		return r;
+	if (config_only) {
+		r = buf_append(out, cfg, len);
+		goto out_free_cfg;
+	}
+	r = render_hash(cfg, len, hash);
+	if (r < 0)
+		goto out_free_cfg;
+	r = objects_desired(k, cfg, hash, o, &objs);
+	if (r < 0)
+		goto out_free_cfg;
+	for (size_t i = 0; r == 0 && i < json_object_array_length(objs); i++)
+		r = yamlout_document(json_object_array_get_idx(objs, i), out);
+	json_object_put(objs);
+out_free_cfg:
+	free(cfg);
+	return r;
+}
+
+/*
+ * Checks and renders every Kanary in docs into out. Invalid ones and any
+ * failure are reported on stderr here; returns 0 or -errno.
+ */
+static int render_all(struct json_object *docs, const struct catalog *cat,
+		      const struct objects_options *o, bool config_only, struct buf *out,
+		      size_t *ret_kanaries, size_t *ret_invalid)
+{
+	size_t nk = 0, ninvalid = 0;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < json_object_array_length(docs); i++) {
+		const struct json_object *d = json_object_array_get_idx(docs, i);
+		struct kanary_resolution res;
+		struct kerr_list errs;
+		struct kanary *k = NULL;
+		unsigned defaulted;
+
+		if (!kanary_is_kanary(d))
+			continue;
+		nk++;
+		kerr_init(&errs);
+		r = kanary_check(d, cat, &k, &res, &defaulted, &errs);
+		if (r < 0) {
+			fprintf(stderr, "kanary-controller render: %s\n", strerror(-r));
+			kerr_finish(&errs);
+			break;
+		}
+		if (kerr_any(&errs)) {
+			struct buf line;
+			ninvalid++;
+			buf_init(&line, KANARY_MAX_OUTPUT);
+			r = kerr_join(&errs, "; ", &line);
+			if (r == 0)
+				fprintf(stderr, "%s/%s: invalid: %s\n", k->namespace,
+					k->name && k->name[0] ? k->name : "<no name>", line.data);
+			buf_finish(&line);
+		} else if (ninvalid == 0) {
+			r = render_one(k, &res, o, config_only, out);
+			if (r < 0)
+				fprintf(stderr, "kanary-controller render: %s/%s: %s\n",
+					k->namespace, k->name,
+					r == -E2BIG ? "output over the size limit"
+						    : strerror(-r));
+		}
+		kanary_resolution_finish(&res);
+		kanary_destroy(k);
+		kerr_finish(&errs);
+	}
+	*ret_kanaries = nk;
+	*ret_invalid = ninvalid;
+	return r;
+}
+
+int render_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"filename", required_argument, NULL, 'f'},
+		{"config-only", no_argument, NULL, OPT_CONFIG_ONLY},
+		{"haproxy-image", required_argument, NULL, OPT_IMAGE},
+		{"bind-address", required_argument, NULL, OPT_BIND},
+		{"proxy-port", required_argument, NULL, OPT_PROXY_PORT},
+		{"probe-port", required_argument, NULL, OPT_PROBE_PORT},
+		{"metrics-port", required_argument, NULL, OPT_METRICS_PORT},
+		{"runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct objects_options opts;
+	struct json_object *docs = NULL;
+	struct catalog *cat = NULL;
+	struct input_err ierr = {{0}};
+	struct buf out;
+	const char **files;
+	size_t nfiles = 0, nk = 0, ninvalid = 0;
+	bool config_only = false;
+	int c, r, status = RENDER_UNREADABLE;
+
+	objects_options_init(&opts);
+	buf_init(&out, KANARY_MAX_OUTPUT);
+	files = calloc((size_t)argc + 1, sizeof(*files));
+	if (!files) {
+		fprintf(stderr, "kanary-controller render: out of memory\n");
+		return RENDER_UNREADABLE;
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			files[nfiles++] = optarg;
+			break;
+		case OPT_CONFIG_ONLY:
+			config_only = true;
+			break;
+		case OPT_IMAGE:
+			opts.image = optarg;
+			break;
+		case OPT_BIND:
+			opts.render.bind_address = optarg;
+			break;
+		case OPT_PROXY_PORT:
+			if (parse_port("--proxy-port", optarg, &opts.render.proxy_port) < 0)
+				goto out_free_files;
+			break;
+		case OPT_PROBE_PORT:
+			if (parse_port("--probe-port", optarg, &opts.render.probe_port) < 0)
+				goto out_free_files;
+			break;
+		case OPT_METRICS_PORT:
+			if (parse_port("--metrics-port", optarg, &opts.render.metrics_port) < 0)
+				goto out_free_files;
+			break;
+		case OPT_RUNTIME_DIR:
+			opts.render.runtime_dir = optarg[0] ? optarg : NULL;
+			break;
+		case 'h':
+			render_usage(stdout);
+			status = RENDER_OK;
+			goto out_free_files;
+		default:
+			render_usage(stderr);
+			goto out_free_files;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+			"kanary-controller render: unexpected argument \"%s\" (files go after -f)\n",
+			argv[optind]);
+		goto out_free_files;
+	}
+	r = input_load(files, nfiles, &docs, &ierr);
+	if (r < 0) {
+		fprintf(stderr, "kanary-controller render: %s\n", ierr.msg);
+		goto out_free_files;
+	}
+	r = catalog_create(&cat);
+	for (size_t i = 0; r >= 0 && i < json_object_array_length(docs); i++)
+		r = catalog_add(cat, json_object_array_get_idx(docs, i), "default");
+	if (r < 0) {
+		fprintf(stderr, "kanary-controller render: %s\n", strerror(-r));
+		goto out_destroy;
+	}
+	r = render_all(docs, cat, &opts, config_only, &out, &nk, &ninvalid);
+	if (r < 0)
+		goto out_destroy; /* render_all said why */
+	if (nk == 0) {
+		fprintf(stderr, "kanary-controller render: no Kanary (apiVersion %s) in the input\n",
+			KANARY_API_VERSION);
+		goto out_destroy;
+	}
+	if (config_only && nk > 1) {
+		fprintf(stderr,
+			"kanary-controller render: --config-only needs exactly one Kanary; the input "
+			"has %zu\n",
+			nk);
+		goto out_destroy;
+	}
+	if (ninvalid > 0) {
+		status = RENDER_INVALID;
+		goto out_destroy;
+	}
+	if (out.len && fwrite(out.data, 1, out.len, stdout) != out.len) {
+		fprintf(stderr, "kanary-controller render: writing the output: %s\n",
+			strerror(errno));
+		goto out_destroy;
+	}
+	status = RENDER_OK;
+out_destroy:
+	catalog_destroy(cat);
+	json_object_put(docs);
+out_free_files:
+	free(files);
+	buf_finish(&out);
+	if (fflush(stdout) != 0 && status == RENDER_OK) {
+		fprintf(stderr, "kanary-controller render: writing the output: %s\n",
+			strerror(errno));
+		status = RENDER_UNREADABLE;
+	}
+	return status;
+}
