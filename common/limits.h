@@ -38,5 +38,23 @@
 #define KANARY_MAX_WATCH_LINE	     (16u * 1024 * 1024)
 #define KANARY_MAX_URL		     4096
 #define KANARY_MAX_TOKEN	     (64u * 1024)
+/* A Status message, a configuration error or a watch ERROR kept for a person. */
+#define KANARY_MAX_KUBE_MESSAGE	     1024
+/* A file path (kubeconfig, token, certificates) and the KUBECONFIG list. */
+#define KANARY_MAX_PATH		     4096
+#define KANARY_MAX_KUBECONFIGS	     16
+/* A certificate, key or CA bundle given inline (*-data) or read from a file. */
+#define KANARY_MAX_CREDENTIAL	     (1024u * 1024)
+/* A cache key "namespace/name". */
+#define KANARY_MAX_KEY		     (KANARY_MAX_DNS_LABEL + 1 + KANARY_MAX_NAME)
+/* A resourceVersion, a continue token and a label or field selector. */
+#define KANARY_MAX_RESOURCE_VERSION  256
+#define KANARY_MAX_CONTINUE	     (16u * 1024)
+#define KANARY_MAX_SELECTOR	     1024
+/* Items gathered over every page of one LIST, and objects held by one informer. */
+#define KANARY_MAX_LIST_ITEMS	     (1024u * 1024)
+#define KANARY_MAX_INFORMER_OBJECTS  (1024u * 1024)
+/* Distinct Events the recorder remembers for aggregation (client-go: 4096). */
+#define KANARY_MAX_EVENT_CACHE	     4096
 
 #endif
