@@ -38,13 +38,17 @@ int kanary_check(const struct json_object *obj, const struct catalog *cat, struc
 	if (!k->name || !k->name[0])
 		kerr_required(errs, "metadata.name");
 	kanary_validate(k, errs);
-	r = kanary_resolve(k, cat, &res, errs);
+	/* Past the route ceiling the routes were not all read; looking them up says nothing. */
+	if (k->n_routes_seen > KANARY_MAX_ROUTES)
+		r = -E2BIG;
+	else
+		r = kanary_resolve(k, cat, &res, errs);
 	if (r == -ENOMEM) {
 		kanary_destroy(k);
 		return r;
 	}
 	if (r < 0) {
-		/* Reported in errs (a ceiling); hand back an empty resolution. */
+		/* A ceiling, reported in errs: hand back an empty resolution. */
 		memset(&res, 0, sizeof(res));
 	}
 	*ret_defaulted = kanary_default(k, &res);

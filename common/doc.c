@@ -456,7 +456,6 @@ static int doc_parse_json(const char *data, size_t len, struct json_object *docs
 	tok = json_tokener_new_ex(KANARY_MAX_DEPTH);
 	if (!tok)
 		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	for (;;) {
 		while (off < len && (data[off] == ' ' || data[off] == '\n' || data[off] == '\r' ||
 				     data[off] == '\t'))
@@ -468,9 +467,23 @@ static int doc_parse_json(const char *data, size_t len, struct json_object *docs
 			r = -EINVAL;
 			break;
 		}
+		/*
+		 * Strict mode refuses whatever follows a complete value, so a first,
+		 * lenient pass finds where this value ends and a strict pass reads
+		 * exactly that slice.
+		 */
 		json_tokener_reset(tok);
+		json_tokener_set_flags(tok, 0);
 		val = json_tokener_parse_ex(tok, data + off, (int)(len - off));
 		jerr = json_tokener_get_error(tok);
+		if (jerr == json_tokener_success) {
+			size_t end = json_tokener_get_parse_end(tok);
+			json_object_put(val);
+			json_tokener_reset(tok);
+			json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+			val = json_tokener_parse_ex(tok, data + off, (int)end);
+			jerr = json_tokener_get_error(tok);
+		}
 		if (jerr == json_tokener_continue) {
 			/* Input ended inside a value: no more bytes will come. */
 			json_tokener_parse_ex(tok, "", 1);

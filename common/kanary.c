@@ -156,16 +156,20 @@ static void unknown_fields(const struct json_object *obj, const char *prefix,
 }
 
 /*
- * Reads an optional string field. Absent or null: *ret stays NULL, 0.
- * Wrong type: reported, 0. -ENOMEM on allocation failure.
+ * Reads a string field. Absent or null (the API server treats both alike):
+ * *ret stays NULL, reported as Required when required. Wrong type: reported.
+ * Returns 0, or -ENOMEM.
  */
 static int get_string(const struct json_object *obj, const char *key, const char *path,
-		      char **ret, struct kerr_list *errs)
+		      bool required, char **ret, struct kerr_list *errs)
 {
 	struct json_object *v;
 
-	if (!json_object_object_get_ex(obj, key, &v) || !v)
+	if (!json_object_object_get_ex(obj, key, &v) || !v) {
+		if (required)
+			kerr_required(errs, path);
 		return 0;
+	}
 	if (!json_object_is_type(v, json_type_string)) {
 		type_error(errs, path, v, "a string");
 		return 0;
@@ -174,14 +178,17 @@ static int get_string(const struct json_object *obj, const char *key, const char
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* Reads an optional integer field into *ret, setting *ret_set. Non-integers are reported. */
+/* Reads an integer field into *ret, setting *ret_set; like get_string otherwise. */
 static void get_int(const struct json_object *obj, const char *key, const char *path,
-		    int64_t *ret, bool *ret_set, struct kerr_list *errs)
+		    bool required, int64_t *ret, bool *ret_set, struct kerr_list *errs)
 {
 	struct json_object *v;
 
-	if (!json_object_object_get_ex(obj, key, &v) || !v)
+	if (!json_object_object_get_ex(obj, key, &v) || !v) {
+		if (required)
+			kerr_required(errs, path);
 		return;
+	}
 	if (!json_object_is_type(v, json_type_int)) {
 		type_error(errs, path, v, "an integer");
 		return;
@@ -207,9 +214,7 @@ static int route_from_json(const struct json_object *obj, size_t i, struct kanar
 	unknown_fields(obj, path, route_keys, errs);
 
 	snprintf(sub, sizeof(sub), "%s.weight", path);
-	if (!json_object_object_get_ex(obj, "weight", NULL))
-		kerr_required(errs, sub);
-	get_int(obj, "weight", sub, &r->weight, &r->weight_set, errs);
+	get_int(obj, "weight", sub, true, &r->weight, &r->weight_set, errs);
 
 	snprintf(sub, sizeof(sub), "%s.backend", path);
 	if (!json_object_object_get_ex(obj, "backend", &backend) || !backend) {
@@ -223,13 +228,15 @@ static int route_from_json(const struct json_object *obj, size_t i, struct kanar
 	unknown_fields(backend, sub, backend_keys, errs);
 
 	snprintf(sub, sizeof(sub), "%s.backend.serviceName", path);
-	ret = get_string(backend, "serviceName", sub, &r->service_name, errs);
+	ret = get_string(backend, "serviceName", sub, true, &r->service_name, errs);
 	if (ret < 0)
 		return ret;
 
 	snprintf(sub, sizeof(sub), "%s.backend.servicePort", path);
-	if (!json_object_object_get_ex(backend, "servicePort", &port) || !port)
+	if (!json_object_object_get_ex(backend, "servicePort", &port) || !port) {
+		kerr_required(errs, sub);
 		return 0;
+	}
 	if (json_object_is_type(port, json_type_int)) {
 		r->port.number = json_object_get_int64(port);
 		r->port.set = true;
@@ -254,30 +261,33 @@ static int spec_from_json(const struct json_object *spec, struct kanary *k, stru
 	int r;
 
 	unknown_fields(spec, "spec", spec_keys, errs);
-	r = get_string(spec, "destination", "spec.destination", &k->destination, errs);
+	r = get_string(spec, "destination", "spec.destination", true, &k->destination, errs);
 	if (r < 0)
 		return r;
-	get_int(spec, "port", "spec.port", &k->port, &k->port_set, errs);
+	get_int(spec, "port", "spec.port", false, &k->port, &k->port_set, errs);
 
 	if (json_object_object_get_ex(spec, "proxy", &proxy) && proxy) {
 		if (json_object_is_type(proxy, json_type_object)) {
 			unknown_fields(proxy, "spec.proxy", proxy_keys, errs);
-			get_int(proxy, "replicas", "spec.proxy.replicas", &k->replicas,
+			get_int(proxy, "replicas", "spec.proxy.replicas", false, &k->replicas,
 				&k->replicas_set, errs);
 		} else {
 			type_error(errs, "spec.proxy", proxy, "an object");
 		}
 	}
 
-	if (!json_object_object_get_ex(spec, "routes", &routes) || !routes)
+	if (!json_object_object_get_ex(spec, "routes", &routes) || !routes) {
+		kerr_required(errs, "spec.routes");
 		return 0;
+	}
 	if (!json_object_is_type(routes, json_type_array)) {
 		type_error(errs, "spec.routes", routes, "a list");
 		return 0;
 	}
-	k->routes_set = true;
 	n = json_object_array_length(routes);
 	k->n_routes_seen = n;
+	if (n == 0)
+		kerr_add(errs, KERR_REQUIRED, "spec.routes", NULL, "at least 1 route is required");
 	if (n > KANARY_MAX_ROUTES) {
 		/* Reading past the ceiling would only repeat the same message per route. */
 		kerr_add(errs, KERR_TOO_MANY, "spec.routes", NULL, "%zu: must have at most %d items",
@@ -308,11 +318,12 @@ int kanary_from_json(const struct json_object *obj, struct kanary **ret, struct 
 	}
 	if (json_object_object_get_ex(obj, "metadata", &meta) &&
 	    json_object_is_type(meta, json_type_object)) {
-		r = get_string(meta, "name", "metadata.name", &k->name, errs);
+		r = get_string(meta, "name", "metadata.name", false, &k->name, errs);
 		if (r == 0)
-			r = get_string(meta, "namespace", "metadata.namespace", &k->namespace, errs);
+			r = get_string(meta, "namespace", "metadata.namespace", false,
+				       &k->namespace, errs);
 		if (r == 0)
-			r = get_string(meta, "uid", "metadata.uid", &k->uid, errs);
+			r = get_string(meta, "uid", "metadata.uid", false, &k->uid, errs);
 		if (r < 0)
 			goto out_destroy;
 		if (json_object_object_get_ex(meta, "generation", &v) &&
@@ -374,9 +385,7 @@ static void validate_route(const struct kanary *k, size_t i, struct kerr_list *e
 	char path[PATH_MAX_LEN];
 
 	snprintf(path, sizeof(path), "spec.routes[%zu].backend.serviceName", i);
-	if (!r->service_name) {
-		kerr_required(errs, path);
-	} else {
+	if (r->service_name) {
 		check_dns1035(r->service_name, path, errs);
 		for (size_t j = 0; j < i; j++) {
 			if (k->routes[j].service_name &&
@@ -391,11 +400,9 @@ static void validate_route(const struct kanary *k, size_t i, struct kerr_list *e
 	}
 
 	snprintf(path, sizeof(path), "spec.routes[%zu].backend.servicePort", i);
-	if (!r->port.set)
-		kerr_required(errs, path);
-	else if (r->port.is_name)
+	if (r->port.set && r->port.is_name)
 		port_name_problems(r->port.name, path, errs);
-	else if (r->port.number < 1 || r->port.number > 65535)
+	else if (r->port.set && (r->port.number < 1 || r->port.number > 65535))
 		kerr_invalid_int(errs, path, r->port.number, "must be between 1 and 65535, inclusive");
 
 	snprintf(path, sizeof(path), "spec.routes[%zu].weight", i);
@@ -409,15 +416,8 @@ void kanary_validate(const struct kanary *k, struct kerr_list *errs)
 	bool sum_known = true;
 	int64_t sum = 0;
 
-	if (!k->destination)
-		kerr_required(errs, "spec.destination");
-	else
+	if (k->destination)
 		check_dns1035(k->destination, "spec.destination", errs);
-
-	if (!k->routes_set)
-		kerr_required(errs, "spec.routes");
-	else if (k->n_routes_seen == 0)
-		kerr_add(errs, KERR_REQUIRED, "spec.routes", NULL, "at least 1 route is required");
 
 	for (size_t i = 0; k->destination && i < k->n_routes; i++) {
 		if (k->routes[i].service_name &&

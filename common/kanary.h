@@ -45,7 +45,6 @@ struct kanary {
 	struct kanary_route routes[KANARY_MAX_ROUTES];
 	size_t n_routes;      /* routes kept (at most KANARY_MAX_ROUTES) */
 	size_t n_routes_seen; /* routes in the object; more than kept means too many */
-	bool routes_set;      /* spec.routes present and a list */
 	bool port_set;
 	int64_t port;
 	bool replicas_set;
@@ -56,16 +55,18 @@ struct kanary {
 bool kanary_is_kanary(const struct json_object *obj);
 
 /*
- * Reads a Kanary from its JSON form. Wrong types, unknown spec fields and a
- * missing spec go into errs with their field paths; the model keeps whatever
- * was readable. Returns 0, or -ENOMEM (the model is then not written).
+ * Reads a Kanary from its JSON form. Missing required fields (null counts as
+ * missing), wrong types and unknown spec fields go into errs with their field
+ * paths; the model keeps whatever was readable. Returns 0, or -ENOMEM (the
+ * model is then not written).
  * Ownership: *ret is the caller's, freed with kanary_destroy.
  */
 int kanary_from_json(const struct json_object *obj, struct kanary **ret, struct kerr_list *errs);
 void kanary_destroy(struct kanary *k);
 
 /*
- * Checks everything that needs no lookup (DESIGN §1): DNS-1035 names, the
+ * Checks the values kanary_from_json could read, everything that needs no
+ * lookup (DESIGN §1): DNS-1035 names, the
  * destination not being a backend, no backend twice, ports, weights 0..100
  * summing to 100 with one above 0, replicas. Appends every problem to errs.
  */

@@ -98,17 +98,21 @@ static void kerr_vadd(struct kerr_list *l, enum kerr_type type, const char *path
 	char *text = NULL;
 	int r;
 
+	struct buf detail;
+
 	buf_init(&b, 64 * 1024);
-	r = buf_printf(&b, "%s: %s", path, kerr_names[type]);
+	buf_init(&detail, 64 * 1024);
+	r = buf_vprintf(&detail, fmt, ap);
+	if (r == 0)
+		r = buf_printf(&b, "%s: %s", path, kerr_names[type]);
 	if (r == 0 && value)
 		r = buf_printf(&b, ": %s", value);
-	if (r == 0 && fmt && fmt[0]) {
-		r = buf_puts(&b, ": ");
-		if (r == 0)
-			r = buf_vprintf(&b, fmt, ap);
-	}
+	/* An empty detail is left out: "spec.routes: Required value". */
+	if (r == 0 && detail.len > 0)
+		r = buf_printf(&b, ": %s", detail.data);
 	if (r == 0)
 		r = buf_steal(&b, &text, NULL);
+	buf_finish(&detail);
 	buf_finish(&b);
 	kerr_push(l, r == 0 ? text : NULL);
 }
