@@ -23,8 +23,8 @@ static void check_api_version(const struct json_object *obj, struct kerr_list *e
 				 KANARY_API_VERSION);
 }
 
-int kanary_check(const struct json_object *obj, const struct catalog *cat, struct kanary **ret_k,
-		 struct kanary_resolution *ret_res, unsigned *ret_defaulted,
+int kanary_check(const struct json_object *obj, const struct catalog *cat, unsigned flags,
+		 struct kanary **ret_k, struct kanary_resolution *ret_res, unsigned *ret_defaulted,
 		 struct kerr_list *errs)
 {
 	struct kanary_resolution res;
@@ -35,8 +35,14 @@ int kanary_check(const struct json_object *obj, const struct catalog *cat, struc
 	r = kanary_from_json(obj, &k, errs);
 	if (r < 0)
 		return r;
-	if (!k->name || !k->name[0])
-		kerr_required(errs, "metadata.name");
+	if (!k->name || !k->name[0]) {
+		if (flags & KANARY_CHECK_REQUIRE_NAME)
+			kerr_required(errs, "metadata.name");
+	} else if (strlen(k->name) > KANARY_MAX_DNS_LABEL) {
+		kerr_invalid_str(errs, "metadata.name", k->name,
+				 "must be no more than 63 characters (it names the HAProxy "
+				 "Deployment and is a label value)");
+	}
 	kanary_validate(k, errs);
 	/* Past the route ceiling the routes were not all read; looking them up says nothing. */
 	if (k->n_routes_seen > KANARY_MAX_ROUTES)

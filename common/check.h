@@ -8,19 +8,24 @@
 struct json_object;
 struct kerr_list;
 
+/* Flags of kanary_check. */
+#define KANARY_CHECK_REQUIRE_NAME (1u << 0) /* admission may see a generateName CREATE unnamed */
+
 /*
  * Everything admission does to one Kanary, shared by the webhook, the
  * controller's defensive re-check and the offline check and render tools:
- * read it (kanary_from_json), require metadata.name and our API version,
- * validate, resolve every route against cat, and fill in the defaults.
+ * read it (kanary_from_json), check our API version and metadata.name (at most
+ * 63 characters, as it names the HAProxy Deployment and is a label value;
+ * required with KANARY_CHECK_REQUIRE_NAME), validate, resolve every route
+ * against cat, and fill in the defaults.
  * Every problem goes into errs; the Kanary is acceptable when errs stays empty.
  * Returns 0 (with *ret_k, *ret_res and *ret_defaulted written, problems or
  * not), or -ENOMEM.
  * Ownership: *ret_k is the caller's (kanary_destroy); *ret_res is caller
  * storage to release with kanary_resolution_finish.
  */
-int kanary_check(const struct json_object *obj, const struct catalog *cat, struct kanary **ret_k,
-		 struct kanary_resolution *ret_res, unsigned *ret_defaulted,
+int kanary_check(const struct json_object *obj, const struct catalog *cat, unsigned flags,
+		 struct kanary **ret_k, struct kanary_resolution *ret_res, unsigned *ret_defaulted,
 		 struct kerr_list *errs);
 
 #endif

@@ -131,7 +131,7 @@ static int render_all(struct json_object *docs, const struct catalog *cat,
 			continue;
 		nk++;
 		kerr_init(&errs);
-		r = kanary_check(d, cat, &k, &res, &defaulted, &errs);
+		r = kanary_check(d, cat, KANARY_CHECK_REQUIRE_NAME, &k, &res, &defaulted, &errs);
 		if (r < 0) {
 			fprintf(stderr, "kanary-controller render: %s\n", strerror(-r));
 			kerr_finish(&errs);

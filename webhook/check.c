@@ -56,7 +56,7 @@ static int check_one(const struct json_object *obj, const struct catalog *cat, b
 
 	kerr_init(&errs);
 	buf_init(&line, KANARY_MAX_OUTPUT);
-	r = kanary_check(obj, cat, &k, &res, &defaulted, &errs);
+	r = kanary_check(obj, cat, KANARY_CHECK_REQUIRE_NAME, &k, &res, &defaulted, &errs);
 	if (r < 0)
 		goto out_finish;
 	r = buf_printf(&line, "%s/%s: ", k->namespace, k->name && k->name[0] ? k->name : "<no name>");

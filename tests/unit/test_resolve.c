@@ -109,7 +109,7 @@ static char *check(struct fixture *f, const char *routes, struct kanary **ret_k,
 	assert_non_null(obj);
 	buf_reset(&b);
 	kerr_init(&errs);
-	assert_int_equal(kanary_check(obj, f->cat, ret_k, ret_res, ret_defaulted, &errs), 0);
+	assert_int_equal(kanary_check(obj, f->cat, KANARY_CHECK_REQUIRE_NAME, ret_k, ret_res, ret_defaulted, &errs), 0);
 	assert_int_equal(kerr_join(&errs, "\n", &b), 0);
 	assert_int_equal(buf_steal(&b, &text, NULL), 0);
 	kerr_finish(&errs);
