@@ -9,13 +9,21 @@ struct json_object;
 
 struct objects_options {
 	struct render_options render;
-	const char *image;	   /* HAProxy image */
-	int termination_grace_s;   /* > preStop + hard-stop-after */
+	const char *image;       /* HAProxy image */
+	int termination_grace_s; /* > preStop + hard-stop-after */
 	int prestop_sleep_s;
 	int min_ready_s;
 };
 
 #define OBJECTS_DEFAULT_IMAGE "haproxy:2.6"
+/* Seconds the pod keeps accepting after it is told to stop, while endpoints drain. */
+#define OBJECTS_DEFAULT_PRESTOP_SLEEP 15
+/* At least one health-check interval, so a new pod has checked its servers. */
+#define OBJECTS_DEFAULT_MIN_READY 5
+/* termination_grace_s must be at least prestop + hard-stop-after + this. */
+#define OBJECTS_STOP_MARGIN 5
+/* Old ReplicaSets kept for rollback; each holds on to its own ConfigMap. */
+#define OBJECTS_REVISION_HISTORY_LIMIT 3
 
 void objects_options_init(struct objects_options *o);
 
@@ -25,10 +33,18 @@ void objects_options_init(struct objects_options *o);
  * <name>-haproxy, PodDisruptionBudget <name>-haproxy and Service <destination>.
  * Each carries the managed-by and kanary.pyxida.io/name labels and, when k has
  * a uid, a controller ownerReference to it.
+ * k must be valid and defaulted (spec.port and spec.proxy.replicas set), cfg
+ * its rendered haproxy.cfg and hash that text's 64-digit render_hash.
+ * Returns 0; -EINVAL for a NULL argument, an unset or out-of-range field, a
+ * hash that is not 64 lower-case hex digits, options out of range (an empty
+ * image, a runtime_dir that is not absolute or is /tmp or the config
+ * directory, termination_grace_s below
+ * prestop_sleep_s + hard_stop_after_s + OBJECTS_STOP_MARGIN); -E2BIG when
+ * k's name is longer than a label value (63); -ENOMEM.
  * Ownership: *ret is a new json-c array the caller puts.
  */
 int objects_desired(const struct kanary *k, const char *cfg, const char *hash,
-		    const struct objects_options *o, struct json_object **ret);
+                    const struct objects_options *o, struct json_object **ret);
 
 /* "<name>-haproxy-<first 8 hex digits of hash>" into out; -E2BIG when it does not fit. */
 int objects_configmap_name(const struct kanary *k, const char *hash, char *out, size_t size);

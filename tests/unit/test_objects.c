@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "common/buf.h"
+#include "common/doc.h"
+#include "common/kanary.h"
+#include "common/limits.h"
+#include "common/objects.h"
+#include "common/render.h"
+#include "common/yamlout.h"
+
+#define CFG "global\n    maxconn 1000\n"
+
+struct fixture {
+	struct kanary *k;
+	struct objects_options o;
+	char hash[65];
+};
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	assert_non_null(p);
+	return p;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct kanary *k = calloc(1, sizeof(*k));
+
+	assert_non_null(f);
+	assert_non_null(k);
+	k->namespace = xstrdup("shop");
+	k->name = xstrdup("simple-kanary-rule");
+	k->uid = xstrdup("6f1c2b8e-1111-2222-3333-444455556666");
+	k->destination = xstrdup("myapp");
+	k->routes[0].service_name = xstrdup("myapp-v1");
+	k->routes[0].weight_set = true;
+	k->routes[0].weight = 100;
+	k->n_routes = 1;
+	k->n_routes_seen = 1;
+	k->port_set = true;
+	k->port = 80;
+	k->replicas_set = true;
+	k->replicas = 3;
+	f->k = k;
+	objects_options_init(&f->o);
+	assert_int_equal(render_hash(CFG, strlen(CFG), f->hash), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	kanary_destroy(f->k);
+	free(f);
+	return 0;
+}
+
+/* Borrowed value at a path of keys, array indices written as "0", "1"; NULL when absent. */
+static struct json_object *jpath(struct json_object *o, const char *const *path)
+{
+	for (; *path && o; path++) {
+		struct json_object *next = NULL;
+
+		if (json_object_is_type(o, json_type_array)) {
+			char *end;
+			long i = strtol(*path, &end, 10);
+
+			if (*end || i < 0 || (size_t)i >= json_object_array_length(o))
+				return NULL;
+			next = json_object_array_get_idx(o, (size_t)i);
+		} else if (!json_object_object_get_ex(o, *path, &next)) {
+			return NULL;
+		}
+		o = next;
+	}
+	return o;
+}
+
+#define J(o, ...) jpath((o), (const char *const[]){__VA_ARGS__, NULL})
+
+static void assert_str_at(struct json_object *v, const char *want)
+{
+	assert_non_null(v);
+	assert_true(json_object_is_type(v, json_type_string));
+	assert_string_equal(json_object_get_string(v), want);
+}
+
+static void assert_int_at(struct json_object *v, int64_t want)
+{
+	assert_non_null(v);
+	assert_true(json_object_is_type(v, json_type_int));
+	assert_int_equal(json_object_get_int64(v), want);
+}
+
+static void assert_bool_at(struct json_object *v, bool want)
+{
+	assert_non_null(v);
+	assert_true(json_object_is_type(v, json_type_boolean));
+	assert_int_equal(json_object_get_boolean(v), want);
+}
+
+/* Ownership: the caller puts the array. */
+static struct json_object *desired(struct fixture *f)
+{
+	struct json_object *objs = NULL;
+
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), 0);
+	assert_non_null(objs);
+	assert_int_equal(json_object_array_length(objs), 4);
+	return objs;
+}
+
+static void assert_common_metadata(struct json_object *obj, const char *api_version,
+                                   const char *kind, const char *name, bool owned)
+{
+	const char *keys[3] = {NULL};
+	size_t n = 0;
+
+	/* apiVersion, kind, metadata come first, in that order. */
+	json_object_object_foreach(obj, key, val)
+	{
+		(void)val;
+		if (n < 3)
+			keys[n++] = key;
+	}
+	assert_string_equal(keys[0], "apiVersion");
+	assert_string_equal(keys[1], "kind");
+	assert_string_equal(keys[2], "metadata");
+	assert_str_at(J(obj, "apiVersion"), api_version);
+	assert_str_at(J(obj, "kind"), kind);
+	assert_str_at(J(obj, "metadata", "name"), name);
+	assert_str_at(J(obj, "metadata", "namespace"), "shop");
+	assert_str_at(J(obj, "metadata", "labels", "app.kubernetes.io/managed-by"), "kanary");
+	assert_str_at(J(obj, "metadata", "labels", "app.kubernetes.io/name"), "haproxy");
+	assert_str_at(J(obj, "metadata", "labels", "kanary.pyxida.io/name"), "simple-kanary-rule");
+	if (!owned) {
+		assert_null(J(obj, "metadata", "ownerReferences"));
+		return;
+	}
+	assert_int_equal(json_object_array_length(J(obj, "metadata", "ownerReferences")), 1);
+	assert_str_at(J(obj, "metadata", "ownerReferences", "0", "apiVersion"),
+	              "kanary.pyxida.io/v1alpha1");
+	assert_str_at(J(obj, "metadata", "ownerReferences", "0", "kind"), "Kanary");
+	assert_str_at(J(obj, "metadata", "ownerReferences", "0", "name"), "simple-kanary-rule");
+	assert_str_at(J(obj, "metadata", "ownerReferences", "0", "uid"),
+	              "6f1c2b8e-1111-2222-3333-444455556666");
+	assert_bool_at(J(obj, "metadata", "ownerReferences", "0", "controller"), true);
+	assert_bool_at(J(obj, "metadata", "ownerReferences", "0", "blockOwnerDeletion"), true);
+}
+
+/* The selector picks exactly the HAProxy pods of this Kanary. */
+static void assert_selector(struct json_object *sel)
+{
+	assert_non_null(sel);
+	assert_int_equal(json_object_object_length(sel), 2);
+	assert_str_at(J(sel, "kanary.pyxida.io/name"), "simple-kanary-rule");
+	assert_str_at(J(sel, "app.kubernetes.io/name"), "haproxy");
+}
+
+static void test_four_objects_in_order(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs = desired(f);
+	char cm_name[64];
+
+	snprintf(cm_name, sizeof(cm_name), "simple-kanary-rule-haproxy-%.8s", f->hash);
+	assert_common_metadata(J(objs, "0"), "v1", "ConfigMap", cm_name, true);
+	assert_common_metadata(J(objs, "1"), "apps/v1", "Deployment", "simple-kanary-rule-haproxy",
+	                       true);
+	assert_common_metadata(J(objs, "2"), "policy/v1", "PodDisruptionBudget",
+	                       "simple-kanary-rule-haproxy", true);
+	assert_common_metadata(J(objs, "3"), "v1", "Service", "myapp", true);
+	json_object_put(objs);
+}
+
+static void test_no_owner_reference_without_uid(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs;
+
+	free(f->k->uid);
+	f->k->uid = NULL;
+	objs = desired(f);
+	for (size_t i = 0; i < 4; i++)
+		assert_null(J(json_object_array_get_idx(objs, i), "metadata", "ownerReferences"));
+	json_object_put(objs);
+}
+
+static void test_configmap(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs = desired(f);
+	struct json_object *cm = J(objs, "0");
+
+	assert_bool_at(J(cm, "immutable"), true);
+	assert_str_at(J(cm, "data", "haproxy.cfg"), CFG);
+	assert_int_equal(json_object_object_length(J(cm, "data")), 1);
+	assert_str_at(J(cm, "metadata", "annotations", "kanary.pyxida.io/config-hash"), f->hash);
+	json_object_put(objs);
+}
+
+static void test_deployment(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs = desired(f);
+	struct json_object *d = J(objs, "1");
+	struct json_object *pod = J(d, "spec", "template", "spec");
+	struct json_object *c = J(pod, "containers", "0");
+	struct json_object *args = J(c, "args");
+	static const char *const want_args[] = {"-W", "-db", "-f",
+	                                        "/usr/local/etc/haproxy/haproxy.cfg"};
+
+	assert_int_at(J(d, "spec", "replicas"), 3);
+	assert_int_at(J(d, "spec", "minReadySeconds"), OBJECTS_DEFAULT_MIN_READY);
+	assert_int_at(J(d, "spec", "revisionHistoryLimit"), OBJECTS_REVISION_HISTORY_LIMIT);
+	assert_selector(J(d, "spec", "selector", "matchLabels"));
+	assert_str_at(J(d, "spec", "strategy", "type"), "RollingUpdate");
+	assert_int_at(J(d, "spec", "strategy", "rollingUpdate", "maxSurge"), 1);
+	assert_int_at(J(d, "spec", "strategy", "rollingUpdate", "maxUnavailable"), 0);
+
+	/* The template carries the selector's labels and the config hash. */
+	assert_str_at(J(d, "spec", "template", "metadata", "labels", "kanary.pyxida.io/name"),
+	              "simple-kanary-rule");
+	assert_str_at(J(d, "spec", "template", "metadata", "labels", "app.kubernetes.io/name"),
+	              "haproxy");
+	assert_str_at(
+	    J(d, "spec", "template", "metadata", "annotations", "kanary.pyxida.io/config-hash"),
+	    f->hash);
+
+	/* Stopping: preStop sleep, then hard-stop-after, all inside the grace period. */
+	assert_int_at(J(pod, "terminationGracePeriodSeconds"), f->o.termination_grace_s);
+	assert_true(f->o.termination_grace_s >
+	            f->o.prestop_sleep_s + f->o.render.hard_stop_after_s);
+	assert_int_at(J(c, "lifecycle", "preStop", "sleep", "seconds"), f->o.prestop_sleep_s);
+
+	/* Non-root, read-only, nothing extra. */
+	assert_bool_at(J(pod, "securityContext", "runAsNonRoot"), true);
+	assert_int_at(J(pod, "securityContext", "runAsUser"), 99);
+	assert_str_at(J(pod, "securityContext", "seccompProfile", "type"), "RuntimeDefault");
+	assert_bool_at(J(c, "securityContext", "allowPrivilegeEscalation"), false);
+	assert_bool_at(J(c, "securityContext", "readOnlyRootFilesystem"), true);
+	assert_str_at(J(c, "securityContext", "capabilities", "drop", "0"), "ALL");
+
+	assert_str_at(J(pod, "affinity", "podAntiAffinity",
+	                "preferredDuringSchedulingIgnoredDuringExecution", "0", "podAffinityTerm",
+	                "topologyKey"),
+	              "kubernetes.io/hostname");
+	assert_selector(J(pod, "affinity", "podAntiAffinity",
+	                  "preferredDuringSchedulingIgnoredDuringExecution", "0", "podAffinityTerm",
+	                  "labelSelector", "matchLabels"));
+
+	assert_str_at(J(c, "name"), "haproxy");
+	assert_str_at(J(c, "image"), OBJECTS_DEFAULT_IMAGE);
+	assert_str_at(J(c, "command", "0"), "haproxy");
+	assert_int_equal(json_object_array_length(args), 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_str_at(json_object_array_get_idx(args, i), want_args[i]);
+	assert_str_at(J(c, "ports", "0", "name"), "proxy");
+	assert_int_at(J(c, "ports", "0", "containerPort"), RENDER_DEFAULT_PROXY_PORT);
+	assert_str_at(J(c, "ports", "1", "name"), "probe");
+	assert_int_at(J(c, "ports", "1", "containerPort"), RENDER_DEFAULT_PROBE_PORT);
+	assert_str_at(J(c, "ports", "2", "name"), "metrics");
+	assert_int_at(J(c, "ports", "2", "containerPort"), RENDER_DEFAULT_METRICS_PORT);
+	assert_str_at(J(c, "readinessProbe", "httpGet", "path"), "/ready");
+	assert_str_at(J(c, "readinessProbe", "httpGet", "port"), "probe");
+	assert_int_at(J(c, "readinessProbe", "periodSeconds"), 2);
+	assert_int_at(J(c, "readinessProbe", "failureThreshold"), 2);
+	assert_str_at(J(c, "livenessProbe", "httpGet", "path"), "/healthz");
+	assert_int_at(J(c, "livenessProbe", "periodSeconds"), 10);
+	assert_int_at(J(c, "livenessProbe", "failureThreshold"), 3);
+	assert_non_null(J(c, "resources", "requests", "cpu"));
+	assert_non_null(J(c, "resources", "requests", "memory"));
+
+	/* The config comes from this render's ConfigMap, read-only; writable dirs are emptyDirs. */
+	assert_str_at(J(pod, "volumes", "0", "name"), "config");
+	assert_str_at(J(pod, "volumes", "0", "configMap", "name"),
+	              json_object_get_string(J(objs, "0", "metadata", "name")));
+	assert_str_at(J(c, "volumeMounts", "0", "name"), "config");
+	assert_str_at(J(c, "volumeMounts", "0", "mountPath"), "/usr/local/etc/haproxy");
+	assert_bool_at(J(c, "volumeMounts", "0", "readOnly"), true);
+	assert_str_at(J(c, "volumeMounts", "1", "mountPath"), RENDER_DEFAULT_RUNTIME_DIR);
+	assert_non_null(J(pod, "volumes", "1", "emptyDir"));
+	assert_str_at(J(c, "volumeMounts", "2", "mountPath"), "/tmp");
+	assert_non_null(J(pod, "volumes", "2", "emptyDir"));
+	json_object_put(objs);
+
+	/* No runtime directory: no volume for it. */
+	f->o.render.runtime_dir = NULL;
+	objs = desired(f);
+	c = J(objs, "1", "spec", "template", "spec", "containers", "0");
+	assert_int_equal(json_object_array_length(J(c, "volumeMounts")), 2);
+	assert_str_at(J(c, "volumeMounts", "1", "mountPath"), "/tmp");
+	json_object_put(objs);
+}
+
+static void test_pdb_and_service(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs = desired(f);
+	struct json_object *pdb = J(objs, "2");
+	struct json_object *svc = J(objs, "3");
+
+	assert_int_at(J(pdb, "spec", "maxUnavailable"), 1);
+	assert_null(J(pdb, "spec", "minAvailable"));
+	assert_selector(J(pdb, "spec", "selector", "matchLabels"));
+
+	assert_str_at(J(svc, "spec", "type"), "ClusterIP");
+	assert_selector(J(svc, "spec", "selector"));
+	assert_int_equal(json_object_array_length(J(svc, "spec", "ports")), 1);
+	assert_str_at(J(svc, "spec", "ports", "0", "name"), "tcp");
+	assert_int_at(J(svc, "spec", "ports", "0", "port"), 80);
+	/* Names the container port, which the Deployment declares. */
+	assert_str_at(J(svc, "spec", "ports", "0", "targetPort"), "proxy");
+	assert_str_at(
+	    J(objs, "1", "spec", "template", "spec", "containers", "0", "ports", "0", "name"),
+	    "proxy");
+	json_object_put(objs);
+}
+
+static void test_options_flow_through(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs, *c;
+
+	f->o.image = "registry.example/haproxy:2.8";
+	f->o.render.proxy_port = 10080;
+	f->o.prestop_sleep_s = 5;
+	f->o.render.hard_stop_after_s = 30;
+	f->o.termination_grace_s = 40;
+	f->o.min_ready_s = 7;
+	objs = desired(f);
+	c = J(objs, "1", "spec", "template", "spec", "containers", "0");
+	assert_str_at(J(c, "image"), "registry.example/haproxy:2.8");
+	assert_int_at(J(c, "ports", "0", "containerPort"), 10080);
+	assert_int_at(J(c, "lifecycle", "preStop", "sleep", "seconds"), 5);
+	assert_int_at(J(objs, "1", "spec", "template", "spec", "terminationGracePeriodSeconds"),
+	              40);
+	assert_int_at(J(objs, "1", "spec", "minReadySeconds"), 7);
+	json_object_put(objs);
+}
+
+static void test_deterministic(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *a = desired(f);
+	struct json_object *b = desired(f);
+
+	assert_true(json_object_equal(a, b));
+	assert_string_equal(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+	                    json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
+	json_object_put(a);
+	json_object_put(b);
+}
+
+/* What the render tool prints reads back as the same objects. */
+static void test_yaml_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs = desired(f);
+	struct json_object *docs = NULL;
+	struct doc_err err = {{0}};
+	struct buf out;
+
+	buf_init(&out, KANARY_MAX_OUTPUT);
+	for (size_t i = 0; i < json_object_array_length(objs); i++)
+		assert_int_equal(yamlout_document(json_object_array_get_idx(objs, i), &out), 0);
+	assert_int_equal(doc_parse_stream(out.data, out.len, &docs, &err), 0);
+	assert_true(json_object_equal(objs, docs));
+	/* haproxy.cfg comes out as a readable block. */
+	assert_non_null(strstr(out.data, "\n  haproxy.cfg: |\n    global\n        maxconn 1000\n"));
+	json_object_put(docs);
+	json_object_put(objs);
+	buf_finish(&out);
+}
+
+static void test_refused_input(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *sentinel = json_object_new_object();
+	struct json_object *objs = sentinel;
+	char long_name[KANARY_MAX_DNS_LABEL + 2];
+	char *saved;
+
+	assert_int_equal(objects_desired(NULL, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, NULL, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, NULL, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, NULL, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, NULL), -EINVAL);
+	/* Not a full lower-case hash. */
+	assert_int_equal(objects_desired(f->k, CFG, "abc", &f->o, &objs), -EINVAL);
+	f->hash[0] = 'A';
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	f->hash[0] = '0';
+	/* Not defaulted. */
+	f->k->port_set = false;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	f->k->port_set = true;
+	f->k->replicas_set = false;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	f->k->replicas_set = true;
+	/* The soft stop would outlive the grace period. */
+	f->o.termination_grace_s = f->o.prestop_sleep_s + f->o.render.hard_stop_after_s;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	objects_options_init(&f->o);
+	f->o.image = "";
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	objects_options_init(&f->o);
+	/* The admin socket's emptyDir would sit on /tmp's. */
+	f->o.render.runtime_dir = "/tmp";
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	objects_options_init(&f->o);
+	/* A name that cannot be a label value. */
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	saved = f->k->name;
+	f->k->name = long_name;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -E2BIG);
+	f->k->name = saved;
+	assert_ptr_equal(objs, sentinel);
+	json_object_put(sentinel);
+}
+
+static void test_configmap_name(void **state)
+{
+	struct fixture *f = *state;
+	char name[KANARY_MAX_NAME + 1], small[16];
+	char *saved = f->k->name;
+	char longest[KANARY_MAX_NAME + 2];
+	size_t fit = KANARY_MAX_NAME - strlen("-haproxy-") - 8;
+
+	assert_int_equal(objects_configmap_name(f->k, "0123456789abcdef", name, sizeof(name)), 0);
+	assert_string_equal(name, "simple-kanary-rule-haproxy-01234567");
+	assert_int_equal(objects_configmap_name(f->k, f->hash, small, sizeof(small)), -E2BIG);
+	assert_int_equal(objects_configmap_name(f->k, "0123", name, sizeof(name)), -EINVAL);
+
+	/* name + "-haproxy-" + 8 fits 253 exactly, and one more does not. */
+	memset(longest, 'a', fit);
+	longest[fit] = '\0';
+	f->k->name = longest;
+	assert_int_equal(objects_configmap_name(f->k, f->hash, name, sizeof(name)), 0);
+	assert_int_equal(strlen(name), KANARY_MAX_NAME);
+	longest[fit] = 'a';
+	longest[fit + 1] = '\0';
+	assert_int_equal(objects_configmap_name(f->k, f->hash, name, sizeof(name)), -E2BIG);
+	f->k->name = saved;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_four_objects_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_owner_reference_without_uid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_configmap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deployment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pdb_and_service, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_options_flow_through, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_yaml_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refused_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_configmap_name, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

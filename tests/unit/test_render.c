@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/kanary.h"
+#include "common/limits.h"
+#include "common/render.h"
+#include "common/resolve.h"
+
+extern char **environ;
+
+/* ---- building the model by hand ---- */
+
+struct route_spec {
+	const char *service;
+	int weight;
+	size_t pods;
+	bool ipv6;
+};
+
+struct model {
+	struct kanary *k;
+	struct kanary_resolution res;
+};
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	assert_non_null(p);
+	return p;
+}
+
+/*
+ * Route i gets pods addressed 10.<i+1>.<j/250>.<j%250+1> (or fd00:<i+1>::<j+1>)
+ * on port 8080 + i, in that (sorted) order. Ownership: model_finish.
+ */
+static void model_init(struct model *m, const struct route_spec *rs, size_t n)
+{
+	struct kanary *k = calloc(1, sizeof(*k));
+
+	assert_non_null(k);
+	k->namespace = xstrdup("default");
+	k->name = xstrdup("simple-kanary-rule");
+	k->destination = xstrdup("myapp");
+	k->port_set = true;
+	k->port = 80;
+	k->replicas_set = true;
+	k->replicas = 2;
+	memset(&m->res, 0, sizeof(m->res));
+	for (size_t i = 0; i < n; i++) {
+		struct kanary_route *r = &k->routes[i];
+		struct kanary_resolved_route *rr = &m->res.routes[i];
+
+		r->service_name = xstrdup(rs[i].service);
+		r->port.set = true;
+		r->port.number = 80;
+		r->weight_set = true;
+		r->weight = rs[i].weight;
+		rr->service_found = true;
+		rr->port_found = true;
+		rr->service_port = 80;
+		rr->port_name = xstrdup("");
+		rr->target_port = 8080 + (int)i;
+		if (rs[i].pods == 0)
+			continue;
+		rr->endpoints = calloc(rs[i].pods, sizeof(*rr->endpoints));
+		assert_non_null(rr->endpoints);
+		rr->n_endpoints = rs[i].pods;
+		for (size_t j = 0; j < rs[i].pods; j++) {
+			char addr[64];
+
+			if (rs[i].ipv6)
+				snprintf(addr, sizeof(addr), "fd00:%zx::%zx", i + 1, j + 1);
+			else
+				snprintf(addr, sizeof(addr), "10.%zu.%zu.%zu", i + 1, j / 250,
+				         j % 250 + 1);
+			rr->endpoints[j].address = xstrdup(addr);
+			rr->endpoints[j].port = 8080 + (int)i;
+		}
+	}
+	k->n_routes = n;
+	k->n_routes_seen = n;
+	m->res.n_routes = n;
+	m->k = k;
+}
+
+static void model_finish(struct model *m)
+{
+	kanary_resolution_finish(&m->res);
+	kanary_destroy(m->k);
+}
+
+static void test_options(struct render_options *o)
+{
+	render_options_init(o);
+	o->bind_address = "127.0.0.1";
+	o->maxconn = 1000;
+}
+
+static char *render_ok(const struct model *m, const struct render_options *o)
+{
+	char *text = NULL;
+	size_t len = 0;
+
+	assert_int_equal(render_haproxy(m->k, &m->res, o, &text, &len), 0);
+	assert_non_null(text);
+	assert_int_equal(len, strlen(text));
+	return text;
+}
+
+/* ---- the real haproxy ---- */
+
+static const char *haproxy_path(void)
+{
+	const char *p = getenv("KANARY_HAPROXY");
+
+	return p && p[0] ? p : "/usr/sbin/haproxy";
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n >= 0);
+	rewind(f);
+	text = calloc(1, (size_t)n + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return text;
+}
+
+/*
+ * Runs `haproxy -c -f` on cfg: it must exit 0, say the configuration is
+ * valid, and warn about nothing.
+ */
+static void assert_haproxy_accepts(const char *cfg)
+{
+	char cfg_path[] = "/tmp/kanary-render-XXXXXX";
+	char out_path[] = "/tmp/kanary-render-out-XXXXXX";
+	char opt_c[] = "-c", opt_f[] = "-f";
+	char *argv[] = {(char *)(uintptr_t)haproxy_path(), opt_c, opt_f, cfg_path, NULL};
+	posix_spawn_file_actions_t fa;
+	int cfg_fd, out_fd, status;
+	char *out;
+	pid_t pid;
+
+	if (access(haproxy_path(), X_OK) != 0)
+		fail_msg("%s is not there: install haproxy or set KANARY_HAPROXY", haproxy_path());
+	cfg_fd = mkstemp(cfg_path);
+	assert_true(cfg_fd >= 0);
+	assert_int_equal(write(cfg_fd, cfg, strlen(cfg)), (ssize_t)strlen(cfg));
+	assert_int_equal(close(cfg_fd), 0);
+	out_fd = mkstemp(out_path);
+	assert_true(out_fd >= 0);
+
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO), 0);
+	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_fd, STDERR_FILENO), 0);
+	assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(out_fd);
+
+	out = read_file(out_path);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+	    !strstr(out, "Configuration file is valid") || strstr(out, "[WARNING]") ||
+	    strstr(out, "[ALERT]"))
+		print_error("haproxy -c refused or warned:\n%s\n---- config ----\n%s\n", out, cfg);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_non_null(strstr(out, "Configuration file is valid"));
+	assert_null(strstr(out, "[WARNING]"));
+	assert_null(strstr(out, "[ALERT]"));
+	free(out);
+	unlink(cfg_path);
+	unlink(out_path);
+}
+
+/* The number of times needle occurs in text. */
+static size_t count(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+static void assert_has(const char *text, const char *line)
+{
+	if (!strstr(text, line))
+		print_error("missing: %s\n---- config ----\n%s\n", line, text);
+	assert_non_null(strstr(text, line));
+}
+
+/* Renders the routes, checks the config with haproxy and hands back the text. */
+static char *render_routes(const struct route_spec *rs, size_t n)
+{
+	struct render_options o;
+	struct model m;
+	char *text;
+
+	test_options(&o);
+	model_init(&m, rs, n);
+	text = render_ok(&m, &o);
+	model_finish(&m);
+	assert_haproxy_accepts(text);
+	return text;
+}
+
+/* ---- thresholds ---- */
+
+static void test_split_80_20(void **state)
+{
+	static const struct route_spec rs[] = {{"myapp-v1", 80, 3, false},
+	                                       {"myapp-v2", 20, 7, false}};
+	char *t = render_routes(rs, 2);
+
+	(void)state;
+	assert_has(t, "\n    tcp-request content set-var(txn.route) rand(100)\n");
+	assert_int_equal(count(t, "rand("), 1);
+	assert_has(t, "\n    use_backend route_myapp-v1 if { var(txn.route) -m int 0:79 }"
+	              " { nbsrv(route_myapp-v1) gt 0 }\n");
+	assert_has(t, "\n    use_backend route_myapp-v2 if { var(txn.route) -m int 80:99 }"
+	              " { nbsrv(route_myapp-v2) gt 0 }\n");
+	assert_has(t, "\n    default_backend fallback\n");
+	assert_has(t, "\nbackend route_myapp-v1\n    # Service myapp-v1, weight 80\n"
+	              "    balance roundrobin\n"
+	              "    server ep-10-1-0-1-8080 10.1.0.1:8080\n"
+	              "    server ep-10-1-0-2-8080 10.1.0.2:8080\n"
+	              "    server ep-10-1-0-3-8080 10.1.0.3:8080\n\n");
+	assert_int_equal(count(t, "    server ep-10-2-0-"), 7);
+	/* 80/3 : 20/7 = 28 : 3 exactly. */
+	assert_has(t, "\n    server r0-ep-10-1-0-1-8080 10.1.0.1:8080 weight 28"
+	              " track route_myapp-v1/ep-10-1-0-1-8080\n");
+	assert_has(t, "\n    server r1-ep-10-2-0-7-8081 10.2.0.7:8081 weight 3"
+	              " track route_myapp-v2/ep-10-2-0-7-8081\n");
+	assert_int_equal(count(t, " weight 28 track "), 3);
+	assert_int_equal(count(t, " weight 3 track "), 7);
+	free(t);
+}
+
+static void test_split_50_30_20(void **state)
+{
+	static const struct route_spec rs[] = {
+	    {"app-a", 50, 2, false}, {"app-b", 30, 3, false}, {"app-c", 20, 5, false}};
+	char *t = render_routes(rs, 3);
+
+	(void)state;
+	assert_has(t, "use_backend route_app-a if { var(txn.route) -m int 0:49 }");
+	assert_has(t, "use_backend route_app-b if { var(txn.route) -m int 50:79 }");
+	assert_has(t, "use_backend route_app-c if { var(txn.route) -m int 80:99 }");
+	/* 25 : 10 : 4 per pod. */
+	assert_int_equal(count(t, " weight 25 track route_app-a/"), 2);
+	assert_int_equal(count(t, " weight 10 track route_app-b/"), 3);
+	assert_int_equal(count(t, " weight 4 track route_app-c/"), 5);
+	free(t);
+}
+
+static void test_split_99_1_keeps_the_small_route_in_the_fallback(void **state)
+{
+	static const struct route_spec rs[] = {{"big", 99, 1, false}, {"small", 1, 10, false}};
+	char *t = render_routes(rs, 2);
+
+	(void)state;
+	assert_has(t, "use_backend route_big if { var(txn.route) -m int 0:98 }");
+	assert_has(t, "use_backend route_small if { var(txn.route) -m int 99:99 }");
+	/* 99 : 0.1 cannot be exact within 256: the largest is 256, the small one never 0. */
+	assert_int_equal(count(t, " weight 256 track route_big/"), 1);
+	assert_int_equal(count(t, " weight 1 track route_small/"), 10);
+	free(t);
+}
+
+static void test_fallback_weights_are_exact_when_they_fit(void **state)
+{
+	static const struct {
+		int w1, w2;
+		size_t n1, n2;
+		const char *x1, *x2;
+	} cases[] = {
+	    /* Measured in the research: 7+3 pods -> 12:7, 13+17 -> 153:13. */
+	    {80, 20, 7, 3, " weight 12 track route_one/", " weight 7 track route_two/"},
+	    {90, 10, 13, 17, " weight 153 track route_one/", " weight 13 track route_two/"},
+	    /* 33/17 : 67/19 needs a scale of 1139: rounded, the largest 256. */
+	    {33, 67, 17, 19, " weight 141 track route_one/", " weight 256 track route_two/"},
+	    /* Same per-pod share: 1:1. */
+	    {50, 50, 4, 4, " weight 1 track route_one/", " weight 1 track route_two/"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct route_spec rs[] = {{"one", cases[i].w1, cases[i].n1, false},
+		                          {"two", cases[i].w2, cases[i].n2, false}};
+		char *t = render_routes(rs, 2);
+
+		assert_int_equal(count(t, cases[i].x1), cases[i].n1);
+		assert_int_equal(count(t, cases[i].x2), cases[i].n2);
+		free(t);
+	}
+}
+
+static void test_weight_zero_route_is_never_drawn(void **state)
+{
+	static const struct route_spec rs[] = {
+	    {"stable", 70, 2, false}, {"dark", 0, 2, false}, {"canary", 30, 1, false}};
+	char *t = render_routes(rs, 3);
+
+	(void)state;
+	assert_has(t, "use_backend route_stable if { var(txn.route) -m int 0:69 }");
+	assert_has(t, "use_backend route_canary if { var(txn.route) -m int 70:99 }");
+	assert_null(strstr(t, "use_backend route_dark"));
+	/* Its backend and servers stay, for runtime weight changes later. */
+	assert_has(t, "\nbackend route_dark\n    # Service dark, weight 0: never drawn\n");
+	assert_int_equal(count(t, "    server ep-10-2-0-"), 2);
+	assert_null(strstr(t, "track route_dark/"));
+	assert_null(strstr(t, "nbsrv(route_dark)"));
+	free(t);
+}
+
+static void test_one_route_of_100(void **state)
+{
+	static const struct route_spec rs[] = {{"only", 100, 2, false}};
+	char *t = render_routes(rs, 1);
+
+	(void)state;
+	assert_has(t, "use_backend route_only if { var(txn.route) -m int 0:99 }");
+	assert_int_equal(count(t, " weight 1 track route_only/"), 2);
+	free(t);
+}
+
+static void test_sixteen_routes(void **state)
+{
+	struct route_spec rs[KANARY_MAX_ROUTES];
+	char names[KANARY_MAX_ROUTES][16];
+	char want[128];
+	char *t;
+
+	(void)state;
+	for (size_t i = 0; i < KANARY_MAX_ROUTES; i++) {
+		snprintf(names[i], sizeof(names[i]), "svc-%zu", i);
+		rs[i].service = names[i];
+		rs[i].weight = i < 4 ? 10 : 5; /* 4 * 10 + 12 * 5 = 100 */
+		rs[i].pods = i + 1;
+		rs[i].ipv6 = i % 2;
+	}
+	t = render_routes(rs, KANARY_MAX_ROUTES);
+	assert_has(t, "use_backend route_svc-0 if { var(txn.route) -m int 0:9 }");
+	assert_has(t, "use_backend route_svc-4 if { var(txn.route) -m int 40:44 }");
+	snprintf(want, sizeof(want), "use_backend route_svc-15 if { var(txn.route) -m int 95:99 }");
+	assert_has(t, want);
+	free(t);
+}
+
+/* ---- addresses, empty routes ---- */
+
+static void test_ipv6_endpoints(void **state)
+{
+	static const struct route_spec rs[] = {{"v6", 60, 2, true}, {"v4", 40, 1, false}};
+	struct render_options o;
+	struct model m;
+	char *t = render_routes(rs, 2);
+
+	(void)state;
+	assert_has(t, "\n    server ep-fd00-1--1-8080 [fd00:1::1]:8080\n");
+	assert_has(t, "\n    server ep-fd00-1--2-8080 [fd00:1::2]:8080\n");
+	assert_has(t, "\n    server r0-ep-fd00-1--1-8080 [fd00:1::1]:8080 weight ");
+	assert_has(t, " track route_v6/ep-fd00-1--1-8080\n");
+	free(t);
+
+	/* An IPv4-mapped address keeps its dots, so no other address gets its name. */
+	model_init(&m, rs, 2);
+	free(m.res.routes[1].endpoints[0].address);
+	m.res.routes[1].endpoints[0].address = xstrdup("::ffff:10.0.0.1");
+	test_options(&o);
+	o.bind_address = "::";
+	t = render_ok(&m, &o);
+	assert_has(t, "\n    server ep---ffff-10.0.0.1-8081 [::ffff:10.0.0.1]:8081\n");
+	assert_has(t, "\n    bind [::]:8080 v4v6\n");
+	assert_has(t, "\n    bind [::]:8404 v4v6\n");
+	assert_haproxy_accepts(t);
+	free(t);
+	o.bind_address = "::1";
+	t = render_ok(&m, &o);
+	assert_has(t, "\n    bind [::1]:8405\n");
+	assert_haproxy_accepts(t);
+	free(t);
+	model_finish(&m);
+}
+
+static void test_route_without_endpoints(void **state)
+{
+	static const struct route_spec rs[] = {{"up", 80, 2, false}, {"down", 20, 0, false}};
+	char *t = render_routes(rs, 2);
+
+	(void)state;
+	assert_has(t, "\nbackend route_down\n    # Service down, weight 20\n"
+	              "    balance roundrobin\n\n");
+	/* Still drawn: nbsrv() sends its share to the fallback. */
+	assert_has(t, "use_backend route_down if { var(txn.route) -m int 80:99 }"
+	              " { nbsrv(route_down) gt 0 }");
+	assert_null(strstr(t, "track route_down/"));
+	/* The only drawn route with servers gets the largest weight by itself. */
+	assert_int_equal(count(t, " weight 1 track route_up/"), 2);
+	free(t);
+}
+
+static void test_nothing_resolved_still_renders(void **state)
+{
+	static const struct route_spec rs[] = {{"gone-a", 50, 0, false}, {"gone-b", 50, 0, false}};
+	char *t = render_routes(rs, 2);
+
+	(void)state;
+	assert_has(t, "\nbackend fallback\n");
+	assert_int_equal(count(t, "    server "), 0);
+	/* /ready answers 503 when no drawn route has a server. */
+	assert_has(t, "    http-request return status 200 content-type text/plain string \"ready\""
+	              " if { path /ready } { nbsrv(route_gone-a) gt 0 }\n");
+	assert_has(t, "    http-request return status 503 content-type text/plain string"
+	              " \"no-usable-route\" if { path /ready }\n");
+	free(t);
+}
+
+/* ---- global settings and the admin frontends ---- */
+
+static void test_global_and_probe_sections(void **state)
+{
+	static const struct route_spec rs[] = {{"myapp-v1", 100, 1, false}};
+	struct render_options o;
+	struct model m;
+	char *t;
+
+	(void)state;
+	model_init(&m, rs, 1);
+	test_options(&o);
+	o.runtime_dir = "/tmp/kanary-run";
+	o.nbthread = 4;
+	o.hard_stop_after_s = 45;
+	t = render_ok(&m, &o);
+	assert_has(t, "global\n    log stdout format raw local0 info\n    maxconn 1000\n"
+	              "    nbthread 4\n    hard-stop-after 45s\n"
+	              "    stats socket /tmp/kanary-run/admin.sock mode 600 level admin"
+	              " expose-fd listeners\n");
+	assert_has(t, "\n    mode tcp\n");
+	assert_has(t, "\n    option redispatch 1\n");
+	assert_has(t, "\n    default-server check inter 2s");
+	assert_has(t, "\n    bind 127.0.0.1:8080\n    maxconn 936\n");
+	assert_has(t, "\ndefaults probes\n    mode http\n");
+	assert_has(t, "\nfrontend health\n    bind 127.0.0.1:8404\n");
+	assert_has(t, "\n    monitor-uri /healthz\n");
+	assert_has(t, "\nfrontend metrics\n    bind 127.0.0.1:8405\n");
+	assert_has(t, "\n    http-request use-service prometheus-exporter if { path /metrics }\n");
+	assert_null(strstr(t, "\t"));
+	assert_haproxy_accepts(t);
+	free(t);
+
+	/* No runtime directory, no admin socket; "" binds every address. */
+	o.runtime_dir = NULL;
+	o.bind_address = "";
+	t = render_ok(&m, &o);
+	assert_null(strstr(t, "stats socket"));
+	assert_has(t, "\n    bind :8080\n");
+	assert_haproxy_accepts(t);
+	free(t);
+	model_finish(&m);
+}
+
+/* ---- determinism and the hash ---- */
+
+static void test_same_input_same_bytes_and_hash(void **state)
+{
+	static const struct route_spec rs[] = {{"myapp-v1", 80, 3, false},
+	                                       {"myapp-v2", 20, 2, true}};
+	struct render_options o;
+	struct model m;
+	char h1[65], h2[65], h3[65];
+	char *a, *b;
+
+	(void)state;
+	model_init(&m, rs, 2);
+	test_options(&o);
+	a = render_ok(&m, &o);
+	b = render_ok(&m, &o);
+	assert_string_equal(a, b);
+	assert_int_equal(render_hash(a, strlen(a), h1), 0);
+	assert_int_equal(render_hash(b, strlen(b), h2), 0);
+	assert_string_equal(h1, h2);
+	assert_int_equal(strlen(h1), 64);
+	free(b);
+
+	/* A weight change changes the bytes and the hash. */
+	m.k->routes[0].weight = 70;
+	m.k->routes[1].weight = 30;
+	b = render_ok(&m, &o);
+	assert_string_not_equal(a, b);
+	assert_int_equal(render_hash(b, strlen(b), h3), 0);
+	assert_string_not_equal(h1, h3);
+	free(a);
+	free(b);
+	model_finish(&m);
+}
+
+static void test_hash_is_lower_case_sha256(void **state)
+{
+	char hex[65];
+
+	(void)state;
+	assert_int_equal(render_hash("abc", 3, hex), 0);
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_int_equal(render_hash("", 0, hex), 0);
+	assert_string_equal(hex,
+	                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+/* ---- refused input ---- */
+
+/* render_haproxy must fail with want and leave the out-parameters alone. */
+static void assert_render_fails(const struct model *m, const struct render_options *o, int want)
+{
+	static char untouched[] = "untouched";
+	char *text = untouched;
+	size_t len = 12345;
+
+	assert_int_equal(render_haproxy(m->k, &m->res, o, &text, &len), want);
+	assert_string_equal(text, "untouched");
+	assert_int_equal(len, 12345);
+}
+
+static void test_invalid_input(void **state)
+{
+	static const struct route_spec rs[] = {{"myapp-v1", 80, 2, false},
+	                                       {"myapp-v2", 20, 2, false}};
+	struct render_options o;
+	struct model m;
+	char *text = NULL;
+	size_t len;
+
+	(void)state;
+	model_init(&m, rs, 2);
+	test_options(&o);
+	assert_int_equal(render_haproxy(NULL, &m.res, &o, &text, &len), -EINVAL);
+	assert_int_equal(render_haproxy(m.k, NULL, &o, &text, &len), -EINVAL);
+	assert_int_equal(render_haproxy(m.k, &m.res, NULL, &text, &len), -EINVAL);
+	assert_int_equal(render_haproxy(m.k, &m.res, &o, NULL, &len), -EINVAL);
+	assert_null(text);
+
+	/* Route counts that differ. */
+	m.res.n_routes = 1;
+	assert_render_fails(&m, &o, -EINVAL);
+	m.res.n_routes = 2;
+
+	/* Weights: sum 90, sum 110, out of range, unset. */
+	m.k->routes[1].weight = 10;
+	assert_render_fails(&m, &o, -EINVAL);
+	m.k->routes[1].weight = 30;
+	assert_render_fails(&m, &o, -EINVAL);
+	m.k->routes[0].weight = 120;
+	m.k->routes[1].weight = -20;
+	assert_render_fails(&m, &o, -EINVAL);
+	m.k->routes[0].weight = 80;
+	m.k->routes[1].weight = 20;
+	m.k->routes[1].weight_set = false;
+	assert_render_fails(&m, &o, -EINVAL);
+	m.k->routes[1].weight_set = true;
+
+	/* Service names: repeated, not a DNS-1035 label, missing. */
+	free(m.k->routes[1].service_name);
+	m.k->routes[1].service_name = xstrdup("myapp-v1");
+	assert_render_fails(&m, &o, -EINVAL);
+	free(m.k->routes[1].service_name);
+	m.k->routes[1].service_name = xstrdup("My_App\nglobal");
+	assert_render_fails(&m, &o, -EINVAL);
+	free(m.k->routes[1].service_name);
+	m.k->routes[1].service_name = NULL;
+	assert_render_fails(&m, &o, -EINVAL);
+	m.k->routes[1].service_name = xstrdup("myapp-v2");
+
+	/* Endpoints: not an IP literal, a bad port, the same one twice. */
+	free(m.res.routes[0].endpoints[1].address);
+	m.res.routes[0].endpoints[1].address = xstrdup("10.0.0.1\n    server x 1.2.3.4:1");
+	assert_render_fails(&m, &o, -EINVAL);
+	free(m.res.routes[0].endpoints[1].address);
+	m.res.routes[0].endpoints[1].address = xstrdup("myhost.example");
+	assert_render_fails(&m, &o, -EINVAL);
+	free(m.res.routes[0].endpoints[1].address);
+	m.res.routes[0].endpoints[1].address = xstrdup(m.res.routes[0].endpoints[0].address);
+	assert_render_fails(&m, &o, -EINVAL);
+	m.res.routes[0].endpoints[1].port = 0;
+	assert_render_fails(&m, &o, -EINVAL);
+	m.res.routes[0].endpoints[1].port = 65536;
+	assert_render_fails(&m, &o, -EINVAL);
+	m.res.routes[0].endpoints[1].port = 9999;
+	text = render_ok(&m, &o);
+	free(text);
+
+	/* Options. */
+	o.proxy_port = 0;
+	assert_render_fails(&m, &o, -EINVAL);
+	o.proxy_port = o.probe_port;
+	assert_render_fails(&m, &o, -EINVAL);
+	test_options(&o);
+	o.bind_address = "0.0.0.0 ssl crt /x";
+	assert_render_fails(&m, &o, -EINVAL);
+	o.bind_address = NULL;
+	assert_render_fails(&m, &o, -EINVAL);
+	test_options(&o);
+	o.runtime_dir = "relative/dir";
+	assert_render_fails(&m, &o, -EINVAL);
+	o.runtime_dir = "/run/with space";
+	assert_render_fails(&m, &o, -EINVAL);
+	test_options(&o);
+	o.maxconn = RENDER_MIN_MAXCONN - 1;
+	assert_render_fails(&m, &o, -EINVAL);
+	test_options(&o);
+	o.nbthread = 0;
+	assert_render_fails(&m, &o, -EINVAL);
+	test_options(&o);
+	o.hard_stop_after_s = 0;
+	assert_render_fails(&m, &o, -EINVAL);
+	model_finish(&m);
+}
+
+/* Past KANARY_MAX_CONFIG: -E2BIG, never a cut configuration. */
+static void test_config_ceiling(void **state)
+{
+	struct route_spec rs[KANARY_MAX_ROUTES];
+	char names[KANARY_MAX_ROUTES][16];
+	struct render_options o;
+	struct model m;
+
+	(void)state;
+	for (size_t i = 0; i < KANARY_MAX_ROUTES; i++) {
+		snprintf(names[i], sizeof(names[i]), "svc-%zu", i);
+		rs[i].service = names[i];
+		rs[i].weight = i < 4 ? 10 : 5;
+		rs[i].pods = KANARY_MAX_ENDPOINTS;
+		rs[i].ipv6 = true;
+	}
+	model_init(&m, rs, KANARY_MAX_ROUTES);
+	test_options(&o);
+	assert_render_fails(&m, &o, -E2BIG);
+
+	/* More endpoints on one route than the resolution may hold. */
+	m.res.routes[0].n_endpoints = KANARY_MAX_ENDPOINTS + 1;
+	assert_render_fails(&m, &o, -E2BIG);
+	m.res.routes[0].n_endpoints = KANARY_MAX_ENDPOINTS;
+	model_finish(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_split_80_20),
+	    cmocka_unit_test(test_split_50_30_20),
+	    cmocka_unit_test(test_split_99_1_keeps_the_small_route_in_the_fallback),
+	    cmocka_unit_test(test_fallback_weights_are_exact_when_they_fit),
+	    cmocka_unit_test(test_weight_zero_route_is_never_drawn),
+	    cmocka_unit_test(test_one_route_of_100),
+	    cmocka_unit_test(test_sixteen_routes),
+	    cmocka_unit_test(test_ipv6_endpoints),
+	    cmocka_unit_test(test_route_without_endpoints),
+	    cmocka_unit_test(test_nothing_resolved_still_renders),
+	    cmocka_unit_test(test_global_and_probe_sections),
+	    cmocka_unit_test(test_same_input_same_bytes_and_hash),
+	    cmocka_unit_test(test_hash_is_lower_case_sha256),
+	    cmocka_unit_test(test_invalid_input),
+	    cmocka_unit_test(test_config_ceiling),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
