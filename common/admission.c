@@ -18,7 +18,8 @@
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 
-static void errf(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void errf(char *out, size_t size, const char *fmt, ...)
 {
@@ -44,7 +45,7 @@ static const char *str_at(const struct json_object *obj, const char *key)
 static int base64_encode(const char *in, size_t len, struct buf *out)
 {
 	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char *p = (const unsigned char *)in;
 	char quad[4];
 	int r = 0;
@@ -66,7 +67,7 @@ static int base64_encode(const char *in, size_t len, struct buf *out)
 
 /* The JSONPatch that writes what kanary_default filled in. Ownership: caller puts *ret. */
 static int defaults_patch(const struct json_object *object, const struct kanary *k,
-			  unsigned defaulted, struct json_object **ret)
+                          unsigned defaulted, struct json_object **ret)
 {
 	struct json_object *ops, *op, *spec = NULL, *proxy = NULL;
 
@@ -88,7 +89,7 @@ static int defaults_patch(const struct json_object *object, const struct kanary 
 		json_object_object_add(op, "op", json_object_new_string("add"));
 		if (json_object_is_type(proxy, json_type_object)) {
 			json_object_object_add(op, "path",
-					       json_object_new_string("/spec/proxy/replicas"));
+			                       json_object_new_string("/spec/proxy/replicas"));
 			json_object_object_add(op, "value", json_object_new_int64(k->replicas));
 		} else {
 			struct json_object *v = json_object_new_object();
@@ -104,7 +105,7 @@ static int defaults_patch(const struct json_object *object, const struct kanary 
 
 /* Warnings a user should see even when the Kanary is allowed; each is one short line. */
 static void add_warnings(const struct kanary *k, const struct kanary_resolution *res,
-			 struct json_object *warnings)
+                         struct json_object *warnings)
 {
 	char w[512];
 
@@ -112,24 +113,46 @@ static void add_warnings(const struct kanary *k, const struct kanary_resolution 
 		const struct kanary_route *r = &k->routes[i];
 		if (r->weight_set && r->weight == 0) {
 			snprintf(w, sizeof(w),
-				 "spec.routes[%zu]: weight 0: Service %s gets no new connections", i,
-				 r->service_name ? r->service_name : "?");
+			         "spec.routes[%zu]: weight 0: Service %s gets no new connections",
+			         i, r->service_name ? r->service_name : "?");
 			json_object_array_add(warnings, json_object_new_string(w));
 		}
 		if (i < res->n_routes && res->routes[i].port_found &&
 		    res->routes[i].n_endpoints == 0 && r->weight_set && r->weight > 0) {
 			snprintf(w, sizeof(w),
-				 "spec.routes[%zu].backend: Service %s has no ready endpoints; its "
-				 "share goes to the other routes until it has",
-				 i, r->service_name);
+			         "spec.routes[%zu].backend: Service %s has no ready endpoints; its "
+			         "share goes to the other routes until it has",
+			         i, r->service_name);
 			json_object_array_add(warnings, json_object_new_string(w));
 		}
 	}
 }
 
+/*
+ * The metav1.CauseType of a field error, from the type word kerr put after the
+ * path ("Invalid value: ..."), as the API server names them; NULL for none.
+ */
+static const char *cause_reason(const char *text)
+{
+	static const struct {
+		const char *prefix, *reason;
+	} map[] = {
+	    {"Invalid value", "FieldValueInvalid"}, {"Required value", "FieldValueRequired"},
+	    {"Not found", "FieldValueNotFound"},    {"Duplicate value", "FieldValueDuplicate"},
+	    {"Too many", "FieldValueTooMany"},      {"Forbidden", "FieldValueForbidden"},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		size_t n = strlen(map[i].prefix);
+		if (strncmp(text, map[i].prefix, n) == 0 && (text[n] == ':' || text[n] == '\0'))
+			return map[i].reason;
+	}
+	return NULL;
+}
+
 /* status for a denial: code 422, reason Invalid, every field error in message and causes. */
 static int denial_status(const struct kanary *k, const struct kerr_list *errs,
-			 struct json_object *response)
+                         struct json_object *response)
 {
 	struct json_object *status, *details, *causes;
 	struct buf msg;
@@ -137,7 +160,7 @@ static int denial_status(const struct kanary *k, const struct kerr_list *errs,
 
 	buf_init(&msg, KANARY_MAX_OUTPUT);
 	r = buf_printf(&msg, "Kanary %s/%s is invalid: ", k->namespace,
-		       k->name && k->name[0] ? k->name : "<generated>");
+	               k->name && k->name[0] ? k->name : "<generated>");
 	if (r == 0)
 		r = kerr_join(errs, "; ", &msg);
 	if (r < 0) {
@@ -147,17 +170,20 @@ static int denial_status(const struct kanary *k, const struct kerr_list *errs,
 	status = json_object_new_object();
 	details = json_object_new_object();
 	causes = json_object_new_array();
+	json_object_object_add(status, "status", json_object_new_string("Failure"));
 	json_object_object_add(status, "code", json_object_new_int(422));
 	json_object_object_add(status, "reason", json_object_new_string("Invalid"));
 	json_object_object_add(status, "message", json_object_new_string(msg.data));
 	for (size_t i = 0; i < kerr_count(errs); i++) {
 		const char *e = kerr_get(errs, i), *colon = strstr(e, ": ");
+		const char *reason = cause_reason(colon ? colon + 2 : e);
 		struct json_object *c = json_object_new_object();
+		if (reason)
+			json_object_object_add(c, "reason", json_object_new_string(reason));
+		json_object_object_add(c, "message", json_object_new_string(colon ? colon + 2 : e));
 		if (colon)
 			json_object_object_add(c, "field",
-					       json_object_new_string_len(e, (int)(colon - e)));
-		json_object_object_add(c, "message",
-				       json_object_new_string(colon ? colon + 2 : e));
+			                       json_object_new_string_len(e, (int)(colon - e)));
 		json_object_array_add(causes, c);
 	}
 	json_object_object_add(details, "causes", causes);
@@ -177,7 +203,8 @@ static int write_review(struct json_object *response, char **ret, size_t *ret_le
 	json_object_object_add(review, "apiVersion", json_object_new_string(REVIEW_API_VERSION));
 	json_object_object_add(review, "kind", json_object_new_string("AdmissionReview"));
 	json_object_object_add(review, "response", response);
-	text = json_object_to_json_string_length(review, JSON_C_TO_STRING_PLAIN, &len);
+	text = json_object_to_json_string_length(
+	    review, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	if (!text) {
 		json_object_put(review);
 		return -ENOMEM;
@@ -204,6 +231,14 @@ static bool is_kanaries(const struct json_object *req)
 	       strcmp(resource, "kanaries") == 0 && (!sub || !sub[0]);
 }
 
+/* "namespace/name" from the request itself, for the outcome of any request. */
+static void request_key(const struct json_object *req, char *out, size_t size)
+{
+	const char *ns = str_at(req, "namespace"), *name = str_at(req, "name");
+
+	snprintf(out, size, "%s/%s", ns ? ns : "", name ? name : "");
+}
+
 /* An UPDATE that leaves spec as it was: labels, annotations, finalizers, status. */
 static bool spec_unchanged(const struct json_object *req)
 {
@@ -222,8 +257,8 @@ static bool spec_unchanged(const struct json_object *req)
  * from request.namespace when the object has none (CREATE before defaulting).
  */
 static int review_kanary(struct json_object *req, enum admission_op op,
-			 const struct admission_lookup *lookup, struct json_object *response,
-			 struct admission_outcome *out, char *err, size_t err_size)
+                         const struct admission_lookup *lookup, struct json_object *response,
+                         struct admission_outcome *out, char *err, size_t err_size)
 {
 	struct json_object *object, *meta, *warnings, *patch = NULL;
 	struct kanary_resolution res;
@@ -263,7 +298,7 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 	if (r < 0)
 		goto out_finish;
 	snprintf(out->key, sizeof(out->key), "%s/%s", peek->namespace,
-		 peek->name ? peek->name : "");
+	         peek->name ? peek->name : "");
 	if (lookup && lookup->fill) {
 		r = lookup->fill(lookup->ctx, peek, cat);
 		if (r < 0) {
@@ -279,6 +314,10 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 		goto out_finish;
 
 	warnings = json_object_new_array();
+	if (!warnings) {
+		r = -ENOMEM;
+		goto out_finish_res;
+	}
 	if (op == ADMISSION_VALIDATE) {
 		add_warnings(k, &res, warnings);
 		if (kerr_any(&errs)) {
@@ -290,22 +329,28 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 			json_object_object_add(response, "allowed", json_object_new_boolean(1));
 		}
 	} else {
-		/* Mutation never denies: /validate, which runs after it, reports the errors. */
+		/*
+		 * Mutation never denies: /validate, which runs after it, reports the
+		 * errors. It only defaults a Kanary with none, so a patch can neither
+		 * fail on a missing spec nor write over a malformed spec.proxy that
+		 * validation should still see and name.
+		 */
 		out->verdict = ADMISSION_ALLOWED;
 		json_object_object_add(response, "allowed", json_object_new_boolean(1));
-		if (defaulted)
+		if (defaulted && !kerr_any(&errs))
 			r = defaults_patch(object, k, defaulted, &patch);
 	}
 	if (r == 0 && patch) {
-		const char *text = json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN);
+		const char *text = json_object_to_json_string_ext(
+		    patch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		struct buf b64;
 		buf_init(&b64, KANARY_MAX_OUTPUT);
 		r = text ? base64_encode(text, strlen(text), &b64) : -ENOMEM;
 		if (r == 0) {
 			json_object_object_add(response, "patchType",
-					       json_object_new_string("JSONPatch"));
+			                       json_object_new_string("JSONPatch"));
 			json_object_object_add(response, "patch",
-					       json_object_new_string(b64.data ? b64.data : ""));
+			                       json_object_new_string(b64.data ? b64.data : ""));
 			out->patched = true;
 		}
 		buf_finish(&b64);
@@ -316,6 +361,7 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 		json_object_object_add(response, "warnings", warnings);
 	else
 		json_object_put(warnings);
+out_finish_res:
 	kanary_resolution_finish(&res);
 out_finish:
 	kanary_destroy(k);
@@ -328,8 +374,8 @@ out_finish:
 }
 
 int admission_handle(const char *body, size_t len, enum admission_op op,
-		     const struct admission_lookup *lookup, char **ret_response, size_t *ret_len,
-		     struct admission_outcome *ret_outcome, char *ret_err, size_t err_size)
+                     const struct admission_lookup *lookup, char **ret_response, size_t *ret_len,
+                     struct admission_outcome *ret_outcome, char *ret_err, size_t err_size)
 {
 	struct admission_outcome out = {.verdict = ADMISSION_NOT_HANDLED};
 	struct json_object *review = NULL, *req, *response;
@@ -348,10 +394,11 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	review = json_tokener_parse_ex(tok, body, (int)len);
 	if (json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
+		enum json_tokener_error e = json_tokener_get_error(tok);
 		errf(ret_err, err_size, "body is not one JSON object: %s",
-		     json_tokener_get_error(tok) == json_tokener_success
-			     ? "data after the object"
-			     : json_tokener_error_desc(json_tokener_get_error(tok)));
+		     e == json_tokener_success    ? "data after the object"
+		     : e == json_tokener_continue ? "the body ends before the object does"
+		                                  : json_tokener_error_desc(e));
 		json_tokener_free(tok);
 		json_object_put(review);
 		return -EINVAL;
@@ -377,6 +424,7 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 		return -ENOMEM;
 	}
 	json_object_object_add(response, "uid", json_object_new_string(uid));
+	request_key(req, out.key, sizeof(out.key));
 	operation = str_at(req, "operation");
 	if (!operation || !is_kanaries(req) ||
 	    (strcmp(operation, "CREATE") != 0 && strcmp(operation, "UPDATE") != 0)) {
