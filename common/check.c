@@ -20,12 +20,12 @@ static void check_api_version(const struct json_object *obj, struct kerr_list *e
 	av = json_object_get_string(v);
 	if (strcmp(av, KANARY_API_VERSION) != 0)
 		kerr_invalid_str(errs, "apiVersion", av, "supported values: \"%s\"",
-				 KANARY_API_VERSION);
+		                 KANARY_API_VERSION);
 }
 
 int kanary_check(const struct json_object *obj, const struct catalog *cat, unsigned flags,
-		 struct kanary **ret_k, struct kanary_resolution *ret_res, unsigned *ret_defaulted,
-		 struct kerr_list *errs)
+                 struct kanary **ret_k, struct kanary_resolution *ret_res, unsigned *ret_defaulted,
+                 struct kerr_list *errs)
 {
 	struct kanary_resolution res;
 	struct kanary *k = NULL;
@@ -40,8 +40,8 @@ int kanary_check(const struct json_object *obj, const struct catalog *cat, unsig
 			kerr_required(errs, "metadata.name");
 	} else if (strlen(k->name) > KANARY_MAX_DNS_LABEL) {
 		kerr_invalid_str(errs, "metadata.name", k->name,
-				 "must be no more than 63 characters (it names the HAProxy "
-				 "Deployment and is a label value)");
+		                 "must be no more than 63 characters (it names the HAProxy "
+		                 "Deployment and is a label value)");
 	}
 	kanary_validate(k, errs);
 	/* Past the route ceiling the routes were not all read; looking them up says nothing. */

@@ -25,7 +25,7 @@ struct kerr_list;
  * storage to release with kanary_resolution_finish.
  */
 int kanary_check(const struct json_object *obj, const struct catalog *cat, unsigned flags,
-		 struct kanary **ret_k, struct kanary_resolution *ret_res, unsigned *ret_defaulted,
-		 struct kerr_list *errs);
+                 struct kanary **ret_k, struct kanary_resolution *ret_res, unsigned *ret_defaulted,
+                 struct kerr_list *errs);
 
 #endif

@@ -45,9 +45,9 @@ static int yreader_next(struct yreader *y)
 	}
 	if (!yaml_parser_parse(&y->parser, &y->ev)) {
 		doc_errf(y->err, "line %zu, column %zu: %s%s%s", y->parser.problem_mark.line + 1,
-			 y->parser.problem_mark.column + 1,
-			 y->parser.problem ? y->parser.problem : "malformed YAML",
-			 y->parser.context ? " " : "", y->parser.context ? y->parser.context : "");
+		         y->parser.problem_mark.column + 1,
+		         y->parser.problem ? y->parser.problem : "malformed YAML",
+		         y->parser.context ? " " : "", y->parser.context ? y->parser.context : "");
 		return -EINVAL;
 	}
 	y->have_ev = true;
@@ -177,7 +177,7 @@ static int yaml_scalar(struct yreader *y, struct json_object **ret)
 
 	if (strlen(s) != len) {
 		doc_errf(y->err, "line %zu, column %zu: NUL byte inside a scalar",
-			 ev->start_mark.line + 1, ev->start_mark.column + 1);
+		         ev->start_mark.line + 1, ev->start_mark.column + 1);
 		return -EINVAL;
 	}
 	if (tag && strcmp(tag, "!") == 0)
@@ -188,12 +188,12 @@ static int yaml_scalar(struct yreader *y, struct json_object **ret)
 		*ret = NULL;
 		return 0;
 	} else if ((tag && strcmp(tag, YAML_BOOL_TAG) == 0) ||
-		   (!tag && plain && (str_in(s, yaml_trues) || str_in(s, yaml_falses)))) {
+	           (!tag && plain && (str_in(s, yaml_trues) || str_in(s, yaml_falses)))) {
 		if (!str_in(s, yaml_trues) && !str_in(s, yaml_falses))
 			goto bad_tagged;
 		o = json_object_new_boolean(str_in(s, yaml_trues));
 	} else if ((tag && strcmp(tag, YAML_INT_TAG) == 0) ||
-		   (!tag && plain && parse_yaml_int(s, &i, &overflow))) {
+	           (!tag && plain && parse_yaml_int(s, &i, &overflow))) {
 		if (!parse_yaml_int(s, &i, &overflow))
 			goto bad_tagged;
 		if (overflow) {
@@ -205,7 +205,7 @@ static int yaml_scalar(struct yreader *y, struct json_object **ret)
 			o = json_object_new_int64(i);
 		}
 	} else if ((tag && strcmp(tag, YAML_FLOAT_TAG) == 0) ||
-		   (!tag && plain && parse_yaml_float(s, &d))) {
+	           (!tag && plain && parse_yaml_float(s, &d))) {
 		if (!parse_yaml_float(s, &d))
 			goto bad_tagged;
 		o = json_object_new_double(d);
@@ -222,7 +222,7 @@ static int yaml_scalar(struct yreader *y, struct json_object **ret)
 
 bad_tagged:
 	doc_errf(y->err, "line %zu, column %zu: %s is not a valid %s", ev->start_mark.line + 1,
-		 ev->start_mark.column + 1, len > 40 ? "value" : s, tag ? tag : "scalar");
+	         ev->start_mark.column + 1, len > 40 ? "value" : s, tag ? tag : "scalar");
 	return -EINVAL;
 }
 
@@ -248,18 +248,20 @@ static int yaml_mapping(struct yreader *y, int depth, struct json_object **ret)
 		line = y->ev.start_mark.line + 1;
 		col = y->ev.start_mark.column + 1;
 		if (y->ev.type == YAML_ALIAS_EVENT) {
-			doc_errf(y->err, "line %zu, column %zu: aliases are not supported", line, col);
+			doc_errf(y->err, "line %zu, column %zu: aliases are not supported", line,
+			         col);
 			r = -EINVAL;
 			goto out_put_map;
 		}
 		if (y->ev.type != YAML_SCALAR_EVENT) {
 			doc_errf(y->err, "line %zu, column %zu: mapping keys must be scalars", line,
-				 col);
+			         col);
 			r = -EINVAL;
 			goto out_put_map;
 		}
 		if (y->ev.data.scalar.anchor) {
-			doc_errf(y->err, "line %zu, column %zu: anchors are not supported", line, col);
+			doc_errf(y->err, "line %zu, column %zu: anchors are not supported", line,
+			         col);
 			r = -EINVAL;
 			goto out_put_map;
 		}
@@ -270,7 +272,7 @@ static int yaml_mapping(struct yreader *y, int depth, struct json_object **ret)
 		}
 		if (json_object_object_get_ex(map, (const char *)y->ev.data.scalar.value, NULL)) {
 			doc_errf(y->err, "line %zu, column %zu: duplicate key \"%.64s\"", line, col,
-				 (const char *)y->ev.data.scalar.value);
+			         (const char *)y->ev.data.scalar.value);
 			r = -EINVAL;
 			goto out_put_map;
 		}
@@ -343,7 +345,7 @@ static int yaml_node(struct yreader *y, int depth, struct json_object **ret)
 
 	if (depth > KANARY_MAX_DEPTH) {
 		doc_errf(y->err, "line %zu, column %zu: nested deeper than %d levels",
-			 ev->start_mark.line + 1, ev->start_mark.column + 1, KANARY_MAX_DEPTH);
+		         ev->start_mark.line + 1, ev->start_mark.column + 1, KANARY_MAX_DEPTH);
 		return -EINVAL;
 	}
 	switch (ev->type) {
@@ -358,16 +360,16 @@ static int yaml_node(struct yreader *y, int depth, struct json_object **ret)
 		break;
 	case YAML_ALIAS_EVENT:
 		doc_errf(y->err, "line %zu, column %zu: aliases are not supported",
-			 ev->start_mark.line + 1, ev->start_mark.column + 1);
+		         ev->start_mark.line + 1, ev->start_mark.column + 1);
 		return -EINVAL;
 	default:
 		doc_errf(y->err, "line %zu, column %zu: unexpected YAML event",
-			 ev->start_mark.line + 1, ev->start_mark.column + 1);
+		         ev->start_mark.line + 1, ev->start_mark.column + 1);
 		return -EINVAL;
 	}
 	if (anchor) {
 		doc_errf(y->err, "line %zu, column %zu: anchors are not supported",
-			 ev->start_mark.line + 1, ev->start_mark.column + 1);
+		         ev->start_mark.line + 1, ev->start_mark.column + 1);
 		return -EINVAL;
 	}
 	if (ev->type == YAML_SCALAR_EVENT)
@@ -378,7 +380,7 @@ static int yaml_node(struct yreader *y, int depth, struct json_object **ret)
 }
 
 static int doc_parse_yaml(const char *data, size_t len, struct json_object *docs,
-			  struct doc_err *err)
+                          struct doc_err *err)
 {
 	struct yreader y = {.err = err};
 	struct json_object *val;
@@ -443,7 +445,7 @@ static void line_col(const char *data, size_t off, size_t *line, size_t *col)
 
 /* One or more JSON texts separated by white space. */
 static int doc_parse_json(const char *data, size_t len, struct json_object *docs,
-			  struct doc_err *err)
+                          struct doc_err *err)
 {
 	struct json_tokener *tok;
 	struct json_object *val;
@@ -458,7 +460,7 @@ static int doc_parse_json(const char *data, size_t len, struct json_object *docs
 		return -ENOMEM;
 	for (;;) {
 		while (off < len && (data[off] == ' ' || data[off] == '\n' || data[off] == '\r' ||
-				     data[off] == '\t'))
+		                     data[off] == '\t'))
 			off++;
 		if (off == len)
 			break;
@@ -494,9 +496,8 @@ static int doc_parse_json(const char *data, size_t len, struct json_object *docs
 		if (jerr != json_tokener_success) {
 			line_col(data, off + json_tokener_get_parse_end(tok), &line, &col);
 			doc_errf(err, "line %zu, column %zu: %s", line, col,
-				 jerr == json_tokener_error_depth
-					 ? "nested too deeply"
-					 : json_tokener_error_desc(jerr));
+			         jerr == json_tokener_error_depth ? "nested too deeply"
+			                                          : json_tokener_error_desc(jerr));
 			json_object_put(val);
 			r = -EINVAL;
 			break;
@@ -513,7 +514,7 @@ static int doc_parse_json(const char *data, size_t len, struct json_object *docs
 }
 
 int doc_parse_stream(const char *data, size_t len, struct json_object **ret_docs,
-		     struct doc_err *ret_err)
+                     struct doc_err *ret_err)
 {
 	struct json_object *docs;
 	size_t i = 0;
@@ -521,7 +522,7 @@ int doc_parse_stream(const char *data, size_t len, struct json_object **ret_docs
 
 	if (len > KANARY_MAX_INPUT) {
 		doc_errf(ret_err, "input is %zu bytes, over the limit of %u", len,
-			 KANARY_MAX_INPUT);
+		         KANARY_MAX_INPUT);
 		return -E2BIG;
 	}
 	if (memchr(data, '\0', len)) {

@@ -26,6 +26,6 @@ struct doc_err {
  * Ownership: on success *ret_docs is a new reference the caller puts.
  */
 int doc_parse_stream(const char *data, size_t len, struct json_object **ret_docs,
-		     struct doc_err *ret_err);
+                     struct doc_err *ret_err);
 
 #endif

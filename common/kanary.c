@@ -17,9 +17,9 @@
 #define PATH_MAX_LEN 96
 
 static const char dns1035_msg[] =
-	"a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
-	"an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
-	"'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
+    "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
+    "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
 bool kanary_is_dns1035_label(const char *s)
 {
@@ -53,8 +53,9 @@ static void port_name_problems(const char *s, const char *path, struct kerr_list
 			alnum_dash = false;
 	}
 	if (!alnum_dash)
-		kerr_invalid_str(errs, path, s,
-				 "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+		kerr_invalid_str(
+		    errs, path, s,
+		    "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
 	if (n > 0 && strstr(s, "--"))
 		kerr_invalid_str(errs, path, s, "must not contain consecutive hyphens");
 	if (!letter)
@@ -82,7 +83,8 @@ bool kanary_is_kanary(const struct json_object *obj)
 
 	if (!json_object_is_type(obj, json_type_object))
 		return false;
-	if (!json_object_object_get_ex(obj, "kind", &v) || !json_object_is_type(v, json_type_string))
+	if (!json_object_object_get_ex(obj, "kind", &v) ||
+	    !json_object_is_type(v, json_type_string))
 		return false;
 	if (strcmp(json_object_get_string(v), KANARY_KIND) != 0)
 		return false;
@@ -127,7 +129,7 @@ static void value_repr(const struct json_object *v, char *out, size_t size)
 }
 
 static void type_error(struct kerr_list *errs, const char *path, const struct json_object *v,
-		       const char *want)
+                       const char *want)
 {
 	char repr[KANARY_MAX_ERROR_VALUE * 4 + 48];
 
@@ -137,7 +139,7 @@ static void type_error(struct kerr_list *errs, const char *path, const struct js
 
 /* Reports keys of obj not in allowed (a NULL-terminated list), under prefix. */
 static void unknown_fields(const struct json_object *obj, const char *prefix,
-			   const char *const *allowed, struct kerr_list *errs)
+                           const char *const *allowed, struct kerr_list *errs)
 {
 	char path[PATH_MAX_LEN + 80];
 
@@ -150,7 +152,8 @@ static void unknown_fields(const struct json_object *obj, const char *prefix,
 				break;
 		if (*a)
 			continue;
-		snprintf(path, sizeof(path), "%s.%.64s%s", prefix, key, strlen(key) > 64 ? "..." : "");
+		snprintf(path, sizeof(path), "%s.%.64s%s", prefix, key,
+		         strlen(key) > 64 ? "..." : "");
 		kerr_add(errs, KERR_FORBIDDEN, path, NULL, "unknown field");
 	}
 }
@@ -161,7 +164,7 @@ static void unknown_fields(const struct json_object *obj, const char *prefix,
  * Returns 0, or -ENOMEM.
  */
 static int get_string(const struct json_object *obj, const char *key, const char *path,
-		      bool required, char **ret, struct kerr_list *errs)
+                      bool required, char **ret, struct kerr_list *errs)
 {
 	struct json_object *v;
 
@@ -179,8 +182,8 @@ static int get_string(const struct json_object *obj, const char *key, const char
 }
 
 /* Reads an integer field into *ret, setting *ret_set; like get_string otherwise. */
-static void get_int(const struct json_object *obj, const char *key, const char *path,
-		    bool required, int64_t *ret, bool *ret_set, struct kerr_list *errs)
+static void get_int(const struct json_object *obj, const char *key, const char *path, bool required,
+                    int64_t *ret, bool *ret_set, struct kerr_list *errs)
 {
 	struct json_object *v;
 
@@ -198,7 +201,7 @@ static void get_int(const struct json_object *obj, const char *key, const char *
 }
 
 static int route_from_json(const struct json_object *obj, size_t i, struct kanary_route *r,
-			   struct kerr_list *errs)
+                           struct kerr_list *errs)
 {
 	static const char *const route_keys[] = {"backend", "weight", NULL};
 	static const char *const backend_keys[] = {"serviceName", "servicePort", NULL};
@@ -270,7 +273,7 @@ static int spec_from_json(const struct json_object *spec, struct kanary *k, stru
 		if (json_object_is_type(proxy, json_type_object)) {
 			unknown_fields(proxy, "spec.proxy", proxy_keys, errs);
 			get_int(proxy, "replicas", "spec.proxy.replicas", false, &k->replicas,
-				&k->replicas_set, errs);
+			        &k->replicas_set, errs);
 		} else {
 			type_error(errs, "spec.proxy", proxy, "an object");
 		}
@@ -290,8 +293,8 @@ static int spec_from_json(const struct json_object *spec, struct kanary *k, stru
 		kerr_add(errs, KERR_REQUIRED, "spec.routes", NULL, "at least 1 route is required");
 	if (n > KANARY_MAX_ROUTES) {
 		/* Reading past the ceiling would only repeat the same message per route. */
-		kerr_add(errs, KERR_TOO_MANY, "spec.routes", NULL, "%zu: must have at most %d items",
-			 n, KANARY_MAX_ROUTES);
+		kerr_add(errs, KERR_TOO_MANY, "spec.routes", NULL,
+		         "%zu: must have at most %d items", n, KANARY_MAX_ROUTES);
 		n = KANARY_MAX_ROUTES;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -321,7 +324,7 @@ int kanary_from_json(const struct json_object *obj, struct kanary **ret, struct 
 		r = get_string(meta, "name", "metadata.name", false, &k->name, errs);
 		if (r == 0)
 			r = get_string(meta, "namespace", "metadata.namespace", false,
-				       &k->namespace, errs);
+			               &k->namespace, errs);
 		if (r == 0)
 			r = get_string(meta, "uid", "metadata.uid", false, &k->uid, errs);
 		if (r < 0)
@@ -393,7 +396,7 @@ static void validate_route(const struct kanary *k, size_t i, struct kerr_list *e
 				char value[KANARY_MAX_ERROR_VALUE * 4 + 48];
 				kerr_fmt_str(value, sizeof(value), r->service_name);
 				kerr_add(errs, KERR_DUPLICATE, path, value,
-					 "already the backend of spec.routes[%zu]", j);
+				         "already the backend of spec.routes[%zu]", j);
 				break;
 			}
 		}
@@ -403,12 +406,13 @@ static void validate_route(const struct kanary *k, size_t i, struct kerr_list *e
 	if (r->port.set && r->port.is_name)
 		port_name_problems(r->port.name, path, errs);
 	else if (r->port.set && (r->port.number < 1 || r->port.number > 65535))
-		kerr_invalid_int(errs, path, r->port.number, "must be between 1 and 65535, inclusive");
+		kerr_invalid_int(errs, path, r->port.number,
+		                 "must be between 1 and 65535, inclusive");
 
 	snprintf(path, sizeof(path), "spec.routes[%zu].weight", i);
 	if (r->weight_set && (r->weight < 0 || r->weight > KANARY_MAX_WEIGHT))
 		kerr_invalid_int(errs, path, r->weight, "must be between 0 and %d",
-				 KANARY_MAX_WEIGHT);
+		                 KANARY_MAX_WEIGHT);
 }
 
 void kanary_validate(const struct kanary *k, struct kerr_list *errs)
@@ -422,10 +426,11 @@ void kanary_validate(const struct kanary *k, struct kerr_list *errs)
 	for (size_t i = 0; k->destination && i < k->n_routes; i++) {
 		if (k->routes[i].service_name &&
 		    strcmp(k->destination, k->routes[i].service_name) == 0) {
-			kerr_invalid_str(errs, "spec.destination", k->destination,
-					 "must not name a backend Service (spec.routes[%zu].backend."
-					 "serviceName), or traffic would loop",
-					 i);
+			kerr_invalid_str(
+			    errs, "spec.destination", k->destination,
+			    "must not name a backend Service (spec.routes[%zu].backend."
+			    "serviceName), or traffic would loop",
+			    i);
 			break;
 		}
 	}
@@ -445,14 +450,15 @@ void kanary_validate(const struct kanary *k, struct kerr_list *errs)
 	 */
 	if (k->n_routes > 0 && k->n_routes_seen <= KANARY_MAX_ROUTES && sum_known &&
 	    sum != KANARY_WEIGHT_TOTAL)
-		kerr_invalid_int(errs, "spec.routes", sum, "the weights of all routes must sum to %d",
-				 KANARY_WEIGHT_TOTAL);
+		kerr_invalid_int(errs, "spec.routes", sum,
+		                 "the weights of all routes must sum to %d", KANARY_WEIGHT_TOTAL);
 
 	if (k->port_set && (k->port < 1 || k->port > 65535))
-		kerr_invalid_int(errs, "spec.port", k->port, "must be between 1 and 65535, inclusive");
+		kerr_invalid_int(errs, "spec.port", k->port,
+		                 "must be between 1 and 65535, inclusive");
 	if (k->replicas_set && (k->replicas < 1 || k->replicas > KANARY_MAX_REPLICAS))
 		kerr_invalid_int(errs, "spec.proxy.replicas", k->replicas,
-				 "must be between 1 and %d", KANARY_MAX_REPLICAS);
+		                 "must be between 1 and %d", KANARY_MAX_REPLICAS);
 }
 
 int kanary_summary(const struct kanary *k, char **ret)
@@ -463,8 +469,8 @@ int kanary_summary(const struct kanary *k, char **ret)
 	buf_init(&b, 4096);
 	for (size_t i = 0; i < k->n_routes && r == 0; i++)
 		r = buf_printf(&b, "%s%s=%" PRId64, i ? "," : "",
-			       k->routes[i].service_name ? k->routes[i].service_name : "?",
-			       k->routes[i].weight_set ? k->routes[i].weight : 0);
+		               k->routes[i].service_name ? k->routes[i].service_name : "?",
+		               k->routes[i].weight_set ? k->routes[i].weight : 0);
 	if (r == 0)
 		r = buf_steal(&b, ret, NULL);
 	buf_finish(&b);

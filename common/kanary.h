@@ -11,10 +11,10 @@
 struct json_object;
 struct kerr_list;
 
-#define KANARY_GROUP	   "kanary.pyxida.io"
+#define KANARY_GROUP       "kanary.pyxida.io"
 #define KANARY_VERSION_API "v1alpha1"
 #define KANARY_API_VERSION KANARY_GROUP "/" KANARY_VERSION_API
-#define KANARY_KIND	   "Kanary"
+#define KANARY_KIND        "Kanary"
 
 /* spec.routes[].backend.servicePort: an integer or an IANA service name. */
 struct kanary_port_ref {

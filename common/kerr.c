@@ -12,10 +12,10 @@
 #include "common/limits.h"
 
 static const char *const kerr_names[] = {
-	[KERR_INVALID] = "Invalid value",   [KERR_REQUIRED] = "Required value",
-	[KERR_NOT_FOUND] = "Not found",	    [KERR_DUPLICATE] = "Duplicate value",
-	[KERR_TOO_MANY] = "Too many",	    [KERR_FORBIDDEN] = "Forbidden",
-	[KERR_UNREADABLE] = "Unreadable",
+    [KERR_INVALID] = "Invalid value", [KERR_REQUIRED] = "Required value",
+    [KERR_NOT_FOUND] = "Not found",   [KERR_DUPLICATE] = "Duplicate value",
+    [KERR_TOO_MANY] = "Too many",     [KERR_FORBIDDEN] = "Forbidden",
+    [KERR_UNREADABLE] = "Unreadable",
 };
 
 void kerr_init(struct kerr_list *l)
@@ -92,7 +92,7 @@ static void kerr_push(struct kerr_list *l, char *text)
 }
 
 static void kerr_vadd(struct kerr_list *l, enum kerr_type type, const char *path, const char *value,
-		      const char *fmt, va_list ap)
+                      const char *fmt, va_list ap)
 {
 	struct buf b;
 	char *text = NULL;
@@ -118,7 +118,7 @@ static void kerr_vadd(struct kerr_list *l, enum kerr_type type, const char *path
 }
 
 void kerr_add(struct kerr_list *l, enum kerr_type type, const char *path, const char *value,
-	      const char *fmt, ...)
+              const char *fmt, ...)
 {
 	va_list ap;
 
@@ -201,6 +201,6 @@ int kerr_join(const struct kerr_list *l, const char *sep, struct buf *out)
 	}
 	if (r == 0 && l->dropped > 0)
 		r = buf_printf(out, "%sand %zu more error%s not shown", l->n ? sep : "", l->dropped,
-			       l->dropped == 1 ? "" : "s");
+		               l->dropped == 1 ? "" : "s");
 	return r;
 }

@@ -14,13 +14,13 @@
  * At most KANARY_MAX_FIELD_ERRORS are kept; kerr_dropped() counts the rest.
  */
 enum kerr_type {
-	KERR_INVALID = 0,  /* "Invalid value" */
-	KERR_REQUIRED,	   /* "Required value" */
-	KERR_NOT_FOUND,	   /* "Not found" */
-	KERR_DUPLICATE,	   /* "Duplicate value" */
-	KERR_TOO_MANY,	   /* "Too many" */
-	KERR_FORBIDDEN,	   /* "Forbidden" */
-	KERR_UNREADABLE,   /* the input itself could not be read */
+	KERR_INVALID = 0, /* "Invalid value" */
+	KERR_REQUIRED,    /* "Required value" */
+	KERR_NOT_FOUND,   /* "Not found" */
+	KERR_DUPLICATE,   /* "Duplicate value" */
+	KERR_TOO_MANY,    /* "Too many" */
+	KERR_FORBIDDEN,   /* "Forbidden" */
+	KERR_UNREADABLE,  /* the input itself could not be read */
 };
 
 struct kerr_list {
@@ -49,14 +49,14 @@ bool kerr_any(const struct kerr_list *l);
  * already formatted value (see kerr_fmt_*). An empty detail is left out.
  */
 void kerr_add(struct kerr_list *l, enum kerr_type type, const char *path, const char *value,
-	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Shorthands for the common cases. */
 void kerr_required(struct kerr_list *l, const char *path);
 void kerr_invalid_int(struct kerr_list *l, const char *path, int64_t v, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 void kerr_invalid_str(struct kerr_list *l, const char *path, const char *v, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /*
  * Formats a string value quoted and escaped, as the API server prints it,

@@ -81,7 +81,7 @@ static bool is_kind(const struct json_object *obj, const char *api_version, cons
 
 /* Takes a reference of its own on obj. */
 static int catalog_list_add(struct catalog_list *l, const char *ns, const char *name,
-			    struct json_object *obj, bool replace)
+                            struct json_object *obj, bool replace)
 {
 	struct catalog_entry *e;
 	char *ns_copy, *name_copy;
@@ -149,7 +149,7 @@ int catalog_add(struct catalog *cat, struct json_object *obj, const char *defaul
 }
 
 const struct json_object *catalog_service(const struct catalog *cat, const char *ns,
-					  const char *name)
+                                          const char *name)
 {
 	for (size_t i = 0; i < cat->services.n; i++) {
 		const struct catalog_entry *e = &cat->services.items[i];
@@ -204,7 +204,7 @@ static bool is_tcp(const struct json_object *port)
 
 /* Finds the Service port the route names; borrowed, or NULL. */
 static const struct json_object *find_service_port(const struct json_object *svc,
-						   const struct kanary_port_ref *ref)
+                                                   const struct kanary_port_ref *ref)
 {
 	struct json_object *spec, *ports;
 	int64_t num;
@@ -267,7 +267,8 @@ static bool condition(const struct json_object *ep, const char *key, bool absent
 	struct json_object *conds, *v;
 
 	if (!json_object_object_get_ex(ep, "conditions", &conds) ||
-	    !json_object_object_get_ex(conds, key, &v) || !json_object_is_type(v, json_type_boolean))
+	    !json_object_object_get_ex(conds, key, &v) ||
+	    !json_object_is_type(v, json_type_boolean))
 		return absent;
 	return json_object_get_boolean(v);
 }
@@ -307,7 +308,7 @@ static int ep_list_add(struct ep_list *l, const char *address, int port, const c
 
 /* Adds the usable endpoints of one slice, for the Service port named port_name. */
 static int slice_endpoints(const struct json_object *slice, const char *port_name,
-			   struct ep_list *eps, int *target_port)
+                           struct ep_list *eps, int *target_port)
 {
 	struct json_object *ports, *endpoints, *addrs, *ref;
 	const char *type = get_str2(slice, "addressType", NULL);
@@ -352,7 +353,7 @@ static int slice_endpoints(const struct json_object *slice, const char *port_nam
 		a0 = json_object_array_get_idx(addrs, 0);
 		if (!json_object_is_type(a0, json_type_string) ||
 		    !canonical_address(type, json_object_get_string((struct json_object *)a0), addr,
-				       sizeof(addr)))
+		                       sizeof(addr)))
 			continue;
 		if (json_object_object_get_ex(ep, "targetRef", &ref))
 			name = get_str2(ref, "name", NULL);
@@ -383,7 +384,7 @@ static void ep_list_normalize(struct ep_list *l)
 }
 
 static int resolve_route(const struct kanary *k, size_t i, const struct catalog *cat,
-			 struct kanary_resolved_route *rr, struct kerr_list *errs)
+                         struct kanary_resolved_route *rr, struct kerr_list *errs)
 {
 	const struct kanary_route *route = &k->routes[i];
 	const struct json_object *svc, *port;
@@ -396,14 +397,14 @@ static int resolve_route(const struct kanary *k, size_t i, const struct catalog 
 	if (!route->service_name || !kanary_is_dns1035_label(route->service_name) ||
 	    !route->port.set ||
 	    (route->port.is_name ? !kanary_is_port_name(route->port.name)
-				 : route->port.number < 1 || route->port.number > 65535))
+	                         : route->port.number < 1 || route->port.number > 65535))
 		return 0;
 	svc = catalog_service(cat, k->namespace, route->service_name);
 	if (!svc) {
 		snprintf(path, sizeof(path), "spec.routes[%zu].backend.serviceName", i);
 		kerr_fmt_str(value, sizeof(value), route->service_name);
-		kerr_add(errs, KERR_NOT_FOUND, path, value, "no Service of that name in namespace %s",
-			 k->namespace);
+		kerr_add(errs, KERR_NOT_FOUND, path, value,
+		         "no Service of that name in namespace %s", k->namespace);
 		return 0;
 	}
 	rr->service_found = true;
@@ -413,12 +414,12 @@ static int resolve_route(const struct kanary *k, size_t i, const struct catalog 
 		if (route->port.is_name) {
 			kerr_fmt_str(value, sizeof(value), route->port.name);
 			kerr_add(errs, KERR_NOT_FOUND, path, value,
-				 "Service %s has no TCP port of that name", route->service_name);
+			         "Service %s has no TCP port of that name", route->service_name);
 		} else {
 			snprintf(value, sizeof(value), "%" PRId64, route->port.number);
 			kerr_add(errs, KERR_NOT_FOUND, path, value,
-				 "Service %s has no TCP port with that number",
-				 route->service_name);
+			         "Service %s has no TCP port with that number",
+			         route->service_name);
 		}
 		return 0;
 	}
@@ -444,14 +445,14 @@ static int resolve_route(const struct kanary *k, size_t i, const struct catalog 
 		if (!json_object_object_get_ex(port, "targetPort", &tp))
 			rr->target_port = rr->service_port;
 		else if (json_object_is_type(tp, json_type_int) && json_object_get_int64(tp) >= 1 &&
-			 json_object_get_int64(tp) <= 65535)
+		         json_object_get_int64(tp) <= 65535)
 			rr->target_port = (int)json_object_get_int64(tp);
 	}
 	if (eps.seen > KANARY_MAX_ENDPOINTS) {
 		snprintf(path, sizeof(path), "spec.routes[%zu].backend.serviceName", i);
 		kerr_add(errs, KERR_TOO_MANY, path, NULL,
-			 "%zu: Service %s has more ready endpoints than the %d Kanary supports",
-			 eps.seen, route->service_name, KANARY_MAX_ENDPOINTS);
+		         "%zu: Service %s has more ready endpoints than the %d Kanary supports",
+		         eps.seen, route->service_name, KANARY_MAX_ENDPOINTS);
 		r = -E2BIG;
 		goto out_free_eps;
 	}
@@ -469,8 +470,8 @@ out_free_eps:
 	return r;
 }
 
-int kanary_resolve(const struct kanary *k, const struct catalog *cat,
-		   struct kanary_resolution *ret, struct kerr_list *errs)
+int kanary_resolve(const struct kanary *k, const struct catalog *cat, struct kanary_resolution *ret,
+                   struct kerr_list *errs)
 {
 	struct kanary_resolution res;
 	int r = 0, first = 0;

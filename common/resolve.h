@@ -32,7 +32,7 @@ int catalog_add(struct catalog *cat, struct json_object *obj, const char *defaul
 
 /* Borrowed; NULL when absent. */
 const struct json_object *catalog_service(const struct catalog *cat, const char *ns,
-					  const char *name);
+                                          const char *name);
 
 struct kanary_endpoint {
 	char *address; /* IPv4 or IPv6 literal */
@@ -44,9 +44,9 @@ struct kanary_endpoint {
 struct kanary_resolved_route {
 	bool service_found;
 	bool port_found;
-	int service_port;  /* number of the matched Service port */
-	char *port_name;   /* its name; "" when unnamed */
-	int target_port;   /* from the slices, else a numeric targetPort, else 0 */
+	int service_port;                  /* number of the matched Service port */
+	char *port_name;                   /* its name; "" when unnamed */
+	int target_port;                   /* from the slices, else a numeric targetPort, else 0 */
 	struct kanary_endpoint *endpoints; /* ready, not terminating, sorted, unique */
 	size_t n_endpoints;
 };
@@ -69,8 +69,8 @@ struct kanary_resolution {
  * also reported in errs) or -ENOMEM.
  * Ownership: ret is caller storage, released with kanary_resolution_finish.
  */
-int kanary_resolve(const struct kanary *k, const struct catalog *cat,
-		   struct kanary_resolution *ret, struct kerr_list *errs);
+int kanary_resolve(const struct kanary *k, const struct catalog *cat, struct kanary_resolution *ret,
+                   struct kerr_list *errs);
 void kanary_resolution_finish(struct kanary_resolution *res);
 
 /*
@@ -79,7 +79,7 @@ void kanary_resolution_finish(struct kanary_resolution *res);
  * unset when the first route did not resolve. Returns a bit mask of what was
  * filled in (KANARY_DEFAULTED_*).
  */
-#define KANARY_DEFAULTED_PORT	  (1u << 0)
+#define KANARY_DEFAULTED_PORT     (1u << 0)
 #define KANARY_DEFAULTED_REPLICAS (1u << 1)
 unsigned kanary_default(struct kanary *k, const struct kanary_resolution *res);
 

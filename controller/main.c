@@ -7,15 +7,15 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: kanary-controller <command> [options]\n"
-		     "\n"
-		     "The Kanary controller.\n"
-		     "\n"
-		     "Commands:\n"
-		     "  render [-f FILE]... [--config-only]  print what would be applied\n"
-		     "\n"
-		     "Run `kanary-controller <command> --help` for a command's options.\n"
-		     "  -h, --help     show this help\n"
-		     "  --version      print the version\n");
+	             "\n"
+	             "The Kanary controller.\n"
+	             "\n"
+	             "Commands:\n"
+	             "  render [-f FILE]... [--config-only]  print what would be applied\n"
+	             "\n"
+	             "Run `kanary-controller <command> --help` for a command's options.\n"
+	             "  -h, --help     show this help\n"
+	             "  --version      print the version\n");
 }
 
 int main(int argc, char **argv)

@@ -37,30 +37,31 @@ enum render_opt {
 
 static void render_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: kanary-controller render [-f FILE]... [--config-only] [options]\n"
-		"\n"
-		"Prints exactly the objects the controller would apply for each Kanary in the\n"
-		"input (a YAML stream: ConfigMap, Deployment, PodDisruptionBudget, Service),\n"
-		"with the Services and EndpointSlices of the input standing in for the cluster.\n"
-		"Input is YAML or JSON; standard input when no file is given.\n"
-		"\n"
-		"Options:\n"
-		"  -f, --filename FILE      read FILE (\"-\" for standard input); repeatable\n"
-		"  --config-only            print only haproxy.cfg (the input must hold one Kanary)\n"
-		"  --haproxy-image IMAGE    HAProxy image of the Deployment (default %s)\n"
-		"  --bind-address ADDR      address HAProxy binds its listeners to (default: all)\n"
-		"  --proxy-port PORT        HAProxy's traffic port in the pod (default %d)\n"
-		"  --probe-port PORT        /healthz and /ready port (default %d)\n"
-		"  --metrics-port PORT      Prometheus /metrics port (default %d)\n"
-		"  --runtime-dir DIR        directory of HAProxy's admin socket, \"\" for none\n"
-		"                           (default /var/run/haproxy)\n"
-		"  -h, --help               show this help\n"
-		"\n"
-		"Exit status: 0 rendered, 1 a Kanary is invalid (every field error on standard\n"
-		"error, nothing on standard output), 2 unreadable input or bad options.\n",
-		OBJECTS_DEFAULT_IMAGE, RENDER_DEFAULT_PROXY_PORT, RENDER_DEFAULT_PROBE_PORT,
-		RENDER_DEFAULT_METRICS_PORT);
+	fprintf(
+	    out,
+	    "Usage: kanary-controller render [-f FILE]... [--config-only] [options]\n"
+	    "\n"
+	    "Prints exactly the objects the controller would apply for each Kanary in the\n"
+	    "input (a YAML stream: ConfigMap, Deployment, PodDisruptionBudget, Service),\n"
+	    "with the Services and EndpointSlices of the input standing in for the cluster.\n"
+	    "Input is YAML or JSON; standard input when no file is given.\n"
+	    "\n"
+	    "Options:\n"
+	    "  -f, --filename FILE      read FILE (\"-\" for standard input); repeatable\n"
+	    "  --config-only            print only haproxy.cfg (the input must hold one Kanary)\n"
+	    "  --haproxy-image IMAGE    HAProxy image of the Deployment (default %s)\n"
+	    "  --bind-address ADDR      address HAProxy binds its listeners to (default: all)\n"
+	    "  --proxy-port PORT        HAProxy's traffic port in the pod (default %d)\n"
+	    "  --probe-port PORT        /healthz and /ready port (default %d)\n"
+	    "  --metrics-port PORT      Prometheus /metrics port (default %d)\n"
+	    "  --runtime-dir DIR        directory of HAProxy's admin socket, \"\" for none\n"
+	    "                           (default /var/run/haproxy)\n"
+	    "  -h, --help               show this help\n"
+	    "\n"
+	    "Exit status: 0 rendered, 1 a Kanary is invalid (every field error on standard\n"
+	    "error, nothing on standard output), 2 unreadable input or bad options.\n",
+	    OBJECTS_DEFAULT_IMAGE, RENDER_DEFAULT_PROXY_PORT, RENDER_DEFAULT_PROBE_PORT,
+	    RENDER_DEFAULT_METRICS_PORT);
 }
 
 static int parse_port(const char *opt, const char *s, int *ret)
@@ -72,7 +73,7 @@ static int parse_port(const char *opt, const char *s, int *ret)
 	v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < 1 || v > 65535) {
 		fprintf(stderr, "kanary-controller render: %s: \"%s\" is not a port (1-65535)\n",
-			opt, s);
+		        opt, s);
 		return -EINVAL;
 	}
 	*ret = (int)v;
@@ -81,7 +82,7 @@ static int parse_port(const char *opt, const char *s, int *ret)
 
 /* Renders one checked Kanary into out (YAML stream, or the config alone). */
 static int render_one(const struct kanary *k, const struct kanary_resolution *res,
-		      const struct objects_options *o, bool config_only, struct buf *out)
+                      const struct objects_options *o, bool config_only, struct buf *out)
 {
 	struct json_object *objs = NULL;
 	char *cfg = NULL, hash[65];
@@ -114,8 +115,8 @@ out_free_cfg:
  * failure are reported on stderr here; returns 0 or -errno.
  */
 static int render_all(struct json_object *docs, const struct catalog *cat,
-		      const struct objects_options *o, bool config_only, struct buf *out,
-		      size_t *ret_kanaries, size_t *ret_invalid)
+                      const struct objects_options *o, bool config_only, struct buf *out,
+                      size_t *ret_kanaries, size_t *ret_invalid)
 {
 	size_t nk = 0, ninvalid = 0;
 	int r = 0;
@@ -144,15 +145,14 @@ static int render_all(struct json_object *docs, const struct catalog *cat,
 			r = kerr_join(&errs, "; ", &line);
 			if (r == 0)
 				fprintf(stderr, "%s/%s: invalid: %s\n", k->namespace,
-					k->name && k->name[0] ? k->name : "<no name>", line.data);
+				        k->name && k->name[0] ? k->name : "<no name>", line.data);
 			buf_finish(&line);
 		} else if (ninvalid == 0) {
 			r = render_one(k, &res, o, config_only, out);
 			if (r < 0)
 				fprintf(stderr, "kanary-controller render: %s/%s: %s\n",
-					k->namespace, k->name,
-					r == -E2BIG ? "output over the size limit"
-						    : strerror(-r));
+				        k->namespace, k->name,
+				        r == -E2BIG ? "output over the size limit" : strerror(-r));
 		}
 		kanary_resolution_finish(&res);
 		kanary_destroy(k);
@@ -166,16 +166,16 @@ static int render_all(struct json_object *docs, const struct catalog *cat,
 int render_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"filename", required_argument, NULL, 'f'},
-		{"config-only", no_argument, NULL, OPT_CONFIG_ONLY},
-		{"haproxy-image", required_argument, NULL, OPT_IMAGE},
-		{"bind-address", required_argument, NULL, OPT_BIND},
-		{"proxy-port", required_argument, NULL, OPT_PROXY_PORT},
-		{"probe-port", required_argument, NULL, OPT_PROBE_PORT},
-		{"metrics-port", required_argument, NULL, OPT_METRICS_PORT},
-		{"runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"filename", required_argument, NULL, 'f'},
+	    {"config-only", no_argument, NULL, OPT_CONFIG_ONLY},
+	    {"haproxy-image", required_argument, NULL, OPT_IMAGE},
+	    {"bind-address", required_argument, NULL, OPT_BIND},
+	    {"proxy-port", required_argument, NULL, OPT_PROXY_PORT},
+	    {"probe-port", required_argument, NULL, OPT_PROBE_PORT},
+	    {"metrics-port", required_argument, NULL, OPT_METRICS_PORT},
+	    {"runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct objects_options opts;
 	struct json_object *docs = NULL;
@@ -234,9 +234,10 @@ int render_main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr,
-			"kanary-controller render: unexpected argument \"%s\" (files go after -f)\n",
-			argv[optind]);
+		fprintf(
+		    stderr,
+		    "kanary-controller render: unexpected argument \"%s\" (files go after -f)\n",
+		    argv[optind]);
 		goto out_free_files;
 	}
 	r = input_load(files, nfiles, &docs, &ierr);
@@ -255,15 +256,17 @@ int render_main(int argc, char **argv)
 	if (r < 0)
 		goto out_destroy; /* render_all said why */
 	if (nk == 0) {
-		fprintf(stderr, "kanary-controller render: no Kanary (apiVersion %s) in the input\n",
-			KANARY_API_VERSION);
+		fprintf(stderr,
+		        "kanary-controller render: no Kanary (apiVersion %s) in the input\n",
+		        KANARY_API_VERSION);
 		goto out_destroy;
 	}
 	if (config_only && nk > 1) {
-		fprintf(stderr,
-			"kanary-controller render: --config-only needs exactly one Kanary; the input "
-			"has %zu\n",
-			nk);
+		fprintf(
+		    stderr,
+		    "kanary-controller render: --config-only needs exactly one Kanary; the input "
+		    "has %zu\n",
+		    nk);
 		goto out_destroy;
 	}
 	if (ninvalid > 0) {
@@ -272,7 +275,7 @@ int render_main(int argc, char **argv)
 	}
 	if (out.len && fwrite(out.data, 1, out.len, stdout) != out.len) {
 		fprintf(stderr, "kanary-controller render: writing the output: %s\n",
-			strerror(errno));
+		        strerror(errno));
 		goto out_destroy;
 	}
 	status = RENDER_OK;
@@ -284,7 +287,7 @@ out_free_files:
 	buf_finish(&out);
 	if (fflush(stdout) != 0 && status == RENDER_OK) {
 		fprintf(stderr, "kanary-controller render: writing the output: %s\n",
-			strerror(errno));
+		        strerror(errno));
 		status = RENDER_UNREADABLE;
 	}
 	return status;

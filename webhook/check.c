@@ -24,24 +24,24 @@ enum check_exit {
 static void check_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: kanary-webhook check [-f FILE]...\n"
-		"\n"
-		"Checks every Kanary in the input exactly as the admission webhook would:\n"
-		"defaults, validation, and the lookup of each backend Service and port, with\n"
-		"the Services and EndpointSlices of the input standing in for the cluster.\n"
-		"Input is YAML or JSON, one or more documents per file (a `kind: List` counts\n"
-		"as its items); standard input when no file is given.\n"
-		"\n"
-		"Prints one line per Kanary:\n"
-		"  <namespace>/<name>: allowed\n"
-		"  <namespace>/<name>: denied: <every field error, separated by \"; \">\n"
-		"\n"
-		"Options:\n"
-		"  -f, --filename FILE  read FILE (\"-\" for standard input); repeatable\n"
-		"  -h, --help           show this help\n"
-		"\n"
-		"Exit status: 0 every Kanary allowed, 1 any denied, 2 unreadable input\n"
-		"(including input with no Kanary at all).\n");
+	        "Usage: kanary-webhook check [-f FILE]...\n"
+	        "\n"
+	        "Checks every Kanary in the input exactly as the admission webhook would:\n"
+	        "defaults, validation, and the lookup of each backend Service and port, with\n"
+	        "the Services and EndpointSlices of the input standing in for the cluster.\n"
+	        "Input is YAML or JSON, one or more documents per file (a `kind: List` counts\n"
+	        "as its items); standard input when no file is given.\n"
+	        "\n"
+	        "Prints one line per Kanary:\n"
+	        "  <namespace>/<name>: allowed\n"
+	        "  <namespace>/<name>: denied: <every field error, separated by \"; \">\n"
+	        "\n"
+	        "Options:\n"
+	        "  -f, --filename FILE  read FILE (\"-\" for standard input); repeatable\n"
+	        "  -h, --help           show this help\n"
+	        "\n"
+	        "Exit status: 0 every Kanary allowed, 1 any denied, 2 unreadable input\n"
+	        "(including input with no Kanary at all).\n");
 }
 
 /* Prints the verdict line for one Kanary and says whether it was allowed; 0 or -errno. */
@@ -59,7 +59,8 @@ static int check_one(const struct json_object *obj, const struct catalog *cat, b
 	r = kanary_check(obj, cat, KANARY_CHECK_REQUIRE_NAME, &k, &res, &defaulted, &errs);
 	if (r < 0)
 		goto out_finish;
-	r = buf_printf(&line, "%s/%s: ", k->namespace, k->name && k->name[0] ? k->name : "<no name>");
+	r = buf_printf(&line, "%s/%s: ", k->namespace,
+	               k->name && k->name[0] ? k->name : "<no name>");
 	if (r == 0 && !kerr_any(&errs))
 		r = buf_puts(&line, "allowed");
 	if (r == 0 && kerr_any(&errs)) {
@@ -82,9 +83,9 @@ out_finish:
 int check_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"filename", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"filename", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct json_object *docs = NULL;
 	struct catalog *cat = NULL;
@@ -115,8 +116,9 @@ int check_main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "kanary-webhook check: unexpected argument \"%s\" (files go after -f)\n",
-			argv[optind]);
+		fprintf(stderr,
+		        "kanary-webhook check: unexpected argument \"%s\" (files go after -f)\n",
+		        argv[optind]);
 		goto out_free_files;
 	}
 	r = input_load(files, nfiles, &docs, &ierr);
@@ -143,7 +145,7 @@ int check_main(int argc, char **argv)
 	}
 	if (nkanary == 0) {
 		fprintf(stderr, "kanary-webhook check: no Kanary (apiVersion %s) in the input\n",
-			KANARY_API_VERSION);
+		        KANARY_API_VERSION);
 		goto out_destroy;
 	}
 	status = all_allowed ? CHECK_ALLOWED : CHECK_DENIED;

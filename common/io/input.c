@@ -103,7 +103,7 @@ static int load_one(const char *path, struct json_object *out, struct input_err 
 		(void)close(fd);
 	if (r == -E2BIG) {
 		snprintf(err->msg, sizeof(err->msg), "%s: larger than the limit of %u bytes", shown,
-			 KANARY_MAX_INPUT);
+		         KANARY_MAX_INPUT);
 		return r;
 	}
 	if (r < 0) {
@@ -114,7 +114,7 @@ static int load_one(const char *path, struct json_object *out, struct input_err 
 	free(data);
 	if (r < 0) {
 		snprintf(err->msg, sizeof(err->msg), "%s: %s", shown,
-			 r == -ENOMEM ? "out of memory" : derr.msg);
+		         r == -ENOMEM ? "out of memory" : derr.msg);
 		return r;
 	}
 	r = append_docs(out, docs);
@@ -125,7 +125,7 @@ static int load_one(const char *path, struct json_object *out, struct input_err 
 }
 
 int input_load(const char *const *paths, size_t n, struct json_object **ret_docs,
-	       struct input_err *ret_err)
+               struct input_err *ret_err)
 {
 	static const char *const stdin_only[] = {"-"};
 	struct json_object *out;

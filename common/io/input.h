@@ -20,7 +20,7 @@ struct input_err {
  * file and why. Ownership: *ret_docs is a new reference the caller puts.
  */
 int input_load(const char *const *paths, size_t n, struct json_object **ret_docs,
-	       struct input_err *ret_err);
+               struct input_err *ret_err);
 
 /*
  * Reads all of fd into a NUL-terminated buffer of at most max bytes.

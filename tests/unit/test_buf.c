@@ -67,9 +67,10 @@ static void kerr_formats_like_the_api_server(void **state)
 	kerr_invalid_str(&l, "spec.destination", "My\"App\n", "bad");
 	assert_int_equal(kerr_count(&l), 3);
 	assert_string_equal(kerr_get(&l, 0),
-			    "spec.routes[1].weight: Invalid value: 120: must be between 0 and 100");
+	                    "spec.routes[1].weight: Invalid value: 120: must be between 0 and 100");
 	assert_string_equal(kerr_get(&l, 1), "spec.destination: Required value");
-	assert_string_equal(kerr_get(&l, 2), "spec.destination: Invalid value: \"My\\\"App\\n\": bad");
+	assert_string_equal(kerr_get(&l, 2),
+	                    "spec.destination: Invalid value: \"My\\\"App\\n\": bad");
 	buf_init(&b, 4096);
 	assert_int_equal(kerr_join(&l, "; ", &b), 0);
 	assert_non_null(strstr(b.data, "100; spec.destination: Required value; "));
@@ -108,12 +109,12 @@ static void kerr_counts_what_it_drops(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(buf_appends_and_terminates),
-		cmocka_unit_test(buf_refuses_past_ceiling_and_keeps_content),
-		cmocka_unit_test(buf_steal_of_empty_gives_empty_string),
-		cmocka_unit_test(kerr_formats_like_the_api_server),
-		cmocka_unit_test(kerr_marks_long_values_as_cut),
-		cmocka_unit_test(kerr_counts_what_it_drops),
+	    cmocka_unit_test(buf_appends_and_terminates),
+	    cmocka_unit_test(buf_refuses_past_ceiling_and_keeps_content),
+	    cmocka_unit_test(buf_steal_of_empty_gives_empty_string),
+	    cmocka_unit_test(kerr_formats_like_the_api_server),
+	    cmocka_unit_test(kerr_marks_long_values_as_cut),
+	    cmocka_unit_test(kerr_counts_what_it_drops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,9 +44,10 @@ static struct json_object *get(struct json_object *o, const char *key)
 
 static void yaml_plain_scalars_follow_the_core_schema(void **state)
 {
-	struct json_object *docs = parse_ok("a: 80\nb: \"80\"\nc: 80.5\nd: true\ne: ~\nf: hello\n"
-					    "g: 0x1F\nh: 0o17\ni: -3\nj: .inf\nk: 'true'\n"
-					    "l: 1e3\nm: 99999999999999999999\nn: !!str 42\no: yes\n");
+	struct json_object *docs =
+	    parse_ok("a: 80\nb: \"80\"\nc: 80.5\nd: true\ne: ~\nf: hello\n"
+	             "g: 0x1F\nh: 0o17\ni: -3\nj: .inf\nk: 'true'\n"
+	             "l: 1e3\nm: 99999999999999999999\nn: !!str 42\no: yes\n");
 	struct json_object *d;
 
 	assert_int_equal(json_object_array_length(docs), 1);
@@ -75,13 +76,13 @@ static void yaml_plain_scalars_follow_the_core_schema(void **state)
 static void yaml_streams_keep_every_document_in_order(void **state)
 {
 	struct json_object *docs =
-		parse_ok("---\nkind: A\n---\n# only a comment\n---\nkind: B\n...\n---\n[1, 2]\n");
+	    parse_ok("---\nkind: A\n---\n# only a comment\n---\nkind: B\n...\n---\n[1, 2]\n");
 
 	assert_int_equal(json_object_array_length(docs), 3);
 	assert_string_equal(json_object_get_string(get(json_object_array_get_idx(docs, 0), "kind")),
-			    "A");
+	                    "A");
 	assert_string_equal(json_object_get_string(get(json_object_array_get_idx(docs, 1), "kind")),
-			    "B");
+	                    "B");
 	assert_true(json_object_is_type(json_object_array_get_idx(docs, 2), json_type_array));
 	json_object_put(docs);
 }
@@ -91,7 +92,7 @@ static void yaml_block_scalars_are_strings(void **state)
 	struct json_object *docs = parse_ok("cfg: |\n  line one\n  line two\n");
 
 	assert_string_equal(json_object_get_string(get(json_object_array_get_idx(docs, 0), "cfg")),
-			    "line one\nline two\n");
+	                    "line one\nline two\n");
 	json_object_put(docs);
 }
 
@@ -188,15 +189,15 @@ static void empty_input_is_an_empty_stream(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(yaml_plain_scalars_follow_the_core_schema),
-		cmocka_unit_test(yaml_streams_keep_every_document_in_order),
-		cmocka_unit_test(yaml_block_scalars_are_strings),
-		cmocka_unit_test(json_streams_of_several_objects_are_read),
-		cmocka_unit_test(malformed_input_is_refused_with_a_position),
-		cmocka_unit_test(aliases_anchors_and_duplicate_keys_are_refused),
-		cmocka_unit_test(deep_nesting_is_refused_not_recursed),
-		cmocka_unit_test(oversized_and_nul_input_is_refused),
-		cmocka_unit_test(empty_input_is_an_empty_stream),
+	    cmocka_unit_test(yaml_plain_scalars_follow_the_core_schema),
+	    cmocka_unit_test(yaml_streams_keep_every_document_in_order),
+	    cmocka_unit_test(yaml_block_scalars_are_strings),
+	    cmocka_unit_test(json_streams_of_several_objects_are_read),
+	    cmocka_unit_test(malformed_input_is_refused_with_a_position),
+	    cmocka_unit_test(aliases_anchors_and_duplicate_keys_are_refused),
+	    cmocka_unit_test(deep_nesting_is_refused_not_recursed),
+	    cmocka_unit_test(oversized_and_nul_input_is_refused),
+	    cmocka_unit_test(empty_input_is_an_empty_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,15 +59,15 @@ static void valid_kanary_is_read_whole(void **state)
 {
 	struct kanary *k;
 	char *errs = errors_of("apiVersion: kanary.pyxida.io/v1alpha1\nkind: Kanary\n"
-				    "metadata:\n  name: k\n  namespace: shop\n  uid: u-1\n"
-				    "  generation: 4\n"
-				    "spec:\n  destination: myapp\n  port: 8080\n"
-				    "  proxy: {replicas: 3}\n  routes:\n"
-				    "  - backend: {serviceName: myapp-v1, servicePort: http}\n"
-				    "    weight: 80\n"
-				    "  - backend: {serviceName: myapp-v2, servicePort: 9090}\n"
-				    "    weight: 20\n",
-			       &k);
+	                       "metadata:\n  name: k\n  namespace: shop\n  uid: u-1\n"
+	                       "  generation: 4\n"
+	                       "spec:\n  destination: myapp\n  port: 8080\n"
+	                       "  proxy: {replicas: 3}\n  routes:\n"
+	                       "  - backend: {serviceName: myapp-v1, servicePort: http}\n"
+	                       "    weight: 80\n"
+	                       "  - backend: {serviceName: myapp-v2, servicePort: 9090}\n"
+	                       "    weight: 20\n",
+	                       &k);
 	char *summary;
 
 	assert_string_equal(errs, "");
@@ -94,9 +94,10 @@ static void valid_kanary_is_read_whole(void **state)
 static void namespace_defaults_to_default(void **state)
 {
 	struct kanary *k;
-	char *errs = errors_of(HEAD "spec:\n  destination: d\n  routes:\n"
-				    "  - backend: {serviceName: a, servicePort: 80}\n    weight: 100\n",
-			       &k);
+	char *errs =
+	    errors_of(HEAD "spec:\n  destination: d\n  routes:\n"
+	                   "  - backend: {serviceName: a, servicePort: 80}\n    weight: 100\n",
+	              &k);
 
 	assert_string_equal(errs, "");
 	assert_string_equal(k->namespace, "default");
@@ -109,59 +110,59 @@ static void namespace_defaults_to_default(void **state)
 static void weights_must_sum_to_100(void **state)
 {
 	assert_errors(HEAD "spec:\n  destination: d\n  routes:\n"
-			   "  - backend: {serviceName: a, servicePort: 80}\n    weight: 90\n"
-			   "  - backend: {serviceName: b, servicePort: 80}\n    weight: 20\n",
-		      "spec.routes: Invalid value: 110: the weights of all routes must sum to 100");
+	                   "  - backend: {serviceName: a, servicePort: 80}\n    weight: 90\n"
+	                   "  - backend: {serviceName: b, servicePort: 80}\n    weight: 20\n",
+	              "spec.routes: Invalid value: 110: the weights of all routes must sum to 100");
 	assert_errors(HEAD "spec:\n  destination: d\n  routes:\n"
-			   "  - backend: {serviceName: a, servicePort: 80}\n    weight: 0\n",
-		      "spec.routes: Invalid value: 0: the weights of all routes must sum to 100");
+	                   "  - backend: {serviceName: a, servicePort: 80}\n    weight: 0\n",
+	              "spec.routes: Invalid value: 0: the weights of all routes must sum to 100");
 }
 
 static void weights_must_be_integers_in_range(void **state)
 {
 	assert_errors(HEAD "spec:\n  destination: d\n  routes:\n"
-			   "  - backend: {serviceName: a, servicePort: 80}\n    weight: 120\n"
-			   "  - backend: {serviceName: b, servicePort: 80}\n    weight: -20\n",
-		      "spec.routes[0].weight: Invalid value: 120: must be between 0 and 100\n"
-		      "spec.routes[1].weight: Invalid value: -20: must be between 0 and 100");
+	                   "  - backend: {serviceName: a, servicePort: 80}\n    weight: 120\n"
+	                   "  - backend: {serviceName: b, servicePort: 80}\n    weight: -20\n",
+	              "spec.routes[0].weight: Invalid value: 120: must be between 0 and 100\n"
+	              "spec.routes[1].weight: Invalid value: -20: must be between 0 and 100");
 	assert_errors(HEAD "spec:\n  destination: d\n  routes:\n"
-			   "  - backend: {serviceName: a, servicePort: 80}\n    weight: \"80\"\n"
-			   "  - backend: {serviceName: b, servicePort: 80}\n    weight: 20.5\n",
-		      "spec.routes[0].weight: Invalid value: \"80\": must be an integer\n"
-		      "spec.routes[1].weight: Invalid value: 20.5: must be an integer");
+	                   "  - backend: {serviceName: a, servicePort: 80}\n    weight: \"80\"\n"
+	                   "  - backend: {serviceName: b, servicePort: 80}\n    weight: 20.5\n",
+	              "spec.routes[0].weight: Invalid value: \"80\": must be an integer\n"
+	              "spec.routes[1].weight: Invalid value: 20.5: must be an integer");
 }
 
 static void every_problem_is_reported_with_its_path(void **state)
 {
 	assert_errors(HEAD "spec:\n  destination: a\n  colour: blue\n  port: 0\n"
-			   "  proxy: {replicas: 0}\n  routes:\n"
-			   "  - backend: {serviceName: a, servicePort: Http}\n    weight: 50\n"
-			   "  - backend: {serviceName: a, servicePort: 70000}\n    weight: 50\n"
-			   "  - weight: 0\n",
-		      "spec.colour: Forbidden: unknown field\n"
-		      "spec.routes[2].backend: Required value\n"
-		      "spec.destination: Invalid value: \"a\": must not name a backend Service "
-		      "(spec.routes[0].backend.serviceName), or traffic would loop\n"
-		      "spec.routes[0].backend.servicePort: Invalid value: \"Http\": must contain "
-		      "only alpha-numeric characters (a-z, 0-9), and hyphens (-)\n"
-		      "spec.routes[1].backend.serviceName: Duplicate value: \"a\": already the "
-		      "backend of spec.routes[0]\n"
-		      "spec.routes[1].backend.servicePort: Invalid value: 70000: must be between 1 "
-		      "and 65535, inclusive\n"
-		      "spec.port: Invalid value: 0: must be between 1 and 65535, inclusive\n"
-		      "spec.proxy.replicas: Invalid value: 0: must be between 1 and 100");
+	                   "  proxy: {replicas: 0}\n  routes:\n"
+	                   "  - backend: {serviceName: a, servicePort: Http}\n    weight: 50\n"
+	                   "  - backend: {serviceName: a, servicePort: 70000}\n    weight: 50\n"
+	                   "  - weight: 0\n",
+	              "spec.colour: Forbidden: unknown field\n"
+	              "spec.routes[2].backend: Required value\n"
+	              "spec.destination: Invalid value: \"a\": must not name a backend Service "
+	              "(spec.routes[0].backend.serviceName), or traffic would loop\n"
+	              "spec.routes[0].backend.servicePort: Invalid value: \"Http\": must contain "
+	              "only alpha-numeric characters (a-z, 0-9), and hyphens (-)\n"
+	              "spec.routes[1].backend.serviceName: Duplicate value: \"a\": already the "
+	              "backend of spec.routes[0]\n"
+	              "spec.routes[1].backend.servicePort: Invalid value: 70000: must be between 1 "
+	              "and 65535, inclusive\n"
+	              "spec.port: Invalid value: 0: must be between 1 and 65535, inclusive\n"
+	              "spec.proxy.replicas: Invalid value: 0: must be between 1 and 100");
 }
 
 static void missing_spec_and_fields_are_required(void **state)
 {
 	assert_errors(HEAD, "spec: Required value");
 	assert_errors(HEAD "spec:\n  destination: null\n  routes:\n  - weight: null\n"
-			   "    backend: {serviceName: a, servicePort: null}\n",
-		      "spec.destination: Required value\n"
-		      "spec.routes[0].weight: Required value\n"
-		      "spec.routes[0].backend.servicePort: Required value");
+	                   "    backend: {serviceName: a, servicePort: null}\n",
+	              "spec.destination: Required value\n"
+	              "spec.routes[0].weight: Required value\n"
+	              "spec.routes[0].backend.servicePort: Required value");
 	assert_errors(HEAD "spec:\n  destination: d\n  routes: []\n",
-		      "spec.routes: Required value: at least 1 route is required");
+	              "spec.routes: Required value: at least 1 route is required");
 }
 
 static void thousands_of_routes_give_one_error_not_thousands(void **state)
@@ -172,10 +173,11 @@ static void thousands_of_routes_give_one_error_not_thousands(void **state)
 	buf_init(&y, 1 << 22);
 	assert_int_equal(buf_puts(&y, HEAD "spec:\n  destination: d\n  routes:\n"), 0);
 	for (int i = 0; i < 3000; i++)
-		assert_int_equal(buf_printf(&y, "  - backend: {serviceName: s%d, servicePort: 80}\n"
-						"    weight: 0\n",
-					    i),
-				 0);
+		assert_int_equal(buf_printf(&y,
+		                            "  - backend: {serviceName: s%d, servicePort: 80}\n"
+		                            "    weight: 0\n",
+		                            i),
+		                 0);
 	got = errors_of(y.data, NULL);
 	assert_string_equal(got, "spec.routes: Too many: 3000: must have at most 16 items");
 	free(got);
@@ -190,9 +192,9 @@ static void names_follow_dns1035_and_iana(void **state)
 	assert_false(kanary_is_dns1035_label("App"));
 	assert_false(kanary_is_dns1035_label(""));
 	assert_true(kanary_is_dns1035_label(
-		"a23456789012345678901234567890123456789012345678901234567890123"));
+	    "a23456789012345678901234567890123456789012345678901234567890123"));
 	assert_false(kanary_is_dns1035_label(
-		"a234567890123456789012345678901234567890123456789012345678901234"));
+	    "a234567890123456789012345678901234567890123456789012345678901234"));
 	assert_true(kanary_is_port_name("http"));
 	assert_true(kanary_is_port_name("h2c-8080"));
 	assert_false(kanary_is_port_name("8080"));
@@ -205,9 +207,9 @@ static void names_follow_dns1035_and_iana(void **state)
 static void only_our_group_is_a_kanary(void **state)
 {
 	struct json_object *o = json_tokener_parse(
-		"{\"apiVersion\": \"kanary.pyxida.io/v1alpha1\", \"kind\": \"Kanary\"}");
+	    "{\"apiVersion\": \"kanary.pyxida.io/v1alpha1\", \"kind\": \"Kanary\"}");
 	struct json_object *other =
-		json_tokener_parse("{\"apiVersion\": \"example.com/v1\", \"kind\": \"Kanary\"}");
+	    json_tokener_parse("{\"apiVersion\": \"example.com/v1\", \"kind\": \"Kanary\"}");
 
 	assert_true(kanary_is_kanary(o));
 	assert_false(kanary_is_kanary(other));
@@ -218,15 +220,15 @@ static void only_our_group_is_a_kanary(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(valid_kanary_is_read_whole),
-		cmocka_unit_test(namespace_defaults_to_default),
-		cmocka_unit_test(weights_must_sum_to_100),
-		cmocka_unit_test(weights_must_be_integers_in_range),
-		cmocka_unit_test(every_problem_is_reported_with_its_path),
-		cmocka_unit_test(missing_spec_and_fields_are_required),
-		cmocka_unit_test(thousands_of_routes_give_one_error_not_thousands),
-		cmocka_unit_test(names_follow_dns1035_and_iana),
-		cmocka_unit_test(only_our_group_is_a_kanary),
+	    cmocka_unit_test(valid_kanary_is_read_whole),
+	    cmocka_unit_test(namespace_defaults_to_default),
+	    cmocka_unit_test(weights_must_sum_to_100),
+	    cmocka_unit_test(weights_must_be_integers_in_range),
+	    cmocka_unit_test(every_problem_is_reported_with_its_path),
+	    cmocka_unit_test(missing_spec_and_fields_are_required),
+	    cmocka_unit_test(thousands_of_routes_give_one_error_not_thousands),
+	    cmocka_unit_test(names_follow_dns1035_and_iana),
+	    cmocka_unit_test(only_our_group_is_a_kanary),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
