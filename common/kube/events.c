@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "common/kube/events.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "common/buf.h"
+#include "common/kube/client.h"
+#include "common/limits.h"
+
+/* One Event we wrote, found again by everything that makes two Events the same. */
+struct rec_entry {
+	char *key;
+	char *name;
+	char *namespace;
+	long count;
+	char first_timestamp[32];
+	unsigned long used;
+};
+
+/* One object's spam bucket. */
+struct spam_entry {
+	char *key;
+	double tokens;
+	long long at_ms;
+	unsigned long used;
+};
+
+struct kube_recorder {
+	struct kube_config *cfg;
+	struct kube_client *client;
+	char *component;
+	char *host;
+	pthread_mutex_t lock;
+	struct rec_entry *entries; /* KANARY_MAX_EVENT_CACHE slots */
+	size_t n_entries;
+	struct spam_entry *spam; /* KANARY_MAX_EVENT_CACHE slots */
+	size_t n_spam;
+	unsigned long clock;
+	struct kube_recorder_stats stats;
+};
+
+int kube_recorder_create(struct kube_config *cfg, const char *component, const char *host,
+                         struct kube_recorder **ret)
+{
+	const struct kube_client_options co = {.component = component};
+	struct kube_recorder *rec;
+	int r = -ENOMEM;
+
+	if (!component || !*component)
+		return -EINVAL;
+	rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return -ENOMEM;
+	rec->cfg = cfg;
+	rec->component = strdup(component);
+	rec->host = strdup(host ? host : "");
+	rec->entries = calloc(KANARY_MAX_EVENT_CACHE, sizeof(*rec->entries));
+	rec->spam = calloc(KANARY_MAX_EVENT_CACHE, sizeof(*rec->spam));
+	if (!rec->component || !rec->host || !rec->entries || !rec->spam)
+		goto out_free;
+	r = kube_client_create(cfg, &co, &rec->client);
+	if (r < 0)
+		goto out_free;
+	if (pthread_mutex_init(&rec->lock, NULL) != 0) {
+		r = -ENOMEM;
+		goto out_client;
+	}
+	*ret = rec;
+	return 0;
+out_client:
+	kube_client_destroy(rec->client);
+out_free:
+	free(rec->spam);
+	free(rec->entries);
+	free(rec->host);
+	free(rec->component);
+	free(rec);
+	return r;
+}
+
+static void entry_clear(struct rec_entry *e)
+{
+	free(e->key);
+	free(e->name);
+	free(e->namespace);
+	memset(e, 0, sizeof(*e));
+}
+
+void kube_recorder_destroy(struct kube_recorder *rec)
+{
+	if (!rec)
+		return;
+	for (size_t i = 0; i < rec->n_entries; i++)
+		entry_clear(&rec->entries[i]);
+	for (size_t i = 0; i < rec->n_spam; i++)
+		free(rec->spam[i].key);
+	pthread_mutex_destroy(&rec->lock);
+	kube_client_destroy(rec->client);
+	free(rec->spam);
+	free(rec->entries);
+	free(rec->host);
+	free(rec->component);
+	free(rec);
+}
+
+void kube_recorder_stats(struct kube_recorder *rec, struct kube_recorder_stats *ret)
+{
+	pthread_mutex_lock(&rec->lock);
+	*ret = rec->stats;
+	pthread_mutex_unlock(&rec->lock);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* metav1.Time: RFC 3339 in UTC, whole seconds. */
+static void timestamp_now(char *out, size_t size)
+{
+	struct tm tm;
+	time_t t = time(NULL);
+
+	gmtime_r(&t, &tm);
+	if (strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size)
+		out[0] = '\0';
+}
+
+static const char *str_at(const struct json_object *obj, const char *a, const char *b)
+{
+	struct json_object *v;
+
+	if (!obj || !json_object_object_get_ex(obj, a, &v))
+		return NULL;
+	if (b && !json_object_object_get_ex(v, b, &v))
+		return NULL;
+	if (!json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+struct involved {
+	const char *kind;
+	const char *api_version;
+	const char *name;
+	const char *namespace; /* "" for cluster-scoped */
+	const char *uid;       /* "" when absent */
+	const char *resource_version;
+};
+
+/*
+ * Spam filter: one token bucket per object and source. Evicts the least
+ * recently used bucket when full. Returns true when the Event may go.
+ */
+static bool spam_allow(struct kube_recorder *rec, const char *key)
+{
+	struct spam_entry *e = NULL, *lru = NULL;
+	long long now = now_ms();
+	char *copy;
+
+	for (size_t i = 0; i < rec->n_spam; i++) {
+		if (strcmp(rec->spam[i].key, key) == 0) {
+			e = &rec->spam[i];
+			break;
+		}
+		if (!lru || rec->spam[i].used < lru->used)
+			lru = &rec->spam[i];
+	}
+	if (!e) {
+		copy = strdup(key);
+		if (!copy)
+			return true; /* out of memory: do not filter */
+		if (rec->n_spam < KANARY_MAX_EVENT_CACHE) {
+			e = &rec->spam[rec->n_spam++];
+		} else {
+			e = lru;
+			free(e->key);
+		}
+		e->key = copy;
+		e->tokens = KUBE_EVENT_BURST;
+		e->at_ms = now;
+	}
+	e->used = ++rec->clock;
+	e->tokens += (double)(now - e->at_ms) / (KUBE_EVENT_REFILL_S * 1000.0);
+	if (e->tokens > KUBE_EVENT_BURST)
+		e->tokens = KUBE_EVENT_BURST;
+	e->at_ms = now;
+	if (e->tokens < 1.0)
+		return false;
+	e->tokens -= 1.0;
+	return true;
+}
+
+static struct rec_entry *entry_find(struct kube_recorder *rec, const char *key)
+{
+	for (size_t i = 0; i < rec->n_entries; i++)
+		if (strcmp(rec->entries[i].key, key) == 0)
+			return &rec->entries[i];
+	return NULL;
+}
+
+/* A slot for a new entry: a free one, else the least recently used. */
+static struct rec_entry *entry_slot(struct kube_recorder *rec)
+{
+	struct rec_entry *lru = NULL;
+
+	if (rec->n_entries < KANARY_MAX_EVENT_CACHE)
+		return &rec->entries[rec->n_entries++];
+	for (size_t i = 0; i < rec->n_entries; i++)
+		if (!lru || rec->entries[i].used < lru->used)
+			lru = &rec->entries[i];
+	entry_clear(lru);
+	return lru;
+}
+
+static int add_str(struct json_object *obj, const char *key, const char *val)
+{
+	struct json_object *v;
+
+	if (!val)
+		return 0;
+	v = json_object_new_string(val);
+	if (!v || json_object_object_add(obj, key, v) != 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int add_obj(struct json_object *obj, const char *key, struct json_object **ret)
+{
+	struct json_object *v = json_object_new_object();
+
+	if (!v || json_object_object_add(obj, key, v) != 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* The Event object for a first occurrence. Ownership: *ret is the caller's to put. */
+static int event_build(const struct kube_recorder *rec, const struct involved *inv,
+                       const char *name, const char *ns, const char *type, const char *reason,
+                       const char *message, const char *ts, struct json_object **ret)
+{
+	struct json_object *ev, *meta, *io, *src, *count;
+	int r;
+
+	ev = json_object_new_object();
+	if (!ev)
+		return -ENOMEM;
+	r = add_str(ev, "apiVersion", "v1");
+	if (r == 0)
+		r = add_str(ev, "kind", "Event");
+	if (r == 0)
+		r = add_obj(ev, "metadata", &meta);
+	if (r == 0)
+		r = add_str(meta, "name", name);
+	if (r == 0)
+		r = add_str(meta, "namespace", ns);
+	if (r == 0)
+		r = add_obj(ev, "involvedObject", &io);
+	if (r == 0)
+		r = add_str(io, "kind", inv->kind);
+	if (r == 0)
+		r = add_str(io, "apiVersion", inv->api_version);
+	if (r == 0 && *inv->namespace)
+		r = add_str(io, "namespace", inv->namespace);
+	if (r == 0)
+		r = add_str(io, "name", inv->name);
+	if (r == 0 && *inv->uid)
+		r = add_str(io, "uid", inv->uid);
+	if (r == 0 && inv->resource_version)
+		r = add_str(io, "resourceVersion", inv->resource_version);
+	if (r == 0)
+		r = add_str(ev, "type", type);
+	if (r == 0)
+		r = add_str(ev, "reason", reason);
+	if (r == 0)
+		r = add_str(ev, "message", message);
+	if (r == 0)
+		r = add_obj(ev, "source", &src);
+	if (r == 0)
+		r = add_str(src, "component", rec->component);
+	if (r == 0 && *rec->host)
+		r = add_str(src, "host", rec->host);
+	if (r == 0)
+		r = add_str(ev, "reportingComponent", rec->component);
+	if (r == 0)
+		r = add_str(ev, "reportingInstance", *rec->host ? rec->host : rec->component);
+	if (r == 0)
+		r = add_str(ev, "firstTimestamp", ts);
+	if (r == 0)
+		r = add_str(ev, "lastTimestamp", ts);
+	if (r == 0) {
+		count = json_object_new_int(1);
+		if (!count || json_object_object_add(ev, "count", count) != 0) {
+			json_object_put(count);
+			r = -ENOMEM;
+		}
+	}
+	if (r < 0) {
+		json_object_put(ev);
+		return r;
+	}
+	*ret = ev;
+	return 0;
+}
+
+/* PATCHes the remembered Event with count + 1. -ENOENT when it is gone. */
+static int event_bump(struct kube_recorder *rec, struct rec_entry *e, const char *message,
+                      const char *ts, struct kube_result *res)
+{
+	char path[KANARY_MAX_URL];
+	struct json_object *patch, *count;
+	int r;
+
+	r = kube_path(path, sizeof(path), NULL, "v1", "events", e->namespace, e->name, NULL);
+	if (r < 0)
+		return r;
+	patch = json_object_new_object();
+	if (!patch)
+		return -ENOMEM;
+	count = json_object_new_int64(e->count + 1);
+	if (!count || json_object_object_add(patch, "count", count) != 0) {
+		json_object_put(count);
+		json_object_put(patch);
+		return -ENOMEM;
+	}
+	r = add_str(patch, "lastTimestamp", ts);
+	if (r == 0)
+		r = add_str(patch, "message", message);
+	if (r == 0)
+		r = kube_patch(rec->client, path, KUBE_PATCH_MERGE, patch, NULL, res);
+	json_object_put(patch);
+	if (r == 0)
+		e->count++;
+	return r;
+}
+
+static int event_create(struct kube_recorder *rec, const struct involved *inv, const char *key,
+                        const char *type, const char *reason, const char *message, const char *ts,
+                        struct kube_result *res)
+{
+	char path[KANARY_MAX_URL], name[KANARY_MAX_NAME + 1];
+	const char *ns = *inv->namespace ? inv->namespace : "default";
+	struct json_object *ev;
+	struct rec_entry *e;
+	struct timespec now;
+	int n, r;
+
+	/* client-go names Events "<object>.<hex nanoseconds>". */
+	clock_gettime(CLOCK_REALTIME, &now);
+	n = snprintf(name, sizeof(name), "%.*s.%llx", KANARY_MAX_NAME - 20, inv->name,
+	             (unsigned long long)now.tv_sec * 1000000000ULL +
+	                 (unsigned long long)now.tv_nsec);
+	if (n < 0 || (size_t)n >= sizeof(name))
+		return -E2BIG;
+	r = kube_path(path, sizeof(path), NULL, "v1", "events", ns, NULL, NULL);
+	if (r < 0)
+		return r;
+	r = event_build(rec, inv, name, ns, type, reason, message, ts, &ev);
+	if (r < 0)
+		return r;
+	r = kube_create(rec->client, path, ev, NULL, res);
+	json_object_put(ev);
+	if (r < 0)
+		return r;
+	e = entry_slot(rec);
+	e->key = strdup(key);
+	e->name = strdup(name);
+	e->namespace = strdup(ns);
+	if (!e->key || !e->name || !e->namespace) {
+		/* The Event is written; we only forget it. */
+		entry_clear(e);
+		rec->n_entries--;
+		if (e != &rec->entries[rec->n_entries]) {
+			*e = rec->entries[rec->n_entries];
+			memset(&rec->entries[rec->n_entries], 0, sizeof(*e));
+		}
+		return 0;
+	}
+	e->count = 1;
+	snprintf(e->first_timestamp, sizeof(e->first_timestamp), "%s", ts);
+	e->used = ++rec->clock;
+	return 0;
+}
+
+static int involved_read(const struct json_object *obj, struct involved *inv)
+{
+	inv->kind = str_at(obj, "kind", NULL);
+	inv->api_version = str_at(obj, "apiVersion", NULL);
+	inv->name = str_at(obj, "metadata", "name");
+	inv->namespace = str_at(obj, "metadata", "namespace");
+	inv->uid = str_at(obj, "metadata", "uid");
+	inv->resource_version = str_at(obj, "metadata", "resourceVersion");
+	if (!inv->kind || !*inv->kind || !inv->api_version || !inv->name || !*inv->name)
+		return -EINVAL;
+	if (!inv->namespace)
+		inv->namespace = "";
+	if (!inv->uid)
+		inv->uid = "";
+	return 0;
+}
+
+int kube_record(struct kube_recorder *rec, const struct json_object *obj,
+                enum kube_record_type type, const char *reason, const char *fmt, ...)
+{
+	const char *type_name = type == KUBE_RECORD_WARNING ? "Warning" : "Normal";
+	char message[KUBE_EVENT_MESSAGE_MAX], ts[32];
+	struct kube_result res = {0};
+	struct involved inv;
+	struct rec_entry *e;
+	struct buf spam_key, key;
+	va_list ap;
+	int n, r;
+
+	r = involved_read(obj, &inv);
+	if (r < 0 || !reason || !*reason)
+		return -EINVAL;
+	va_start(ap, fmt);
+	n = vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= sizeof(message))
+		memcpy(message + sizeof(message) - 4, "...", 4);
+	timestamp_now(ts, sizeof(ts));
+
+	/* Fields joined by a byte no Kubernetes name or reason holds. */
+	buf_init(&spam_key, KANARY_MAX_URL);
+	buf_init(&key, KANARY_MAX_URL + sizeof(message));
+	r = buf_printf(&spam_key, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", rec->component,
+	               rec->host, inv.api_version, inv.kind, inv.namespace, inv.name, inv.uid);
+	if (r == 0)
+		r = buf_printf(&key, "%s\x1f%s\x1f%s\x1f%s", spam_key.data, type_name, reason,
+		               message);
+	if (r < 0)
+		goto out_keys;
+
+	pthread_mutex_lock(&rec->lock);
+	if (!spam_allow(rec, spam_key.data)) {
+		rec->stats.dropped++;
+		r = -EAGAIN;
+		goto out_unlock;
+	}
+	e = entry_find(rec, key.data);
+	if (e) {
+		e->used = ++rec->clock;
+		r = event_bump(rec, e, message, ts, &res);
+		if (r == 0) {
+			rec->stats.patched++;
+			goto out_unlock;
+		}
+		if (res.reason != KUBE_REASON_NOT_FOUND)
+			goto out_failed;
+		/* The Event expired or was deleted: start a new one. */
+		entry_clear(e);
+		rec->n_entries--;
+		if (e != &rec->entries[rec->n_entries]) {
+			*e = rec->entries[rec->n_entries];
+			memset(&rec->entries[rec->n_entries], 0, sizeof(*e));
+		}
+	}
+	r = event_create(rec, &inv, key.data, type_name, reason, message, ts, &res);
+	if (r == 0) {
+		rec->stats.created++;
+		goto out_unlock;
+	}
+out_failed:
+	rec->stats.failed++;
+	kube_log(rec->cfg, KUBE_LOG_WARNING, "event %s %s for %s %s/%s not written: %s: %s",
+	         type_name, reason, inv.kind, inv.namespace, inv.name, kube_reason_name(res.reason),
+	         res.message[0] ? res.message : strerror(-r));
+out_unlock:
+	pthread_mutex_unlock(&rec->lock);
+out_keys:
+	buf_finish(&key);
+	buf_finish(&spam_key);
+	return r;
+}

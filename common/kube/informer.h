@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef KANARY_KUBE_INFORMER_H
+#define KANARY_KUBE_INFORMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/kube/client.h"
+#include "common/kube/config.h"
+#include "common/limits.h"
+
+struct json_object;
+
+/*
+ * An informer keeps a local copy of one collection (a resource type, in one
+ * namespace or all of them, optionally narrowed by label and field
+ * selectors) and tells handlers what changed. It mirrors client-go's
+ * reflector (research/c-anchors.md §4):
+ *   - LIST (paginated; the first one at resourceVersion "0", served from the
+ *     API server's cache), then WATCH from the list's resourceVersion with
+ *     bookmarks and a timeoutSeconds drawn from [watch_timeout_min_s,
+ *     watch_timeout_max_s] (300..600 by default) so that watches of many
+ *     clients do not all end together.
+ *   - A watch that ends normally resumes from the last resourceVersion seen
+ *     (an event or a bookmark), without a LIST.
+ *   - 410 Gone/Expired (an HTTP answer or an in-band ERROR event) means the
+ *     resourceVersion left the server's window: LIST again at "" (a quorum
+ *     read), replace the cache, and report every object that vanished
+ *     meanwhile as deleted with final_state_unknown set.
+ *   - Connection failures, timeouts, 429 and 5xx: back off and watch again
+ *     from the last resourceVersion. Other errors (403, 404...): back off and
+ *     LIST again. Backoff starts at 800 ms and doubles up to 30 s, each wait
+ *     drawn from [d, 2d) (client-go's jitter of 1.0), never below a
+ *     Retry-After, and starts over after 2 minutes without a failure.
+ *   - resourceVersion is opaque: only stored and sent back, never compared
+ *     for order. An update is reported when it differs from the cached one.
+ *
+ * Threading: each informer runs one thread of its own, with its own
+ * kube_client. Handlers are called from that thread, one at a time, in
+ * event order, with the cache already updated and its lock NOT held, so a
+ * handler may call kube_informer_get. The objects handed to a handler are
+ * private to that call: read them freely, but deep-copy
+ * (json_object_deep_copy) what you keep, because json-c reference counts
+ * are not atomic. The cache has one lock; readers get deep copies.
+ */
+
+struct kube_informer_handlers {
+	void (*on_add)(void *ctx, struct json_object *obj);
+	void (*on_update)(void *ctx, struct json_object *old_obj, struct json_object *new_obj);
+	/*
+	 * final_state_unknown: the object vanished while we were not watching
+	 * (found out by a relist); obj is the last state we saw.
+	 */
+	void (*on_delete)(void *ctx, struct json_object *obj, bool final_state_unknown);
+	void *ctx;
+};
+
+struct kube_informer_options {
+	const char *path; /* a collection, from kube_path (namespace NULL: every namespace) */
+	const char *label_selector;
+	const char *field_selector;
+	const char *component;   /* User-Agent, as kube_client_options */
+	int page_size;           /* LIST page size; 0: KUBE_LIST_PAGE_SIZE */
+	int watch_timeout_min_s; /* 0: KUBE_WATCH_TIMEOUT_MIN_S */
+	int watch_timeout_max_s; /* 0: KUBE_WATCH_TIMEOUT_MAX_S */
+	/*
+	 * Our own cut of every watch, in milliseconds; 0: timeoutSeconds +
+	 * KUBE_WATCH_SLACK_MS. Tests set it low to force many reconnects.
+	 */
+	long watch_deadline_ms;
+	long backoff_initial_ms; /* 0: KUBE_BACKOFF_INITIAL_MS */
+	long backoff_max_ms;     /* 0: KUBE_BACKOFF_MAX_MS */
+	long backoff_reset_ms;   /* 0: KUBE_BACKOFF_RESET_MS */
+	size_t max_line;         /* 0: KANARY_MAX_WATCH_LINE */
+	struct kube_informer_handlers handlers;
+};
+
+#define KUBE_WATCH_TIMEOUT_MIN_S 300
+#define KUBE_WATCH_TIMEOUT_MAX_S 600
+#define KUBE_BACKOFF_INITIAL_MS  800L
+#define KUBE_BACKOFF_MAX_MS      30000L
+#define KUBE_BACKOFF_RESET_MS    120000L
+
+/* Counters, for /metrics and tests. */
+struct kube_informer_stats {
+	unsigned long lists;        /* successful LISTs */
+	unsigned long relists_gone; /* LISTs forced by 410 */
+	unsigned long watches;      /* watch requests made */
+	unsigned long watch_ends;   /* watches that ended normally (timeout) */
+	unsigned long events;       /* ADDED, MODIFIED and DELETED events applied */
+	unsigned long bookmarks;
+	unsigned long backoffs; /* waits after a failure */
+	unsigned long failures; /* failed LISTs and watches */
+	size_t objects;         /* objects in the cache */
+	bool synced;
+};
+
+struct kube_informer;
+
+/*
+ * cfg is borrowed and must outlive the informer; options and strings are
+ * copied. Nothing runs until kube_informer_start.
+ * Ownership: *ret is the caller's, freed with kube_informer_destroy.
+ */
+int kube_informer_create(struct kube_config *cfg, const struct kube_informer_options *o,
+                         struct kube_informer **ret);
+/* Starts the informer thread; -EALREADY when started before. */
+int kube_informer_start(struct kube_informer *inf);
+/*
+ * Stops the thread and waits for it: the transfer in progress is abandoned
+ * within about a second. Handlers are not called after it returns. The cache
+ * stays readable. Calling it twice, or before start, does nothing.
+ */
+void kube_informer_stop(struct kube_informer *inf);
+/* Stops if needed and frees everything; NULL does nothing. */
+void kube_informer_destroy(struct kube_informer *inf);
+
+/* True once the first LIST has been stored and handed to the handlers. */
+bool kube_informer_has_synced(struct kube_informer *inf);
+/* Waits up to timeout_ms for that; 0, or -ETIMEDOUT, or -ECANCELED when stopped. */
+int kube_informer_wait_synced(struct kube_informer *inf, long timeout_ms);
+
+/*
+ * A deep copy of the cached object with key "namespace/name" (or "name").
+ * -ENOENT when absent. Ownership: *ret_obj is the caller's to put.
+ */
+int kube_informer_get(struct kube_informer *inf, const char *key, struct json_object **ret_obj);
+/* Deep copies of every cached object, sorted by key. Ownership: a new array the caller puts. */
+int kube_informer_list(struct kube_informer *inf, struct json_object **ret_array);
+void kube_informer_stats(struct kube_informer *inf, struct kube_informer_stats *ret);
+
+#endif
