@@ -11,7 +11,7 @@
 #define KANARY_MAX_ROUTES	     16
 #define KANARY_MAX_WEIGHT	     100
 #define KANARY_WEIGHT_TOTAL	     100
-#define KANARY_MAX_REPLICAS	     100
+#define KANARY_MAX_REPLICAS	     10
 #define KANARY_DEFAULT_REPLICAS	     2
 #define KANARY_MAX_DNS_LABEL	     63
 #define KANARY_MAX_NAME		     253

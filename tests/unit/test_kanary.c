@@ -150,7 +150,7 @@ static void every_problem_is_reported_with_its_path(void **state)
 	              "spec.routes[1].backend.servicePort: Invalid value: 70000: must be between 1 "
 	              "and 65535, inclusive\n"
 	              "spec.port: Invalid value: 0: must be between 1 and 65535, inclusive\n"
-	              "spec.proxy.replicas: Invalid value: 0: must be between 1 and 100");
+	              "spec.proxy.replicas: Invalid value: 0: must be between 1 and 10");
 }
 
 static void missing_spec_and_fields_are_required(void **state)
