@@ -57,4 +57,20 @@
 /* Distinct Events the recorder remembers for aggregation (client-go: 4096). */
 #define KANARY_MAX_EVENT_CACHE	     4096
 
+/* The admission webhook. */
+/* One log line; a longer message is cut and marked. */
+#define KANARY_MAX_LOG_LINE 8192
+/* Certificates in one serving chain file (leaf and intermediates). */
+#define KANARY_MAX_CERT_CHAIN 8
+/* Replaced certificate pairs kept alive for handshakes that may still use them. */
+#define KANARY_MAX_RETIRED_CERTS 16
+/* EndpointSlices of one Service looked up for one admission request. */
+#define KANARY_MAX_SERVICE_SLICES 1024
+/* Idle API clients kept for the live lookups on a cache miss. */
+#define KANARY_MAX_LOOKUP_CLIENTS 16
+/* Per-connection memory of the HTTP server: request line, headers and read buffer. */
+#define KANARY_MAX_CONNECTION_MEMORY (64u * 1024)
+/* The text of one /metrics answer. */
+#define KANARY_MAX_WEBHOOK_METRICS (1024u * 1024)
+
 #endif

@@ -3,19 +3,21 @@
 #include <string.h>
 
 #include "webhook/check.h"
+#include "webhook/serve.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: kanary-webhook <command> [options]\n"
-		     "\n"
-		     "The Kanary admission webhook.\n"
-		     "\n"
-		     "Commands:\n"
-		     "  check [-f FILE]...  check Kanaries offline, as admission would\n"
-		     "\n"
-		     "Run `kanary-webhook <command> --help` for a command's options.\n"
-		     "  -h, --help     show this help\n"
-		     "  --version      print the version\n");
+	             "\n"
+	             "The Kanary admission webhook.\n"
+	             "\n"
+	             "Commands:\n"
+	             "  serve               run the admission webhook (TLS) and its health server\n"
+	             "  check [-f FILE]...  check Kanaries offline, as admission would\n"
+	             "\n"
+	             "Run `kanary-webhook <command> --help` for a command's options.\n"
+	             "  -h, --help     show this help\n"
+	             "  --version      print the version\n");
 }
 
 int main(int argc, char **argv)
@@ -32,6 +34,8 @@ int main(int argc, char **argv)
 		printf("kanary-webhook %s\n", KANARY_VERSION);
 		return 0;
 	}
+	if (strcmp(argv[1], "serve") == 0)
+		return serve_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return check_main(argc - 1, argv + 1);
 	fprintf(stderr, "kanary-webhook: unknown command \"%s\"\n", argv[1]);

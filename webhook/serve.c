@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "webhook/serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/kube/client.h"
+#include "common/kube/config.h"
+#include "common/limits.h"
+#include "webhook/certs.h"
+#include "webhook/log.h"
+#include "webhook/lookup.h"
+#include "webhook/metrics.h"
+#include "webhook/server.h"
+
+enum serve_exit {
+	SERVE_OK = 0,
+	SERVE_FAILED = 1,
+	SERVE_USAGE = 2,
+};
+
+/* Longest duration any flag takes: a day. */
+#define MAX_DURATION_MS (24L * 3600 * 1000)
+
+struct serve_flags {
+	const char *kubeconfig;
+	const char *context;
+	const char *cert_file;
+	const char *key_file;
+	const char *bind_address;
+	long secure_port;
+	const char *health_address;
+	long threads;
+	long max_connections;
+	long connection_timeout_ms;
+	long lookup_timeout_ms;
+	long reload_interval_ms;
+	long shutdown_grace_ms;
+	long verbosity;
+};
+
+static void serve_usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "Usage: kanary-webhook serve --tls-cert-file FILE --tls-private-key-file FILE "
+	    "[options]\n"
+	    "\n"
+	    "Serves the Kanary admission webhook: POST /validate and POST /mutate\n"
+	    "(admission.k8s.io/v1 AdmissionReview) over TLS 1.2 or 1.3, and /healthz,\n"
+	    "/readyz and /metrics over plain HTTP on a separate address. Backend Services\n"
+	    "are read from a watch-fed cache, with a live GET when one is missing.\n"
+	    "The certificate and key are re-read when the files change (also through a\n"
+	    "Secret volume's symlink swap); a new pair that does not load or match is\n"
+	    "refused and the one in use kept. SIGTERM: stop accepting, finish the\n"
+	    "requests in flight, exit 0.\n"
+	    "\n"
+	    "Options (--flag=value or --flag value):\n"
+	    "  --kubeconfig FILE              kubeconfig to reach the API server (default:\n"
+	    "                                 $KUBECONFIG, else the pod's service account,\n"
+	    "                                 else ~/.kube/config)\n"
+	    "  --context NAME                 kubeconfig context (default: its current one)\n"
+	    "  --tls-cert-file FILE           serving certificate, PEM, leaf first (required)\n"
+	    "  --tls-private-key-file FILE    its private key, PEM (required)\n"
+	    "  --bind-address IP              address of the admission server (default 0.0.0.0;\n"
+	    "                                 an IPv6 literal such as :: works too)\n"
+	    "  --secure-port PORT             port of the admission server (default 9443)\n"
+	    "  --health-probe-bind-address ADDR\n"
+	    "                                 HOST:PORT, :PORT or [IPv6]:PORT of the plain HTTP\n"
+	    "                                 server for /healthz, /readyz and /metrics\n"
+	    "                                 (default :8080)\n"
+	    "  --thread-pool-size N           admission threads (default 4)\n"
+	    "  --max-connections N            admission connections open at once (default 1024)\n"
+	    "  --connection-timeout DURATION  close a connection idle this long, also one that\n"
+	    "                                 sends its request too slowly (default 30s)\n"
+	    "  --lookup-timeout DURATION      bound of the live GET of a Service missing from\n"
+	    "                                 the cache (default 2s)\n"
+	    "  --tls-reload-interval DURATION how often the certificate files are checked\n"
+	    "                                 (default 1s)\n"
+	    "  --shutdown-grace-period DURATION\n"
+	    "                                 after SIGTERM, how long requests in flight may\n"
+	    "                                 take before the server stops (default 25s)\n"
+	    "  --v N                          log verbosity: 0 errors, warnings, info and each\n"
+	    "                                 denial (default); 1 adds debug lines; 2 adds a\n"
+	    "                                 line per admission request\n"
+	    "  -h, --help                     show this help\n"
+	    "\n"
+	    "DURATION is a number with a unit: 500ms, 2s, 1m, 1h (a bare number is seconds).\n"
+	    "Logs go to standard error, one line each: time (UTC), level, message.\n");
+}
+
+/* "500ms", "2s", "1m", "1h", or a bare number of seconds; 0 < d <= MAX_DURATION_MS. */
+static int parse_duration(const char *s, long *ret_ms)
+{
+	static const struct {
+		const char *unit;
+		long ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"", 1000}};
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || v <= 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			if (v > MAX_DURATION_MS / units[i].ms)
+				return -ERANGE;
+			*ret_ms = v * units[i].ms;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_long(const char *s, long min, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* An IPv4 or IPv6 literal and a port into *ret. */
+static int make_addr(const char *host, long port, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ret;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ret;
+
+	memset(ret, 0, sizeof(*ret));
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		*ret_len = sizeof(*in4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		*ret_len = sizeof(*in6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* "HOST:PORT", ":PORT" (every IPv4 address) or "[IPv6]:PORT". */
+static int parse_host_port(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon;
+	size_t n;
+	long port;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		n = (size_t)(close - s - 1);
+		if (n == 0 || n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		n = (size_t)(colon - s);
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		if (n == 0)
+			snprintf(host, sizeof(host), "0.0.0.0");
+	}
+	if (parse_long(colon + 1, 0, 65535, &port) < 0)
+		return -EINVAL;
+	return make_addr(host, port, ret, ret_len);
+}
+
+/* Returns SERVE_OK to go on, or the exit status (help shown: SERVE_OK with *ret_exit). */
+static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_exit)
+{
+	enum {
+		OPT_KUBECONFIG = 256,
+		OPT_CONTEXT,
+		OPT_CERT,
+		OPT_KEY,
+		OPT_BIND,
+		OPT_PORT,
+		OPT_HEALTH,
+		OPT_THREADS,
+		OPT_MAXCONN,
+		OPT_CONNTIMEOUT,
+		OPT_LOOKUPTIMEOUT,
+		OPT_RELOAD,
+		OPT_GRACE,
+		OPT_V,
+	};
+	static const struct option longopts[] = {
+	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+	    {"context", required_argument, NULL, OPT_CONTEXT},
+	    {"tls-cert-file", required_argument, NULL, OPT_CERT},
+	    {"tls-private-key-file", required_argument, NULL, OPT_KEY},
+	    {"bind-address", required_argument, NULL, OPT_BIND},
+	    {"secure-port", required_argument, NULL, OPT_PORT},
+	    {"health-probe-bind-address", required_argument, NULL, OPT_HEALTH},
+	    {"thread-pool-size", required_argument, NULL, OPT_THREADS},
+	    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+	    {"connection-timeout", required_argument, NULL, OPT_CONNTIMEOUT},
+	    {"lookup-timeout", required_argument, NULL, OPT_LOOKUPTIMEOUT},
+	    {"tls-reload-interval", required_argument, NULL, OPT_RELOAD},
+	    {"shutdown-grace-period", required_argument, NULL, OPT_GRACE},
+	    {"v", required_argument, NULL, OPT_V},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *bad = NULL;
+	int c;
+
+	*ret_exit = false;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int r = 0;
+		switch (c) {
+		case OPT_KUBECONFIG:
+			f->kubeconfig = optarg;
+			break;
+		case OPT_CONTEXT:
+			f->context = optarg;
+			break;
+		case OPT_CERT:
+			f->cert_file = optarg;
+			break;
+		case OPT_KEY:
+			f->key_file = optarg;
+			break;
+		case OPT_BIND:
+			f->bind_address = optarg;
+			break;
+		case OPT_PORT:
+			r = parse_long(optarg, 0, 65535, &f->secure_port);
+			break;
+		case OPT_HEALTH:
+			f->health_address = optarg;
+			break;
+		case OPT_THREADS:
+			r = parse_long(optarg, 1, 64, &f->threads);
+			break;
+		case OPT_MAXCONN:
+			r = parse_long(optarg, 1, 65536, &f->max_connections);
+			break;
+		case OPT_CONNTIMEOUT:
+			r = parse_duration(optarg, &f->connection_timeout_ms);
+			break;
+		case OPT_LOOKUPTIMEOUT:
+			r = parse_duration(optarg, &f->lookup_timeout_ms);
+			break;
+		case OPT_RELOAD:
+			r = parse_duration(optarg, &f->reload_interval_ms);
+			break;
+		case OPT_GRACE:
+			r = parse_duration(optarg, &f->shutdown_grace_ms);
+			break;
+		case OPT_V:
+			r = parse_long(optarg, 0, 10, &f->verbosity);
+			break;
+		case 'h':
+			serve_usage(stdout);
+			*ret_exit = true;
+			return SERVE_OK;
+		default:
+			serve_usage(stderr);
+			return SERVE_USAGE;
+		}
+		if (r < 0) {
+			fprintf(stderr, "kanary-webhook serve: invalid value \"%s\" for --%s\n",
+			        optarg, argv[optind - 1] + 2);
+			return SERVE_USAGE;
+		}
+	}
+	if (optind < argc)
+		bad = argv[optind];
+	if (bad) {
+		fprintf(stderr, "kanary-webhook serve: unexpected argument \"%s\"\n", bad);
+		return SERVE_USAGE;
+	}
+	if (!f->cert_file || !f->key_file) {
+		fprintf(stderr, "kanary-webhook serve: --tls-cert-file and --tls-private-key-file "
+		                "are required\n");
+		return SERVE_USAGE;
+	}
+	return SERVE_OK;
+}
+
+static void print_addr(const struct sockaddr_storage *sa, uint16_t port, char *out, size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host,
+		          sizeof(host));
+		snprintf(out, size, "[%s]:%u", host, port);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
+		snprintf(out, size, "%s:%u", host, port);
+	}
+}
+
+/* Waits for SIGTERM or SIGINT, blocked in every thread since startup; returns the signal. */
+static int wait_for_stop(const sigset_t *set)
+{
+	int sig = 0;
+
+	while (sigwait(set, &sig) != 0)
+		;
+	return sig;
+}
+
+int serve_main(int argc, char **argv)
+{
+	struct serve_flags f = {
+	    .bind_address = "0.0.0.0",
+	    .secure_port = 9443,
+	    .health_address = ":8080",
+	    .threads = 4,
+	    .max_connections = 1024,
+	    .connection_timeout_ms = 30 * 1000,
+	    .lookup_timeout_ms = 2 * 1000,
+	    .reload_interval_ms = 1000,
+	    .shutdown_grace_ms = 25 * 1000,
+	};
+	struct sockaddr_storage tls_addr, health_addr;
+	socklen_t tls_len = 0, health_len = 0;
+	struct kube_config_err kerr = {{0}};
+	struct kube_config *cfg = NULL;
+	struct metrics *metrics = NULL;
+	struct lookup *lookup = NULL;
+	struct server *server = NULL;
+	struct certs *certs = NULL;
+	char err[KANARY_MAX_KUBE_MESSAGE], tls_text[64], health_text[64];
+	unsigned timeout_s;
+	sigset_t stop_set;
+	bool done;
+	int status, r, sig;
+
+	status = parse_flags(argc, argv, &f, &done);
+	if (status != SERVE_OK || done)
+		return status;
+	if (make_addr(f.bind_address, f.secure_port, &tls_addr, &tls_len) < 0) {
+		fprintf(stderr,
+		        "kanary-webhook serve: --bind-address \"%s\" is not an IP address\n",
+		        f.bind_address);
+		return SERVE_USAGE;
+	}
+	if (parse_host_port(f.health_address, &health_addr, &health_len) < 0) {
+		fprintf(
+		    stderr,
+		    "kanary-webhook serve: --health-probe-bind-address \"%s\" is not HOST:PORT\n",
+		    f.health_address);
+		return SERVE_USAGE;
+	}
+	log_set_verbosity((int)f.verbosity);
+	/* Seconds for libmicrohttpd, rounded up: a 500ms timeout must not become "never". */
+	timeout_s = (unsigned)((f.connection_timeout_ms + 999) / 1000);
+
+	/*
+	 * Before any thread starts: every thread inherits a mask that blocks the
+	 * stop signals, so only sigwait below sees them; a write to a closed
+	 * connection gets EPIPE, not SIGPIPE.
+	 */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&stop_set);
+	sigaddset(&stop_set, SIGTERM);
+	sigaddset(&stop_set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+
+	status = SERVE_FAILED;
+	r = kube_global_init();
+	if (r < 0) {
+		log_msg(LOG_LEVEL_ERROR, "initialising libcurl: %s", strerror(-r));
+		return SERVE_FAILED;
+	}
+	r = metrics_create(&metrics);
+	if (r < 0) {
+		log_msg(LOG_LEVEL_ERROR, "%s", strerror(-r));
+		goto out_global;
+	}
+	{
+		const struct certs_options co = {
+		    .cert_file = f.cert_file,
+		    .key_file = f.key_file,
+		    .poll_interval_ms = f.reload_interval_ms,
+		    /* Longer than any handshake: those stall at most one idle timeout. */
+		    .grace_ms = (long)timeout_s * 1000 * 2 + 10 * 1000,
+		    .metrics = metrics,
+		};
+		err[0] = '\0';
+		r = certs_create(&co, &certs, err, sizeof(err));
+		if (r < 0) {
+			log_msg(LOG_LEVEL_ERROR, "cannot load the serving certificate: %s",
+			        err[0] ? err : strerror(-r));
+			goto out_metrics;
+		}
+	}
+	r = kube_config_load(f.kubeconfig, f.context, &cfg, &kerr);
+	if (r < 0) {
+		log_msg(LOG_LEVEL_ERROR, "cannot load the Kubernetes configuration: %s",
+		        kerr.msg[0] ? kerr.msg : strerror(-r));
+		goto out_certs;
+	}
+	{
+		const struct kube_logger kl = {.fn = log_kube, .ctx = NULL};
+		const struct lookup_options lo = {
+		    .live_timeout_ms = f.lookup_timeout_ms,
+		    .metrics = metrics,
+		};
+		kube_config_set_logger(cfg, &kl);
+		r = lookup_create(cfg, &lo, &lookup);
+		if (r == 0)
+			r = lookup_start(lookup);
+		if (r < 0) {
+			log_msg(LOG_LEVEL_ERROR, "cannot start the Service caches: %s",
+			        strerror(-r));
+			goto out_lookup;
+		}
+	}
+	{
+		const struct server_options so = {
+		    .tls_addr = (const struct sockaddr *)&tls_addr,
+		    .tls_addr_len = tls_len,
+		    .health_addr = (const struct sockaddr *)&health_addr,
+		    .health_addr_len = health_len,
+		    .threads = (unsigned)f.threads,
+		    .max_connections = (unsigned)f.max_connections,
+		    .connection_timeout_s = timeout_s,
+		    .certs = certs,
+		    .lookup = lookup,
+		    .metrics = metrics,
+		};
+		r = server_start(&so, &server, err, sizeof(err));
+		if (r < 0) {
+			log_msg(LOG_LEVEL_ERROR, "%s", err);
+			goto out_lookup;
+		}
+	}
+	r = certs_start(certs);
+	if (r < 0) {
+		log_msg(LOG_LEVEL_ERROR, "cannot start the certificate reloader: %s", strerror(-r));
+		goto out_server;
+	}
+	print_addr(&tls_addr, server_tls_port(server), tls_text, sizeof(tls_text));
+	print_addr(&health_addr, server_health_port(server), health_text, sizeof(health_text));
+	log_msg(LOG_LEVEL_INFO,
+	        "kanary-webhook %s serving /validate and /mutate on https://%s (%ld threads), "
+	        "/healthz, /readyz and /metrics on http://%s; API server %s",
+	        KANARY_VERSION, tls_text, f.threads, health_text, cfg->origin ? cfg->origin : "?");
+
+	sig = wait_for_stop(&stop_set);
+	log_msg(LOG_LEVEL_INFO,
+	        "%s: no longer accepting connections; waiting up to %ld ms for %ld request(s) in "
+	        "flight",
+	        sig == SIGTERM ? "SIGTERM" : "SIGINT", f.shutdown_grace_ms,
+	        metrics_inflight_now(metrics));
+	server_quiesce(server);
+	if (server_drain(server, f.shutdown_grace_ms))
+		log_msg(LOG_LEVEL_INFO, "every request answered; stopping");
+	else
+		log_msg(LOG_LEVEL_WARNING,
+		        "%ld request(s) still in flight after %ld ms; stopping anyway",
+		        metrics_inflight_now(metrics), f.shutdown_grace_ms);
+	status = SERVE_OK;
+out_server:
+	server_destroy(server);
+out_lookup:
+	lookup_destroy(lookup);
+	kube_config_destroy(cfg);
+out_certs:
+	certs_destroy(certs);
+out_metrics:
+	metrics_destroy(metrics);
+out_global:
+	kube_global_cleanup();
+	return status;
+}
