@@ -57,6 +57,18 @@
 /* Distinct Events the recorder remembers for aggregation (client-go: 4096). */
 #define KANARY_MAX_EVENT_CACHE	     4096
 
+/* The controller. */
+/* Keys in the work queue's sets, and objects in the controller's own indexes. */
+#define KANARY_MAX_QUEUE_KEYS	     (1024u * 1024)
+#define KANARY_MAX_INDEX_ENTRIES     (1024u * 1024)
+/* A condition message in a Kanary's status (the CRD allows 32 kB). */
+#define KANARY_MAX_STATUS_MESSAGE    4096
+/* Reconcile threads, and Kanaries with per-route series on /metrics. */
+#define KANARY_MAX_WORKERS	     64
+#define KANARY_MAX_METRICS_KANARIES  (64u * 1024)
+/* A /metrics answer. */
+#define KANARY_MAX_METRICS_BODY	     (64u * 1024 * 1024)
+
 /* The admission webhook. */
 /* One log line; a longer message is cut and marked. */
 #define KANARY_MAX_LOG_LINE 8192

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "controller/render_cmd.h"
+#include "controller/run.h"
 
 static void usage(FILE *out)
 {
@@ -11,6 +12,7 @@ static void usage(FILE *out)
 	             "The Kanary controller.\n"
 	             "\n"
 	             "Commands:\n"
+	             "  run [options]                        run the controller\n"
 	             "  render [-f FILE]... [--config-only]  print what would be applied\n"
 	             "\n"
 	             "Run `kanary-controller <command> --help` for a command's options.\n"
@@ -32,6 +34,8 @@ int main(int argc, char **argv)
 		printf("kanary-controller %s\n", KANARY_VERSION);
 		return 0;
 	}
+	if (strcmp(argv[1], "run") == 0)
+		return run_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "render") == 0)
 		return render_main(argc - 1, argv + 1);
 	fprintf(stderr, "kanary-controller: unknown command \"%s\"\n", argv[1]);

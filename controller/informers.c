@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/kanary.h"
+#include "common/kube/client.h"
+#include "controller/controller.h"
+#include "controller/log.h"
+
+/*
+ * The informers and their handlers. Handlers run on the informer threads:
+ * they keep the index and add keys to the queue, nothing else; reconcile
+ * reads the caches. Which key an event wakes:
+ *   Kanary                       itself, at once
+ *   Service, EndpointSlice       every Kanary naming that Service, after the batch
+ *                                period, so a burst of endpoint changes makes one
+ *                                reconcile and one rollout
+ *   our ConfigMap, Deployment,   the Kanary named by its kanary.pyxida.io/name label,
+ *   PDB, ReplicaSet, Service     at once (someone changed or deleted a child, a
+ *                                rollout moved, an old ReplicaSet went away)
+ */
+
+struct watch_def {
+	const char *name; /* for logs, metrics and /readyz */
+	const char *group;
+	const char *version;
+	const char *resource;
+	bool children; /* label-selected: only what we manage */
+};
+
+static const struct watch_def defs[WATCH_N] = {
+    [WATCH_KANARIES] = {"kanaries", KANARY_GROUP, KANARY_VERSION_API, "kanaries", false},
+    [WATCH_SERVICES] = {"services", "", "v1", "services", false},
+    [WATCH_ENDPOINTSLICES] = {"endpointslices", "discovery.k8s.io", "v1", "endpointslices", false},
+    [WATCH_CONFIGMAPS] = {"configmaps", "", "v1", "configmaps", true},
+    [WATCH_DEPLOYMENTS] = {"deployments", "apps", "v1", "deployments", true},
+    [WATCH_PDBS] = {"poddisruptionbudgets", "policy", "v1", "poddisruptionbudgets", true},
+    [WATCH_REPLICASETS] = {"replicasets", "apps", "v1", "replicasets", true},
+};
+
+const char *informers_name(enum watched w)
+{
+	return defs[w].name;
+}
+
+static const char *meta_str(const struct json_object *obj, const char *key)
+{
+	struct json_object *md, *v;
+
+	if (!obj || !json_object_object_get_ex(obj, "metadata", &md) ||
+	    !json_object_object_get_ex(md, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static const char *label(const struct json_object *obj, const char *key)
+{
+	struct json_object *md, *labels, *v;
+
+	if (!obj || !json_object_object_get_ex(obj, "metadata", &md) ||
+	    !json_object_object_get_ex(md, "labels", &labels) ||
+	    !json_object_object_get_ex(labels, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* "ns/name" into out; false when it does not fit or a part is missing. */
+static bool join_key(char *out, size_t size, const char *ns, const char *name)
+{
+	int n;
+
+	if (!ns || !name || !*ns || !*name)
+		return false;
+	n = snprintf(out, size, "%s/%s", ns, name);
+	return n > 0 && (size_t)n < size;
+}
+
+static void enqueue(struct controller *c, const char *key, long delay_ms)
+{
+	int r = queue_add_after(c->queue, key, delay_ms);
+
+	if (r < 0 && r != -ESHUTDOWN)
+		log_msg(LOG_ERROR, key, "cannot queue: %s; the next resync brings it back",
+		        strerror(-r));
+}
+
+/* Wakes every Kanary that names Service ns/svc, after the batch period. */
+static void wake_referrers(struct controller *c, const char *ns, const char *svc)
+{
+	char group[KANARY_MAX_KEY + 1];
+	char **keys = NULL;
+	size_t n = 0;
+
+	if (!join_key(group, sizeof(group), ns, svc))
+		return;
+	if (index_members(c->idx, INDEX_REFS, group, &keys, &n) < 0) {
+		log_msg(LOG_ERROR, group, "cannot read the index; the next resync catches up");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		enqueue(c, keys[i], c->o.batch_period_ms);
+	index_keys_free(keys, n);
+}
+
+/* Wakes the Kanary a child belongs to, by its label, at once. */
+static void wake_owner(struct controller *c, const struct json_object *obj)
+{
+	char key[KANARY_MAX_KEY + 1];
+
+	if (!label(obj, CONTROLLER_LABEL_MANAGED_BY) ||
+	    strcmp(label(obj, CONTROLLER_LABEL_MANAGED_BY), CONTROLLER_MANAGED_BY) != 0)
+		return;
+	if (join_key(key, sizeof(key), meta_str(obj, "namespace"),
+	             label(obj, CONTROLLER_LABEL_NAME)))
+		enqueue(c, key, 0);
+}
+
+/* The Services a Kanary names: its backends and its destination, as "ns/name". */
+static void index_kanary(struct controller *c, const char *key, const struct json_object *obj)
+{
+	char groups[KANARY_MAX_ROUTES + 1][KANARY_MAX_KEY + 1];
+	const char *gp[KANARY_MAX_ROUTES + 1];
+	struct json_object *spec, *routes, *v;
+	const char *ns = meta_str(obj, "namespace");
+	size_t n = 0;
+
+	if (json_object_object_get_ex(obj, "spec", &spec)) {
+		if (json_object_object_get_ex(spec, "destination", &v) &&
+		    json_object_is_type(v, json_type_string) &&
+		    join_key(groups[n], sizeof(groups[n]), ns, json_object_get_string(v)))
+			n++;
+		if (json_object_object_get_ex(spec, "routes", &routes) &&
+		    json_object_is_type(routes, json_type_array))
+			for (size_t i = 0;
+			     i < json_object_array_length(routes) && n < KANARY_MAX_ROUTES + 1;
+			     i++) {
+				struct json_object *be, *sn;
+
+				if (json_object_object_get_ex(json_object_array_get_idx(routes, i),
+				                              "backend", &be) &&
+				    json_object_object_get_ex(be, "serviceName", &sn) &&
+				    json_object_is_type(sn, json_type_string) &&
+				    join_key(groups[n], sizeof(groups[n]), ns,
+				             json_object_get_string(sn)))
+					n++;
+			}
+	}
+	for (size_t i = 0; i < n; i++)
+		gp[i] = groups[i];
+	if (index_set(c->idx, INDEX_REFS, key, gp, n) < 0)
+		log_msg(LOG_ERROR, key,
+		        "cannot index its Services; endpoint changes may be missed "
+		        "until the next resync");
+}
+
+/* Indexes a ConfigMap or ReplicaSet under its Kanary (removes it when deleted). */
+static void index_child(struct controller *c, enum index_rel rel, const char *key,
+                        const struct json_object *obj, bool deleted)
+{
+	char owner[KANARY_MAX_KEY + 1];
+	const char *gp[1] = {owner};
+
+	if (deleted || !join_key(owner, sizeof(owner), meta_str(obj, "namespace"),
+	                         label(obj, CONTROLLER_LABEL_NAME))) {
+		index_remove(c->idx, rel, key);
+		return;
+	}
+	if (index_set(c->idx, rel, key, gp, 1) < 0)
+		log_msg(LOG_ERROR, key,
+		        "cannot index; superseded ConfigMaps may stay until the "
+		        "next resync");
+}
+
+static void on_event(struct watch_ctx *wc, const struct json_object *old,
+                     const struct json_object *obj, bool deleted)
+{
+	struct controller *c = wc->c;
+	char key[KANARY_MAX_KEY + 1];
+	const char *ns = meta_str(obj, "namespace");
+
+	if (!join_key(key, sizeof(key), ns, meta_str(obj, "name")))
+		return;
+	switch (wc->w) {
+	case WATCH_KANARIES:
+		if (deleted)
+			index_remove(c->idx, INDEX_REFS, key);
+		else
+			index_kanary(c, key, obj);
+		enqueue(c, key, 0);
+		break;
+	case WATCH_SERVICES:
+		wake_owner(c, obj);
+		wake_referrers(c, ns, meta_str(obj, "name"));
+		break;
+	case WATCH_ENDPOINTSLICES: {
+		const char *svc = label(obj, "kubernetes.io/service-name");
+		const char *old_svc = label(old, "kubernetes.io/service-name");
+		char group[KANARY_MAX_KEY + 1];
+		const char *gp[1] = {group};
+
+		if (!deleted && join_key(group, sizeof(group), ns, svc)) {
+			if (index_set(c->idx, INDEX_SLICES, key, gp, 1) < 0)
+				log_msg(LOG_ERROR, key, "cannot index this EndpointSlice");
+		} else {
+			index_remove(c->idx, INDEX_SLICES, key);
+		}
+		if (svc)
+			wake_referrers(c, ns, svc);
+		if (old_svc && (!svc || strcmp(old_svc, svc) != 0))
+			wake_referrers(c, ns, old_svc);
+		break;
+	}
+	case WATCH_CONFIGMAPS:
+		index_child(c, INDEX_CONFIGMAPS, key, obj, deleted);
+		if (!old)
+			wake_owner(c, obj);
+		break;
+	case WATCH_REPLICASETS:
+		index_child(c, INDEX_REPLICASETS, key, obj, deleted);
+		/* Only their coming and going matters: which ConfigMaps are still in use. */
+		if (!old)
+			wake_owner(c, obj);
+		break;
+	case WATCH_DEPLOYMENTS:
+	case WATCH_PDBS:
+		wake_owner(c, obj);
+		break;
+	case WATCH_N:
+		break;
+	}
+}
+
+static void h_add(void *ctx, struct json_object *obj)
+{
+	on_event(ctx, NULL, obj, false);
+}
+
+static void h_update(void *ctx, struct json_object *old_obj, struct json_object *new_obj)
+{
+	on_event(ctx, old_obj, new_obj, false);
+}
+
+static void h_delete(void *ctx, struct json_object *obj, bool final_state_unknown)
+{
+	/* A delete has no "old": children woken by it are woken whatever the event. */
+	on_event(ctx, NULL, obj, true);
+}
+
+int informers_create(struct controller *c)
+{
+	char path[KANARY_MAX_URL];
+	int r;
+
+	for (size_t w = 0; w < WATCH_N; w++) {
+		struct kube_informer_options o = {0};
+
+		r = kube_path(path, sizeof(path), defs[w].group, defs[w].version, defs[w].resource,
+		              c->o.namespace, NULL, NULL);
+		if (r < 0)
+			return r;
+		c->watch_ctx[w].c = c;
+		c->watch_ctx[w].w = (enum watched)w;
+		o.path = path;
+		o.component = "controller";
+		if (defs[w].children)
+			o.label_selector = CONTROLLER_LABEL_MANAGED_BY "=" CONTROLLER_MANAGED_BY;
+		o.handlers.on_add = h_add;
+		o.handlers.on_update = h_update;
+		o.handlers.on_delete = h_delete;
+		o.handlers.ctx = &c->watch_ctx[w];
+		r = kube_informer_create(c->cfg, &o, &c->inf[w]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int informers_start(struct controller *c)
+{
+	for (size_t w = 0; w < WATCH_N; w++) {
+		int r = kube_informer_start(c->inf[w]);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void informers_stop(struct controller *c)
+{
+	for (size_t w = 0; w < WATCH_N; w++)
+		if (c->inf[w])
+			kube_informer_stop(c->inf[w]);
+}
+
+void informers_destroy(struct controller *c)
+{
+	for (size_t w = 0; w < WATCH_N; w++) {
+		kube_informer_destroy(c->inf[w]);
+		c->inf[w] = NULL;
+	}
+}
+
+bool informers_synced(struct controller *c, char *why, size_t size)
+{
+	for (size_t w = 0; w < WATCH_N; w++)
+		if (!c->inf[w] || !kube_informer_has_synced(c->inf[w])) {
+			if (why)
+				snprintf(why, size, "informer for %s not synced", defs[w].name);
+			return false;
+		}
+	return true;
+}

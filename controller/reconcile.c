@@ -1,0 +1,911 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "common/buf.h"
+#include "common/check.h"
+#include "common/kerr.h"
+#include "common/kube/client.h"
+#include "common/kube/watch.h"
+#include "common/limits.h"
+#include "common/objects.h"
+#include "common/render.h"
+#include "common/resolve.h"
+#include "controller/controller.h"
+#include "controller/log.h"
+#include "controller/status.h"
+
+/*
+ * One reconcile of one Kanary (research/c-anchors.md §4.3): read the cache,
+ * check and resolve the Kanary with the same function admission uses, render
+ * with the same functions `render` uses, server-side apply what differs,
+ * remove superseded ConfigMaps, write the status when it changed.
+ *
+ * The caches lag our own writes by a watch round trip, and a reconcile that
+ * runs inside that window (woken by the event of a sibling write) must not
+ * write again or tell again. So each Kanary has a memo of what this process
+ * last wrote: per child the digest of the object applied and the
+ * resourceVersions before and after the write, and the status with the
+ * Kanary's resourceVersion it was computed from. A cached object still at
+ * the "before" version is our write not yet seen; at the "after" version it
+ * is our write. resourceVersions are only compared for equality.
+ */
+
+enum child {
+	CHILD_CONFIGMAP = 0,
+	CHILD_DEPLOYMENT,
+	CHILD_PDB,
+	CHILD_SERVICE,
+	CHILD_N,
+};
+
+struct child_def {
+	const char *kind;
+	const char *group;
+	const char *version;
+	const char *resource;
+	enum watched w;
+};
+
+static const struct child_def child_defs[CHILD_N] = {
+    [CHILD_CONFIGMAP] = {"ConfigMap", "", "v1", "configmaps", WATCH_CONFIGMAPS},
+    [CHILD_DEPLOYMENT] = {"Deployment", "apps", "v1", "deployments", WATCH_DEPLOYMENTS},
+    [CHILD_PDB] = {"PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", WATCH_PDBS},
+    [CHILD_SERVICE] = {"Service", "", "v1", "services", WATCH_SERVICES},
+};
+
+#define RV_SIZE (KANARY_MAX_RESOURCE_VERSION + 1)
+
+struct child_memo {
+	char name[KANARY_MAX_NAME + 1];
+	char digest[65];
+	char rv_before[RV_SIZE];
+	char rv_after[RV_SIZE];
+	char hash[65]; /* the Deployment's: the config hash its template carries */
+};
+
+struct memo {
+	struct child_memo child[CHILD_N];
+	char kanary_rv[RV_SIZE];    /* the Kanary our last status write was computed from */
+	struct json_object *status; /* that write */
+};
+
+static void memo_free(void *v)
+{
+	struct memo *m = v;
+
+	if (!m)
+		return;
+	json_object_put(m->status);
+	free(m);
+}
+
+/* The memo of key, created when absent; NULL out of memory. Only key's worker uses it. */
+static struct memo *memo_get(struct controller *c, const char *key)
+{
+	struct memo *m;
+
+	pthread_mutex_lock(&c->memo_lock);
+	m = strmap_get(&c->memos, key);
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (m && strmap_put(&c->memos, key, m, NULL) < 0) {
+			free(m);
+			m = NULL;
+		}
+	}
+	pthread_mutex_unlock(&c->memo_lock);
+	return m;
+}
+
+void reconcile_forget(struct controller *c, const char *key)
+{
+	void *m = NULL;
+
+	pthread_mutex_lock(&c->memo_lock);
+	strmap_remove(&c->memos, key, &m);
+	pthread_mutex_unlock(&c->memo_lock);
+	memo_free(m);
+}
+
+void reconcile_memos_free(struct controller *c)
+{
+	strmap_finish(&c->memos, memo_free);
+}
+
+/* ---- small readers ---- */
+
+static struct json_object *get_path(const struct json_object *o, const char *const *keys)
+{
+	struct json_object *cur = (struct json_object *)o;
+
+	for (; *keys; keys++)
+		if (!cur || !json_object_object_get_ex(cur, *keys, &cur))
+			return NULL;
+	return cur;
+}
+
+static const char *str_at(const struct json_object *o, const char *const *keys)
+{
+	struct json_object *v = get_path(o, keys);
+
+	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static bool int_at(const struct json_object *o, const char *const *keys, int64_t *ret)
+{
+	struct json_object *v = get_path(o, keys);
+
+	if (!v || !json_object_is_type(v, json_type_int))
+		return false;
+	*ret = json_object_get_int64(v);
+	return true;
+}
+
+static const char *resource_version(const struct json_object *o)
+{
+	const char *rv = kube_object_resource_version(o);
+
+	return rv ? rv : "";
+}
+
+static void copy_str(char *out, size_t size, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	/* Every field copied here has a ceiling below size; a longer one is dropped, not cut. */
+	if (n >= size)
+		n = 0;
+	if (n)
+		memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+/* True when obj has a controller ownerReference to the Kanary with this uid. */
+static bool controlled_by(const struct json_object *obj, const char *uid)
+{
+	static const char *const path[] = {"metadata", "ownerReferences", NULL};
+	struct json_object *refs = get_path(obj, path);
+
+	if (!uid || !refs || !json_object_is_type(refs, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(refs); i++) {
+		const struct json_object *ref = json_object_array_get_idx(refs, i);
+		static const char *const k_uid[] = {"uid", NULL};
+		static const char *const k_kind[] = {"kind", NULL};
+		struct json_object *ctl;
+
+		if (str_at(ref, k_uid) && strcmp(str_at(ref, k_uid), uid) == 0 &&
+		    str_at(ref, k_kind) && strcmp(str_at(ref, k_kind), KANARY_KIND) == 0 &&
+		    json_object_object_get_ex(ref, "controller", &ctl) &&
+		    json_object_get_boolean(ctl))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * True when every field of want is in have with the same value (arrays: the
+ * same length, item by item). The API server adds defaults but keeps what we
+ * set, so an object that passed our apply is a superset of it; a false "no"
+ * only costs an apply that changes nothing.
+ */
+static bool subset(const struct json_object *want, const struct json_object *have)
+{
+	if (!have)
+		return false;
+	switch (json_object_get_type(want)) {
+	case json_type_object:
+		if (!json_object_is_type(have, json_type_object))
+			return false;
+		json_object_object_foreach((struct json_object *)want, k, v)
+		{
+			struct json_object *hv;
+
+			if (!json_object_object_get_ex(have, k, &hv) || !subset(v, hv))
+				return false;
+		}
+		return true;
+	case json_type_array:
+		if (!json_object_is_type(have, json_type_array) ||
+		    json_object_array_length(want) != json_object_array_length(have))
+			return false;
+		for (size_t i = 0; i < json_object_array_length(want); i++)
+			if (!subset(json_object_array_get_idx(want, i),
+			            json_object_array_get_idx(have, i)))
+				return false;
+		return true;
+	case json_type_int:
+		return json_object_is_type(have, json_type_int) &&
+		       json_object_get_int64(want) == json_object_get_int64(have);
+	case json_type_string:
+		return json_object_is_type(have, json_type_string) &&
+		       strcmp(json_object_get_string((struct json_object *)want),
+		              json_object_get_string((struct json_object *)have)) == 0;
+	case json_type_boolean:
+		return json_object_is_type(have, json_type_boolean) &&
+		       json_object_get_boolean(want) == json_object_get_boolean(have);
+	case json_type_double:
+		return json_object_is_type(have, json_type_double) &&
+		       json_object_get_double(want) == json_object_get_double(have);
+	case json_type_null:
+		return json_object_is_type(have, json_type_null);
+	}
+	return false;
+}
+
+/* ---- one reconcile ---- */
+
+struct rc {
+	struct controller *c;
+	struct kube_client *kc;
+	const char *key;
+	char ns[KANARY_MAX_DNS_LABEL + 1];
+	struct json_object *obj; /* the Kanary, a deep copy from the cache */
+	struct memo *memo;
+	struct kanary *k;
+	const char *hash;
+	struct json_object *deployment; /* freshest known: our apply's answer, else the cache's */
+	char conflict[KANARY_MAX_STATUS_MESSAGE];
+	bool rolled;
+	char rolled_from[65];
+	int retry_after_s;
+};
+
+/* Looks up ns/name in a cache. Ownership: *ret (NULL when absent) is the caller's. */
+static int cache_get(struct controller *c, enum watched w, const char *ns, const char *name,
+                     struct json_object **ret)
+{
+	char key[KANARY_MAX_KEY + 1];
+	int n = snprintf(key, sizeof(key), "%s/%s", ns, name);
+	int r;
+
+	*ret = NULL;
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return -E2BIG;
+	r = kube_informer_get(c->inf[w], key, ret);
+	return r == -ENOENT ? 0 : r;
+}
+
+/* Adds the cached Services the Kanary names and their EndpointSlices to cat. */
+static int fill_catalog(struct rc *rc, struct catalog *cat)
+{
+	static const char *const routes_path[] = {"spec", "routes", NULL};
+	struct json_object *routes = get_path(rc->obj, routes_path);
+	int r = 0;
+
+	if (!routes || !json_object_is_type(routes, json_type_array))
+		return 0;
+	for (size_t i = 0; r >= 0 && i < json_object_array_length(routes); i++) {
+		static const char *const sn_path[] = {"backend", "serviceName", NULL};
+		const char *svc = str_at(json_object_array_get_idx(routes, i), sn_path);
+		char group[KANARY_MAX_KEY + 1];
+		struct json_object *o = NULL;
+		char **slices = NULL;
+		size_t n = 0;
+
+		if (!svc || !kanary_is_dns1035_label(svc))
+			continue;
+		r = cache_get(rc->c, WATCH_SERVICES, rc->ns, svc, &o);
+		if (r < 0)
+			break;
+		if (o) {
+			r = catalog_add(cat, o, rc->ns);
+			json_object_put(o);
+		}
+		snprintf(group, sizeof(group), "%s/%s", rc->ns, svc);
+		if (r >= 0)
+			r = index_members(rc->c->idx, INDEX_SLICES, group, &slices, &n);
+		for (size_t s = 0; r >= 0 && s < n; s++) {
+			r = kube_informer_get(rc->c->inf[WATCH_ENDPOINTSLICES], slices[s], &o);
+			if (r == -ENOENT) {
+				r = 0;
+				continue;
+			}
+			if (r >= 0) {
+				r = catalog_add(cat, o, rc->ns);
+				json_object_put(o);
+			}
+		}
+		index_keys_free(slices, n);
+	}
+	return r < 0 ? r : 0;
+}
+
+static int digest_of(const struct json_object *obj, char out[65])
+{
+	const char *s =
+	    json_object_to_json_string_ext((struct json_object *)obj, JSON_C_TO_STRING_PLAIN);
+
+	if (!s)
+		return -ENOMEM;
+	return render_hash(s, strlen(s), out);
+}
+
+static const char *template_hash(const struct json_object *dep)
+{
+	static const char *const path[] = {
+	    "spec", "template", "metadata", "annotations", CONTROLLER_HASH_ANNOTATION, NULL};
+
+	return str_at(dep, path);
+}
+
+static void record(struct rc *rc, enum kube_record_type type, const char *reason, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+
+static void record(struct rc *rc, enum kube_record_type type, const char *reason, const char *fmt,
+                   ...)
+{
+	char msg[KUBE_EVENT_MESSAGE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(type == KUBE_RECORD_WARNING ? LOG_WARNING : LOG_INFO, rc->key, "%s: %s", reason,
+	        msg);
+	if (!controller_may_write(rc->c))
+		return;
+	/* Best effort: the recorder logs a failed write itself. */
+	(void)kube_record(rc->c->recorder, rc->obj, type, reason, "%s", msg);
+}
+
+/*
+ * Server-side applies one child when it differs from what the cluster has.
+ * The destination Service is never taken from another owner: when it exists
+ * without our controller reference, rc->conflict says so and it is skipped.
+ */
+static int apply_child(struct rc *rc, enum child i, struct json_object *want)
+{
+	static const char *const name_path[] = {"metadata", "name", NULL};
+	const struct child_def *d = &child_defs[i];
+	struct child_memo *m = &rc->memo->child[i];
+	const char *name = str_at(want, name_path);
+	struct json_object *live = NULL, *got = NULL;
+	char path[KANARY_MAX_URL], digest[65];
+	struct kube_result res;
+	const char *live_rv;
+	bool owned;
+	int r;
+
+	if (!name)
+		return -EINVAL;
+	r = cache_get(rc->c, d->w, rc->ns, name, &live);
+	if (r < 0)
+		return r;
+	live_rv = live ? resource_version(live) : "";
+	owned = live && controlled_by(live, rc->k->uid);
+	if (i == CHILD_DEPLOYMENT) {
+		/* The freshest view of the Deployment, for the rollout state and the GC. */
+		json_object_put(rc->deployment);
+		rc->deployment = live ? json_object_get(live) : NULL;
+	}
+	if (live && !owned) {
+		if (i == CHILD_SERVICE) {
+			snprintf(rc->conflict, sizeof(rc->conflict),
+			         "Service %s exists and is not owned by this Kanary; it is left "
+			         "alone until it is deleted or handed over",
+			         name);
+			r = 0;
+		} else {
+			/* An orphan of an earlier Kanary of this name, say; the garbage collector takes it. */
+			log_msg(LOG_WARNING, rc->key,
+			        "%s %s exists and is not controlled by this Kanary; retrying later",
+			        d->kind, name);
+			r = -EEXIST;
+		}
+		goto out;
+	}
+	r = digest_of(want, digest);
+	if (r < 0)
+		goto out;
+	/* Our own write, seen or not yet seen by the cache. */
+	if (strcmp(m->name, name) == 0 && strcmp(m->digest, digest) == 0 &&
+	    (strcmp(live_rv, m->rv_before) == 0 || strcmp(live_rv, m->rv_after) == 0))
+		goto out;
+	if (live && subset(want, live))
+		goto out;
+	if (!controller_may_write(rc->c)) {
+		r = -ECANCELED;
+		goto out;
+	}
+	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, rc->ns, name, NULL);
+	if (r < 0)
+		goto out;
+	/*
+	 * force takes back fields someone else changed on our own objects; an
+	 * object we do not know yet is created without it, so one that appeared
+	 * meanwhile under someone else conflicts instead of being taken over.
+	 */
+	r = kube_apply(rc->kc, path, want, CONTROLLER_FIELD_MANAGER, owned, &got, &res);
+	if (r == -EBUSY && !owned && i == CHILD_SERVICE) {
+		snprintf(rc->conflict, sizeof(rc->conflict),
+		         "Service %s exists and is managed by someone else; it is left alone",
+		         name);
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		rc->retry_after_s = res.retry_after_s;
+		log_msg(LOG_WARNING, rc->key, "apply %s %s: %s (%s); will retry", d->kind, name,
+		        kube_reason_name(res.reason), res.message);
+		goto out;
+	}
+	log_msg(LOG_DEBUG, rc->key, "applied %s %s", d->kind, name);
+	if (i == CHILD_DEPLOYMENT) {
+		const char *before = NULL;
+
+		/* The hash HAProxy ran before: the cache's, or our own write the cache has not seen. */
+		if (live && strcmp(live_rv, m->rv_before) == 0 && m->hash[0] &&
+		    strcmp(m->name, name) == 0)
+			before = m->hash;
+		else if (live)
+			before = template_hash(live);
+		if (before && strcmp(before, rc->hash) != 0) {
+			rc->rolled = true;
+			copy_str(rc->rolled_from, sizeof(rc->rolled_from), before);
+		}
+		copy_str(m->hash, sizeof(m->hash), rc->hash);
+		json_object_put(rc->deployment);
+		rc->deployment = json_object_get(got);
+	}
+	copy_str(m->name, sizeof(m->name), name);
+	memcpy(m->digest, digest, sizeof(m->digest));
+	copy_str(m->rv_before, sizeof(m->rv_before), live_rv);
+	copy_str(m->rv_after, sizeof(m->rv_after), resource_version(got));
+out:
+	json_object_put(got);
+	json_object_put(live);
+	return r;
+}
+
+/* Adds the ConfigMap names a pod template mounts to set. */
+static int template_configmaps(const struct json_object *obj, struct strmap *set)
+{
+	static const char *const path[] = {"spec", "template", "spec", "volumes", NULL};
+	struct json_object *vols = get_path(obj, path);
+	int r;
+
+	if (!vols || !json_object_is_type(vols, json_type_array))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(vols); i++) {
+		static const char *const cm[] = {"configMap", "name", NULL};
+		const char *name = str_at(json_object_array_get_idx(vols, i), cm);
+
+		if (name) {
+			r = strmap_put(set, name, NULL, NULL);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Deletes this Kanary's ConfigMaps that no pod template uses any more: not
+ * the current one, none a ReplicaSet of the Deployment still mounts (old
+ * ReplicaSets are kept for rollback, each with its own config), none the
+ * Deployment mounts. With ReplicaSets around, only once the deployment
+ * controller has seen the Deployment's current generation, so the ReplicaSet
+ * of a new template is not missed. A cluster with no ReplicaSets at all for
+ * this Deployment and no deployment controller status keeps the current and
+ * the Deployment's own.
+ */
+static int collect_garbage(struct rc *rc, const char *current)
+{
+	static const char *const gen_path[] = {"metadata", "generation", NULL};
+	static const char *const ogen_path[] = {"status", "observedGeneration", NULL};
+	struct json_object *dep = rc->deployment;
+	char **cms = NULL, **rss = NULL;
+	size_t ncm = 0, nrs = 0, candidates = 0;
+	struct strmap in_use;
+	int64_t gen, ogen;
+	bool observed;
+	int r;
+
+	r = index_members(rc->c->idx, INDEX_CONFIGMAPS, rc->key, &cms, &ncm);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ncm; i++)
+		if (strcmp(strchr(cms[i], '/') + 1, current) != 0)
+			candidates++;
+	if (candidates == 0)
+		goto out_cms;
+	strmap_init(&in_use, KANARY_MAX_INDEX_ENTRIES);
+	r = strmap_put(&in_use, current, NULL, NULL);
+	if (r < 0)
+		goto out_set;
+	r = index_members(rc->c->idx, INDEX_REPLICASETS, rc->key, &rss, &nrs);
+	if (r < 0)
+		goto out_set;
+	observed = int_at(dep, ogen_path, &ogen);
+	if (nrs > 0 || observed) {
+		if (!observed || !int_at(dep, gen_path, &gen) || gen != ogen)
+			goto out_rss; /* the Deployment's status update wakes us again */
+	}
+	if (dep)
+		r = template_configmaps(dep, &in_use);
+	for (size_t i = 0; r >= 0 && i < nrs; i++) {
+		struct json_object *rs = NULL;
+
+		r = kube_informer_get(rc->c->inf[WATCH_REPLICASETS], rss[i], &rs);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		if (r >= 0)
+			r = template_configmaps(rs, &in_use);
+		json_object_put(rs);
+	}
+	for (size_t i = 0; r >= 0 && i < ncm; i++) {
+		const char *name = strchr(cms[i], '/') + 1;
+		struct json_object *cm = NULL;
+		struct kube_delete_options dopt = {.grace_period_s = -1};
+		char path[KANARY_MAX_URL];
+		struct kube_result res;
+		static const char *const uid_path[] = {"metadata", "uid", NULL};
+
+		if (strmap_contains(&in_use, name))
+			continue;
+		r = kube_informer_get(rc->c->inf[WATCH_CONFIGMAPS], cms[i], &cm);
+		if (r == -ENOENT) {
+			r = 0;
+			continue;
+		}
+		if (r < 0)
+			break;
+		if (!controlled_by(cm, rc->k->uid)) {
+			json_object_put(cm);
+			continue;
+		}
+		dopt.uid = str_at(cm, uid_path);
+		r = kube_path(path, sizeof(path), "", "v1", "configmaps", rc->ns, name, NULL);
+		if (r >= 0 && !controller_may_write(rc->c))
+			r = -ECANCELED;
+		if (r >= 0) {
+			r = kube_delete(rc->kc, path, &dopt, NULL, &res);
+			if (r == 0)
+				log_msg(LOG_INFO, rc->key,
+				        "deleted ConfigMap %s: no pod template uses it any more",
+				        name);
+			else if (r == -ENOENT)
+				r = 0;
+			else
+				log_msg(LOG_WARNING, rc->key,
+				        "delete ConfigMap %s: %s (%s); will retry", name,
+				        kube_reason_name(res.reason), res.message);
+		}
+		json_object_put(cm);
+	}
+out_rss:
+	index_keys_free(rss, nrs);
+out_set:
+	strmap_finish(&in_use, NULL);
+out_cms:
+	index_keys_free(cms, ncm);
+	return r < 0 ? r : 0;
+}
+
+/* Whether the Deployment runs hash on every replica, all of them available. */
+static enum status_rollout rollout_state(const struct json_object *dep, const char *hash)
+{
+	static const char *const gen[] = {"metadata", "generation", NULL};
+	static const char *const ogen[] = {"status", "observedGeneration", NULL};
+	static const char *const want[] = {"spec", "replicas", NULL};
+	static const char *const have[] = {"status", "replicas", NULL};
+	static const char *const upd[] = {"status", "updatedReplicas", NULL};
+	static const char *const avail[] = {"status", "availableReplicas", NULL};
+	int64_t g, og, w, h = 0, u = 0, a = 0;
+	const char *th = template_hash(dep);
+
+	if (!dep || !hash || !th || strcmp(th, hash) != 0 || !int_at(dep, gen, &g) ||
+	    !int_at(dep, ogen, &og) || og < g || !int_at(dep, want, &w))
+		return STATUS_ROLLOUT_PROGRESSING;
+	int_at(dep, have, &h);
+	int_at(dep, upd, &u);
+	int_at(dep, avail, &a);
+	return u >= w && a >= w && h <= w ? STATUS_ROLLOUT_DONE : STATUS_ROLLOUT_PROGRESSING;
+}
+
+static void rfc3339_now(char out[32])
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int write_status(struct rc *rc, struct json_object *st)
+{
+	struct json_object *patch, *got = NULL;
+	char path[KANARY_MAX_URL];
+	struct kube_result res;
+	int r;
+
+	if (!controller_may_write(rc->c))
+		return -ECANCELED;
+	r = kube_path(path, sizeof(path), KANARY_GROUP, KANARY_VERSION_API, "kanaries", rc->ns,
+	              rc->k->name, "status");
+	if (r < 0)
+		return r;
+	patch = json_object_new_object();
+	if (!patch || json_object_object_add(patch, "status", json_object_get(st))) {
+		json_object_put(patch);
+		return -ENOMEM;
+	}
+	/* A merge patch: no resourceVersion to conflict on; we are the only writer of status. */
+	r = kube_patch(rc->kc, path, KUBE_PATCH_MERGE, patch, &got, &res);
+	json_object_put(patch);
+	if (r == -ENOENT) {
+		json_object_put(got);
+		return 0; /* deleted meanwhile: the delete event ends it */
+	}
+	if (r < 0) {
+		rc->retry_after_s = res.retry_after_s;
+		log_msg(LOG_WARNING, rc->key, "write status: %s (%s); will retry",
+		        kube_reason_name(res.reason), res.message);
+		return r;
+	}
+	copy_str(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), resource_version(rc->obj));
+	json_object_put(rc->memo->status);
+	rc->memo->status = json_object_get(st);
+	json_object_put(got);
+	return 0;
+}
+
+struct empty_ctx {
+	struct rc *rc;
+};
+
+static void on_newly_empty(void *ctx, const char *service, int64_t weight)
+{
+	struct empty_ctx *e = ctx;
+
+	record(e->rc, KUBE_RECORD_WARNING, STATUS_REASON_NO_ENDPOINTS,
+	       "route to Service %s (weight %lld) has no ready endpoint; its connections go to "
+	       "the other routes",
+	       service, (long long)weight);
+}
+
+static void condition_events(struct rc *rc, const struct json_object *old_st,
+                             const struct json_object *st)
+{
+	static const char *const k_status[] = {"status", NULL};
+	static const char *const k_reason[] = {"reason", NULL};
+	static const char *const k_msg[] = {"message", NULL};
+	const struct json_object *ready = status_condition(st, STATUS_COND_READY);
+	const struct json_object *refs = status_condition(st, STATUS_COND_RESOLVED_REFS);
+	struct empty_ctx e = {rc};
+
+	if (status_condition_changed(old_st, st, STATUS_COND_RESOLVED_REFS) && refs &&
+	    strcmp(str_at(refs, k_status), "False") == 0)
+		record(rc, KUBE_RECORD_WARNING, str_at(refs, k_reason), "%s", str_at(refs, k_msg));
+	if (status_condition_changed(old_st, st, STATUS_COND_READY) && ready &&
+	    strcmp(str_at(ready, k_status), "False") == 0) {
+		const char *reason = str_at(ready, k_reason);
+
+		/* Missing references were told above; a rollout in progress is no warning. */
+		if (strcmp(reason, STATUS_REASON_INVALID_SPEC) == 0 ||
+		    strcmp(reason, STATUS_REASON_SERVICE_CONFLICT) == 0)
+			record(rc, KUBE_RECORD_WARNING, reason, "%s", str_at(ready, k_msg));
+	}
+	status_newly_empty(old_st, st, on_newly_empty, &e);
+}
+
+/* The per-route series of what is in force. */
+static void update_metrics(struct rc *rc, const struct json_object *st)
+{
+	static const char *const routes_path[] = {"routes", NULL};
+	struct json_object *routes = get_path(st, routes_path);
+	struct metrics_route mr[KANARY_MAX_ROUTES];
+	size_t n = 0;
+
+	for (size_t i = 0; routes && json_object_is_type(routes, json_type_array) &&
+	                   i < json_object_array_length(routes) && n < KANARY_MAX_ROUTES;
+	     i++) {
+		const struct json_object *r = json_object_array_get_idx(routes, i);
+		static const char *const sn[] = {"serviceName", NULL};
+		static const char *const w[] = {"weight", NULL};
+		static const char *const ep[] = {"endpoints", NULL};
+
+		if (!str_at(r, sn))
+			continue;
+		mr[n].service = str_at(r, sn);
+		mr[n].weight = 0;
+		mr[n].endpoints = 0;
+		int_at(r, w, &mr[n].weight);
+		int_at(r, ep, &mr[n].endpoints);
+		n++;
+	}
+	if (metrics_set_routes(rc->c->metrics, rc->key, mr, n) < 0)
+		log_msg(LOG_WARNING, rc->key, "cannot update its route metrics");
+}
+
+/* Renders and applies every child; on success *ret_cm names the ConfigMap in force. */
+static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *cm_name,
+                     size_t cm_size, char hash[65])
+{
+	struct json_object *objs = NULL;
+	char *cfg = NULL;
+	size_t len;
+	int r;
+
+	r = render_haproxy(rc->k, res, &rc->c->o.objects.render, &cfg, &len);
+	if (r < 0) {
+		log_msg(LOG_ERROR, rc->key, "render: %s", strerror(-r));
+		return r;
+	}
+	r = render_hash(cfg, len, hash);
+	if (r == 0)
+		r = objects_desired(rc->k, cfg, hash, &rc->c->o.objects, &objs);
+	if (r == 0)
+		r = objects_configmap_name(rc->k, hash, cm_name, cm_size);
+	if (r < 0) {
+		log_msg(LOG_ERROR, rc->key, "desired objects: %s", strerror(-r));
+		goto out;
+	}
+	rc->hash = hash;
+	for (size_t i = 0; r == 0 && i < json_object_array_length(objs); i++) {
+		struct json_object *o = json_object_array_get_idx(objs, i);
+		static const char *const kind_path[] = {"kind", NULL};
+		const char *kind = str_at(o, kind_path);
+		size_t ci;
+
+		for (ci = 0; ci < CHILD_N; ci++)
+			if (kind && strcmp(kind, child_defs[ci].kind) == 0)
+				break;
+		if (ci == CHILD_N) {
+			r = -EINVAL;
+			break;
+		}
+		r = apply_child(rc, (enum child)ci, o);
+	}
+out:
+	json_object_put(objs);
+	free(cfg);
+	return r;
+}
+
+int reconcile(struct controller *c, struct kube_client *kc, const char *key, int *ret_retry_after_s)
+{
+	static const char *const del_path[] = {"metadata", "deletionTimestamp", NULL};
+	static const char *const status_path[] = {"status", NULL};
+	struct rc rc = {.c = c, .kc = kc, .key = key};
+	struct json_object *st = NULL, *old_st = NULL;
+	struct kanary_resolution res;
+	struct status_problems problems;
+	struct status_facts facts;
+	struct catalog *cat = NULL;
+	struct kerr_list errs;
+	struct buf errtext;
+	char cm_name[KANARY_MAX_NAME + 1], hash[65], now[32];
+	const char *slash = strchr(key, '/');
+	const char *old_hash;
+	unsigned defaulted;
+	bool applied = false;
+	int r;
+
+	*ret_retry_after_s = 0;
+	if (!slash || (size_t)(slash - key) >= sizeof(rc.ns))
+		return 0;
+	memcpy(rc.ns, key, (size_t)(slash - key));
+	rc.ns[slash - key] = '\0';
+	r = kube_informer_get(c->inf[WATCH_KANARIES], key, &rc.obj);
+	if (r == -ENOENT) {
+		/* Gone: its children go with it through their ownerReferences. */
+		reconcile_forget(c, key);
+		metrics_forget(c->metrics, key);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (get_path(rc.obj, del_path)) {
+		r = 0;
+		goto out_obj;
+	}
+	rc.memo = memo_get(c, key);
+	r = rc.memo ? catalog_create(&cat) : -ENOMEM;
+	if (r < 0)
+		goto out_obj;
+	r = fill_catalog(&rc, cat);
+	if (r < 0)
+		goto out_cat;
+	kerr_init(&errs);
+	buf_init(&errtext, KANARY_MAX_STATUS_MESSAGE);
+	r = kanary_check(rc.obj, cat, KANARY_CHECK_REQUIRE_NAME, &rc.k, &res, &defaulted, &errs);
+	if (r < 0)
+		goto out_errs;
+	status_classify(rc.k, &res, &errs, &problems);
+	if (kerr_any(&errs) && kerr_join(&errs, "; ", &errtext) < 0)
+		buf_reset(&errtext);
+
+	/* The status in force: ours when the cache has not caught up with our last write. */
+	old_st = get_path(rc.obj, status_path);
+	if (rc.memo->status && strcmp(rc.memo->kanary_rv, resource_version(rc.obj)) == 0)
+		old_st = rc.memo->status;
+	/* Our own reference: writing the status replaces the memo's. */
+	old_st = json_object_get(old_st);
+
+	if (!kerr_any(&errs)) {
+		r = apply_all(&rc, &res, cm_name, sizeof(cm_name), hash);
+		if (r < 0)
+			goto out_res;
+		applied = true;
+		r = collect_garbage(&rc, cm_name);
+		if (r < 0)
+			goto out_res;
+	} else {
+		struct json_object *dep = NULL;
+		char dname[KANARY_MAX_NAME + 1];
+
+		/* Nothing is applied: HAProxy keeps the last good configuration. */
+		if (rc.k->name &&
+		    snprintf(dname, sizeof(dname), "%s-haproxy", rc.k->name) < (int)sizeof(dname) &&
+		    cache_get(c, WATCH_DEPLOYMENTS, rc.ns, dname, &dep) == 0)
+			rc.deployment = dep;
+	}
+
+	old_hash = status_config_hash(old_st);
+	rfc3339_now(now);
+	facts = (struct status_facts){
+	    .generation = rc.k->generation,
+	    .k = rc.k,
+	    .res = &res,
+	    .problems = problems,
+	    .errors = errtext.len ? errtext.data : NULL,
+	    .applied = applied,
+	    .config_hash = applied ? hash : NULL,
+	    .conflict = rc.conflict[0] ? rc.conflict : NULL,
+	    .rollout = rollout_state(rc.deployment, applied ? hash : old_hash),
+	    .now = now,
+	};
+	r = status_build(&facts, old_st, &st);
+	if (r < 0)
+		goto out_res;
+	if (rc.rolled)
+		record(&rc, KUBE_RECORD_NORMAL, "RolloutTriggered",
+		       "Deployment %s-haproxy rolls HAProxy from configuration %.8s to %.8s",
+		       rc.k->name, rc.rolled_from, hash);
+	if (!old_st || !json_object_equal((struct json_object *)old_st, st)) {
+		r = write_status(&rc, st);
+		if (r < 0)
+			goto out_res;
+		if (applied && (!old_hash || strcmp(old_hash, hash) != 0)) {
+			static const char *const summary_path[] = {"summary", NULL};
+
+			if (old_hash)
+				record(&rc, KUBE_RECORD_NORMAL, "ConfigChanged",
+				       "configuration %.8s replaced by %.8s (ConfigMap %s): %s",
+				       old_hash, hash, cm_name, str_at(st, summary_path));
+			else
+				record(&rc, KUBE_RECORD_NORMAL, "ConfigChanged",
+				       "configuration %.8s applied (ConfigMap %s): %s", hash,
+				       cm_name, str_at(st, summary_path));
+		}
+		condition_events(&rc, old_st, st);
+	}
+	update_metrics(&rc, st);
+	r = 0;
+out_res:
+	*ret_retry_after_s = rc.retry_after_s;
+	json_object_put(old_st);
+	json_object_put(st);
+	kanary_resolution_finish(&res);
+	kanary_destroy(rc.k);
+out_errs:
+	buf_finish(&errtext);
+	kerr_finish(&errs);
+out_cat:
+	catalog_destroy(cat);
+out_obj:
+	json_object_put(rc.deployment);
+	json_object_put(rc.obj);
+	return r;
+}

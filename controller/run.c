@@ -1,0 +1,757 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "controller/run.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "common/buf.h"
+#include "common/kanary.h"
+#include "common/kube/client.h"
+#include "common/kube/watch.h"
+#include "common/limits.h"
+#include "controller/controller.h"
+#include "controller/log.h"
+#include "controller/server.h"
+
+#define RUN_DEFAULT_METRICS_BIND ":8080"
+#define RUN_DEFAULT_HEALTH_BIND  ":8081"
+#define RUN_DEFAULT_LEASE_NAME   "kanary-controller"
+#define RUN_DEFAULT_BATCH_MS     1000L
+#define RUN_DEFAULT_RESYNC_MS    (10L * 60 * 1000)
+/* How often the main thread looks at signals, leadership and the resync clock. */
+#define RUN_TICK_MS 200L
+
+enum run_exit {
+	RUN_OK = 0,
+	RUN_FAILED = 1,
+	RUN_USAGE = 2,
+};
+
+struct run_options {
+	const char *kubeconfig;
+	const char *context;
+	const char *namespace;
+	bool leader_elect;
+	long lease_ms, renew_ms, retry_ms;
+	const char *lease_name;
+	const char *lease_namespace;
+	const char *metrics_bind;
+	const char *health_bind;
+	long resync_ms;
+	int workers;
+	int verbosity;
+	struct controller_options ctl;
+};
+
+enum run_opt {
+	OPT_KUBECONFIG = 0x100,
+	OPT_CONTEXT,
+	OPT_NAMESPACE,
+	OPT_LEADER_ELECT,
+	OPT_LEASE_DURATION,
+	OPT_RENEW_DEADLINE,
+	OPT_RETRY_PERIOD,
+	OPT_LEASE_NAME,
+	OPT_LEASE_NAMESPACE,
+	OPT_IMAGE,
+	OPT_HAP_BIND,
+	OPT_HAP_PROXY_PORT,
+	OPT_HAP_PROBE_PORT,
+	OPT_HAP_METRICS_PORT,
+	OPT_HAP_RUNTIME_DIR,
+	OPT_METRICS_BIND,
+	OPT_HEALTH_BIND,
+	OPT_BATCH,
+	OPT_RESYNC,
+	OPT_WORKERS,
+	OPT_V,
+};
+
+static void run_usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "Usage: kanary-controller run [options]\n"
+	    "\n"
+	    "Runs the controller: watches Kanaries, the Services and EndpointSlices they name\n"
+	    "and the objects it made, and keeps each Kanary's HAProxy Deployment, ConfigMap,\n"
+	    "PodDisruptionBudget and destination Service in step with them (server-side apply,\n"
+	    "field manager \"kanary\"). SIGTERM or SIGINT: stop taking work, finish the current\n"
+	    "Kanary, release the lease, exit 0.\n"
+	    "\n"
+	    "Cluster:\n"
+	    "  --kubeconfig PATH              kubeconfig file (default: $KUBECONFIG, else the\n"
+	    "                                 pod's service account, else ~/.kube/config)\n"
+	    "  --context NAME                 kubeconfig context (default: its current-context)\n"
+	    "  --namespace NS                 watch only this namespace (default: all)\n"
+	    "\n"
+	    "Leader election (a coordination.k8s.io/v1 Lease; only the leader writes):\n"
+	    "  --leader-elect[=BOOL]          elect a leader before working (default true)\n"
+	    "  --leader-elect-lease-duration DURATION\n"
+	    "                                 how long a standby waits before taking over a\n"
+	    "                                 lease that stopped moving (default 15s)\n"
+	    "  --leader-elect-renew-deadline DURATION\n"
+	    "                                 the leader gives up (exit 1) when it could not\n"
+	    "                                 renew for this long (default 10s)\n"
+	    "  --leader-elect-retry-period DURATION\n"
+	    "                                 between tries and renewals (default 2s)\n"
+	    "  --leader-elect-resource-name NAME\n"
+	    "                                 the Lease's name (default %s)\n"
+	    "  --leader-elect-resource-namespace NS\n"
+	    "                                 the Lease's namespace (default: --namespace, else\n"
+	    "                                 the kubeconfig context's or the pod's namespace)\n"
+	    "\n"
+	    "HAProxy (what the children look like; the same options as `render`):\n"
+	    "  --haproxy-image IMAGE          image of the HAProxy Deployment (default %s)\n"
+	    "  --haproxy-bind-address ADDR    address HAProxy binds its listeners to (default: "
+	    "all)\n"
+	    "  --haproxy-proxy-port PORT      HAProxy's traffic port in the pod (default %d)\n"
+	    "  --haproxy-probe-port PORT      its /healthz and /ready port (default %d)\n"
+	    "  --haproxy-metrics-port PORT    its Prometheus /metrics port (default %d)\n"
+	    "  --haproxy-runtime-dir DIR      directory of its admin socket, \"\" for none\n"
+	    "                                 (default %s)\n"
+	    "\n"
+	    "Behaviour:\n"
+	    "  --endpoint-updates-batch-period DURATION\n"
+	    "                                 coalesce Service and EndpointSlice changes over "
+	    "this\n"
+	    "                                 window into one reconcile and one rollout (default "
+	    "1s)\n"
+	    "  --resync-period DURATION       reconcile every Kanary this often anyway (default "
+	    "10m;\n"
+	    "                                 0 turns it off)\n"
+	    "  --concurrent-kanary-syncs N    Kanaries reconciled at once (default 1)\n"
+	    "\n"
+	    "Serving:\n"
+	    "  --metrics-bind-address ADDR    /metrics (default \"%s\"; \"0\" turns it off)\n"
+	    "  --health-probe-bind-address ADDR\n"
+	    "                                 /healthz and /readyz (default \"%s\"; \"0\" off)\n"
+	    "  -v, --v LEVEL                  log verbosity: 0 info, 4 and above debug (default "
+	    "0)\n"
+	    "  -h, --help                     show this help\n"
+	    "\n"
+	    "DURATION: a number with a unit, ms, s, m or h (\"1500ms\", \"15s\"). ADDR: "
+	    "\":8080\",\n"
+	    "\"127.0.0.1:8080\" or \"[::1]:8080\".\n",
+	    RUN_DEFAULT_LEASE_NAME, OBJECTS_DEFAULT_IMAGE, RENDER_DEFAULT_PROXY_PORT,
+	    RENDER_DEFAULT_PROBE_PORT, RENDER_DEFAULT_METRICS_PORT, RENDER_DEFAULT_RUNTIME_DIR,
+	    RUN_DEFAULT_METRICS_BIND, RUN_DEFAULT_HEALTH_BIND);
+}
+
+static int bad(const char *opt, const char *val, const char *what)
+{
+	fprintf(stderr, "kanary-controller run: %s: \"%s\" is not %s\n", opt, val, what);
+	return -EINVAL;
+}
+
+/* A Go-style duration with one unit: "1500ms", "15s", "10m", "1h"; "0" alone is zero. */
+static int parse_duration(const char *opt, const char *s, bool allow_zero, long *ret)
+{
+	static const struct {
+		const char *unit;
+		long ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || v < 0)
+		return bad(opt, s, "a duration (\"15s\")");
+	if (*end == '\0' && v == 0 && allow_zero) {
+		*ret = 0;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].unit) == 0) {
+			if (v > 24L * 3600000 / units[i].ms)
+				return bad(opt, s, "a duration of at most 24h");
+			if (v == 0 && !allow_zero)
+				return bad(opt, s, "a duration above 0");
+			*ret = v * units[i].ms;
+			return 0;
+		}
+	return bad(opt, s, "a duration (\"15s\")");
+}
+
+static int parse_int(const char *opt, const char *s, long lo, long hi, int *ret)
+{
+	char what[64];
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		snprintf(what, sizeof(what), "a number from %ld to %ld", lo, hi);
+		return bad(opt, s, what);
+	}
+	*ret = (int)v;
+	return 0;
+}
+
+static int parse_bool(const char *opt, const char *s, bool *ret)
+{
+	if (!s || strcmp(s, "true") == 0) {
+		*ret = true;
+		return 0;
+	}
+	if (strcmp(s, "false") == 0) {
+		*ret = false;
+		return 0;
+	}
+	return bad(opt, s, "true or false");
+}
+
+static int parse_bind(const char *opt, const char *s)
+{
+	bool off;
+
+	return server_parse_bind(s, &off) < 0 ? bad(opt, s, "an address (\":8080\", \"0\")") : 0;
+}
+
+/* Returns 0 to run, 1 when --help was shown, or -EINVAL. */
+static int parse_options(int argc, char **argv, struct run_options *o)
+{
+	static const struct option longopts[] = {
+	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+	    {"context", required_argument, NULL, OPT_CONTEXT},
+	    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+	    {"leader-elect", optional_argument, NULL, OPT_LEADER_ELECT},
+	    {"leader-elect-lease-duration", required_argument, NULL, OPT_LEASE_DURATION},
+	    {"leader-elect-renew-deadline", required_argument, NULL, OPT_RENEW_DEADLINE},
+	    {"leader-elect-retry-period", required_argument, NULL, OPT_RETRY_PERIOD},
+	    {"leader-elect-resource-name", required_argument, NULL, OPT_LEASE_NAME},
+	    {"leader-elect-resource-namespace", required_argument, NULL, OPT_LEASE_NAMESPACE},
+	    {"haproxy-image", required_argument, NULL, OPT_IMAGE},
+	    {"haproxy-bind-address", required_argument, NULL, OPT_HAP_BIND},
+	    {"haproxy-proxy-port", required_argument, NULL, OPT_HAP_PROXY_PORT},
+	    {"haproxy-probe-port", required_argument, NULL, OPT_HAP_PROBE_PORT},
+	    {"haproxy-metrics-port", required_argument, NULL, OPT_HAP_METRICS_PORT},
+	    {"haproxy-runtime-dir", required_argument, NULL, OPT_HAP_RUNTIME_DIR},
+	    {"metrics-bind-address", required_argument, NULL, OPT_METRICS_BIND},
+	    {"health-probe-bind-address", required_argument, NULL, OPT_HEALTH_BIND},
+	    {"endpoint-updates-batch-period", required_argument, NULL, OPT_BATCH},
+	    {"resync-period", required_argument, NULL, OPT_RESYNC},
+	    {"concurrent-kanary-syncs", required_argument, NULL, OPT_WORKERS},
+	    {"v", required_argument, NULL, OPT_V},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct render_options *ro = &o->ctl.objects.render;
+	int c, r = 0;
+
+	optind = 1;
+	while (r == 0 && (c = getopt_long(argc, argv, "hv:", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_KUBECONFIG:
+			o->kubeconfig = optarg;
+			break;
+		case OPT_CONTEXT:
+			o->context = optarg;
+			break;
+		case OPT_NAMESPACE:
+			if (!optarg[0] || strlen(optarg) > KANARY_MAX_DNS_LABEL)
+				r = bad("--namespace", optarg, "a namespace name");
+			o->namespace = optarg;
+			break;
+		case OPT_LEADER_ELECT:
+			r = parse_bool("--leader-elect", optarg, &o->leader_elect);
+			break;
+		case OPT_LEASE_DURATION:
+			r = parse_duration("--leader-elect-lease-duration", optarg, false,
+			                   &o->lease_ms);
+			break;
+		case OPT_RENEW_DEADLINE:
+			r = parse_duration("--leader-elect-renew-deadline", optarg, false,
+			                   &o->renew_ms);
+			break;
+		case OPT_RETRY_PERIOD:
+			r = parse_duration("--leader-elect-retry-period", optarg, false,
+			                   &o->retry_ms);
+			break;
+		case OPT_LEASE_NAME:
+			o->lease_name = optarg;
+			break;
+		case OPT_LEASE_NAMESPACE:
+			o->lease_namespace = optarg;
+			break;
+		case OPT_IMAGE:
+			o->ctl.objects.image = optarg;
+			break;
+		case OPT_HAP_BIND:
+			ro->bind_address = optarg;
+			break;
+		case OPT_HAP_PROXY_PORT:
+			r = parse_int("--haproxy-proxy-port", optarg, 1, 65535, &ro->proxy_port);
+			break;
+		case OPT_HAP_PROBE_PORT:
+			r = parse_int("--haproxy-probe-port", optarg, 1, 65535, &ro->probe_port);
+			break;
+		case OPT_HAP_METRICS_PORT:
+			r = parse_int("--haproxy-metrics-port", optarg, 1, 65535,
+			              &ro->metrics_port);
+			break;
+		case OPT_HAP_RUNTIME_DIR:
+			ro->runtime_dir = optarg[0] ? optarg : NULL;
+			break;
+		case OPT_METRICS_BIND:
+			r = parse_bind("--metrics-bind-address", optarg);
+			o->metrics_bind = optarg;
+			break;
+		case OPT_HEALTH_BIND:
+			r = parse_bind("--health-probe-bind-address", optarg);
+			o->health_bind = optarg;
+			break;
+		case OPT_BATCH:
+			r = parse_duration("--endpoint-updates-batch-period", optarg, true,
+			                   &o->ctl.batch_period_ms);
+			break;
+		case OPT_RESYNC:
+			r = parse_duration("--resync-period", optarg, true, &o->resync_ms);
+			break;
+		case OPT_WORKERS:
+			r = parse_int("--concurrent-kanary-syncs", optarg, 1, KANARY_MAX_WORKERS,
+			              &o->workers);
+			break;
+		case 'v':
+		case OPT_V:
+			r = parse_int("--v", optarg, 0, 10, &o->verbosity);
+			break;
+		case 'h':
+			run_usage(stdout);
+			return 1;
+		default:
+			run_usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (r < 0)
+		return r;
+	if (optind < argc) {
+		fprintf(stderr, "kanary-controller run: unexpected argument \"%s\"\n",
+		        argv[optind]);
+		return -EINVAL;
+	}
+	if (o->leader_elect && !(o->lease_ms > o->renew_ms && o->renew_ms > o->retry_ms)) {
+		fprintf(stderr, "kanary-controller run: the lease duration must exceed the renew "
+		                "deadline, which must exceed the retry period\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- the running controller ---- */
+
+struct worker {
+	struct controller *c;
+	struct kube_client *kc;
+	pthread_t thread;
+	bool started;
+};
+
+struct run {
+	struct run_options o;
+	struct controller c;
+	struct worker workers[KANARY_MAX_WORKERS];
+	struct server *health, *metrics;
+	atomic_bool leading;
+	char identity[300];
+};
+
+bool controller_may_write(struct controller *c)
+{
+	return !atomic_load(&c->abort) && (!c->lease || lease_is_leader(c->lease));
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct controller *c = w->c;
+	char *key;
+
+	while (queue_get(c->queue, &key) == 0) {
+		long long t0 = mono_ms();
+		int retry_after_s = 0;
+		int r = reconcile(c, w->kc, key, &retry_after_s);
+		double dt = (double)(mono_ms() - t0) / 1000.0;
+
+		metrics_reconciled(c->metrics, r == 0 ? METRICS_SUCCESS : METRICS_ERROR, dt);
+		if (r == 0) {
+			queue_forget(c->queue, key);
+		} else if (r != -ECANCELED) {
+			unsigned n = queue_requeues(c->queue, key);
+
+			log_msg(LOG_WARNING, key, "reconcile failed: %s; retry %u after backoff%s",
+			        strerror(-r), n + 1,
+			        retry_after_s ? " (server asked to wait)" : "");
+			if (retry_after_s > 0)
+				queue_add_after(c->queue, key, retry_after_s * 1000L);
+			else
+				queue_add_rate_limited(c->queue, key);
+		}
+		queue_done(c->queue, key);
+		free(key);
+	}
+	return NULL;
+}
+
+static int h_healthz(void *ctx, char *why, size_t size)
+{
+	struct run *run = ctx;
+
+	if (run->c.lease && lease_lost(run->c.lease)) {
+		snprintf(why, size, "leadership lost");
+		return -1;
+	}
+	return 0;
+}
+
+static int h_readyz(void *ctx, char *why, size_t size)
+{
+	struct run *run = ctx;
+
+	return informers_synced(&run->c, why, size) ? 0 : -1;
+}
+
+static int extra_metrics(void *ctx, struct buf *out)
+{
+	struct run *run = ctx;
+	struct queue_stats qs;
+	int r;
+
+	queue_stats(run->c.queue, &qs);
+	r = metrics_gauge(out, "kanary_controller_workqueue_depth",
+	                  "Kanaries waiting for a worker.", "gauge", "", (double)qs.depth);
+	if (r == 0)
+		r = metrics_gauge(out, "kanary_controller_workqueue_waiting",
+		                  "Kanaries held back: coalescing window or retry backoff.",
+		                  "gauge", "", (double)qs.waiting);
+	if (r == 0)
+		r = metrics_gauge(out, "kanary_controller_workqueue_adds_total",
+		                  "Keys added to the work queue.", "counter", "", (double)qs.adds);
+	if (r == 0)
+		r = metrics_gauge(out, "kanary_controller_workqueue_retries_total",
+		                  "Keys requeued after a failed reconcile.", "counter", "",
+		                  (double)qs.retries);
+	if (r == 0)
+		r = metrics_gauge(
+		    out, "kanary_controller_leader",
+		    "1 while this process holds the lease and may write.", "gauge", "",
+		    controller_may_write(&run->c) && atomic_load(&run->leading) ? 1 : 0);
+	if (r == 0)
+		r = buf_puts(out, "# HELP kanary_controller_informer_synced 1 once the informer's "
+		                  "first list is in its cache.\n"
+		                  "# TYPE kanary_controller_informer_synced gauge\n");
+	for (size_t w = 0; r == 0 && w < WATCH_N; w++)
+		r = buf_printf(out, "kanary_controller_informer_synced{resource=\"%s\"} %d\n",
+		               informers_name((enum watched)w),
+		               kube_informer_has_synced(run->c.inf[w]) ? 1 : 0);
+	return r;
+}
+
+static int h_metrics(void *ctx, struct buf *out)
+{
+	struct run *run = ctx;
+
+	return metrics_render(run->c.metrics, extra_metrics, run, out);
+}
+
+static int start_servers(struct run *run)
+{
+	const struct server_handlers h = {
+	    .healthz = h_healthz, .readyz = h_readyz, .metrics = h_metrics, .ctx = run};
+	bool moff = false, hoff = false;
+	int r;
+
+	server_parse_bind(run->o.metrics_bind, &moff);
+	server_parse_bind(run->o.health_bind, &hoff);
+	if (!moff && !hoff && strcmp(run->o.metrics_bind, run->o.health_bind) == 0) {
+		/* One address for both: one server. */
+		hoff = true;
+		r = server_start(run->o.metrics_bind, SERVER_HEALTH | SERVER_METRICS, &h,
+		                 &run->metrics);
+	} else {
+		r = moff ? 0 : server_start(run->o.metrics_bind, SERVER_METRICS, &h, &run->metrics);
+	}
+	if (r < 0) {
+		log_msg(LOG_ERROR, NULL, "cannot serve /metrics on %s: %s", run->o.metrics_bind,
+		        strerror(-r));
+		return r;
+	}
+	r = hoff ? 0 : server_start(run->o.health_bind, SERVER_HEALTH, &h, &run->health);
+	if (r < 0)
+		log_msg(LOG_ERROR, NULL, "cannot serve /healthz on %s: %s", run->o.health_bind,
+		        strerror(-r));
+	return r;
+}
+
+/*
+ * Waits RUN_TICK_MS for SIGTERM or SIGINT (blocked in every thread, so they
+ * arrive here). Returns the signal, or 0.
+ */
+static int wait_signal(const sigset_t *set)
+{
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = RUN_TICK_MS * 1000000L};
+	int s = sigtimedwait(set, NULL, &ts);
+
+	return s > 0 ? s : 0;
+}
+
+static int start_workers(struct run *run)
+{
+	const struct kube_client_options co = {.component = "controller",
+	                                       .field_manager = CONTROLLER_FIELD_MANAGER};
+	int r;
+
+	for (int i = 0; i < run->o.workers; i++) {
+		struct worker *w = &run->workers[i];
+
+		w->c = &run->c;
+		r = kube_client_create(run->c.cfg, &co, &w->kc);
+		if (r < 0)
+			return r;
+		kube_client_set_abort(w->kc, &run->c.abort);
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+			return -EAGAIN;
+		w->started = true;
+	}
+	return 0;
+}
+
+static void stop_workers(struct run *run)
+{
+	queue_shutdown(run->c.queue);
+	for (int i = 0; i < KANARY_MAX_WORKERS; i++) {
+		struct worker *w = &run->workers[i];
+
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		w->started = false;
+		kube_client_destroy(w->kc);
+		w->kc = NULL;
+	}
+}
+
+static void resync(struct run *run)
+{
+	struct json_object *all = NULL;
+	char key[KANARY_MAX_KEY + 1];
+
+	if (kube_informer_list(run->c.inf[WATCH_KANARIES], &all) < 0) {
+		log_msg(LOG_WARNING, NULL, "resync: cannot read the Kanary cache; next time");
+		return;
+	}
+	for (size_t i = 0; i < json_object_array_length(all); i++)
+		if (kube_object_key(json_object_array_get_idx(all, i), key, sizeof(key)) == 0)
+			queue_add(run->c.queue, key);
+	log_msg(LOG_DEBUG, NULL, "resync: %zu Kanaries queued", json_object_array_length(all));
+	json_object_put(all);
+}
+
+static int setup(struct run *run)
+{
+	struct kube_config_err err = {{0}};
+	struct kube_logger lg = log_kube_logger();
+	const struct queue_options qo = {0};
+	int r;
+
+	r = kube_config_load(run->o.kubeconfig, run->o.context, &run->c.cfg, &err);
+	if (r < 0) {
+		log_msg(LOG_ERROR, NULL, "kubeconfig: %s",
+		        err.msg[0]     ? err.msg
+		        : r == -ENOENT ? "none found"
+		                       : strerror(-r));
+		return r;
+	}
+	kube_config_set_logger(run->c.cfg, &lg);
+	log_msg(LOG_INFO, NULL, "API server %s (%s); watching %s", run->c.cfg->server,
+	        run->c.cfg->origin ? run->c.cfg->origin : "?",
+	        run->o.namespace ? run->o.namespace : "every namespace");
+	if (pthread_mutex_init(&run->c.memo_lock, NULL) != 0)
+		return -ENOMEM;
+	strmap_init(&run->c.memos, KANARY_MAX_QUEUE_KEYS);
+	r = index_create(&run->c.idx);
+	if (r == 0)
+		r = queue_create(&qo, &run->c.queue);
+	if (r == 0)
+		r = metrics_create(&run->c.metrics);
+	if (r == 0)
+		r = lease_make_identity(run->identity, sizeof(run->identity));
+	if (r == 0)
+		r = kube_recorder_create(run->c.cfg, CONTROLLER_COMPONENT, run->identity,
+		                         &run->c.recorder);
+	if (r == 0)
+		r = informers_create(&run->c);
+	if (r < 0)
+		log_msg(LOG_ERROR, NULL, "setting up: %s", strerror(-r));
+	return r;
+}
+
+static void on_lost(void *ctx)
+{
+	struct run *run = ctx;
+
+	/* Stop writing now; the main thread exits 1, as client-go's users do. */
+	atomic_store(&run->c.abort, true);
+}
+
+static int elect(struct run *run)
+{
+	struct lease_options lo = {
+	    .cfg = run->c.cfg,
+	    .namespace = run->o.lease_namespace ? run->o.lease_namespace
+	                 : run->o.namespace     ? run->o.namespace
+	                                        : run->c.cfg->namespace,
+	    .name = run->o.lease_name,
+	    .identity = run->identity,
+	    .duration_ms = run->o.lease_ms,
+	    .renew_deadline_ms = run->o.renew_ms,
+	    .retry_period_ms = run->o.retry_ms,
+	    .on_lost = on_lost,
+	    .ctx = run,
+	};
+	int r = lease_create(&lo, &run->c.lease);
+
+	if (r == 0)
+		r = lease_start(run->c.lease);
+	if (r < 0)
+		log_msg(LOG_ERROR, NULL, "leader election: %s", strerror(-r));
+	return r;
+}
+
+static void teardown(struct run *run)
+{
+	stop_workers(run);
+	informers_stop(&run->c);
+	server_stop(run->metrics);
+	server_stop(run->health);
+	lease_destroy(run->c.lease);
+	informers_destroy(&run->c);
+	kube_recorder_destroy(run->c.recorder);
+	metrics_destroy(run->c.metrics);
+	queue_destroy(run->c.queue);
+	index_destroy(run->c.idx);
+	reconcile_memos_free(&run->c);
+	pthread_mutex_destroy(&run->c.memo_lock);
+	kube_config_destroy(run->c.cfg);
+}
+
+static int serve(struct run *run, const sigset_t *sigs)
+{
+	long long next_resync = 0;
+	bool synced = false, working = false;
+	int sig;
+
+	for (;;) {
+		sig = wait_signal(sigs);
+		if (sig) {
+			log_msg(LOG_INFO, NULL, "%s: finishing the current Kanary, then stopping",
+			        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			stop_workers(run);
+			if (run->c.lease)
+				lease_release(run->c.lease);
+			return RUN_OK;
+		}
+		if (run->c.lease && lease_lost(run->c.lease)) {
+			stop_workers(run);
+			return RUN_FAILED;
+		}
+		if (!synced) {
+			synced = informers_synced(&run->c, NULL, 0);
+			if (!synced)
+				continue;
+			log_msg(LOG_INFO, NULL, "caches synced");
+			if (run->o.leader_elect && elect(run) < 0)
+				return RUN_FAILED;
+		}
+		if (!working && controller_may_write(&run->c)) {
+			if (start_workers(run) < 0) {
+				log_msg(LOG_ERROR, NULL, "cannot start the workers");
+				return RUN_FAILED;
+			}
+			atomic_store(&run->leading, true);
+			working = true;
+			next_resync = mono_ms() + run->o.resync_ms;
+			log_msg(LOG_INFO, NULL, "working with %d worker(s)", run->o.workers);
+		}
+		if (working && run->o.resync_ms > 0 && mono_ms() >= next_resync) {
+			resync(run);
+			next_resync = mono_ms() + run->o.resync_ms;
+		}
+	}
+}
+
+int run_main(int argc, char **argv)
+{
+	struct run *run;
+	sigset_t sigs;
+	int r, status = RUN_FAILED;
+
+	run = calloc(1, sizeof(*run));
+	if (!run) {
+		fprintf(stderr, "kanary-controller run: out of memory\n");
+		return RUN_FAILED;
+	}
+	run->o.leader_elect = true;
+	run->o.lease_ms = LEASE_DEFAULT_DURATION_MS;
+	run->o.renew_ms = LEASE_DEFAULT_RENEW_DEADLINE_MS;
+	run->o.retry_ms = LEASE_DEFAULT_RETRY_PERIOD_MS;
+	run->o.lease_name = RUN_DEFAULT_LEASE_NAME;
+	run->o.metrics_bind = RUN_DEFAULT_METRICS_BIND;
+	run->o.health_bind = RUN_DEFAULT_HEALTH_BIND;
+	run->o.resync_ms = RUN_DEFAULT_RESYNC_MS;
+	run->o.workers = 1;
+	run->o.ctl.batch_period_ms = RUN_DEFAULT_BATCH_MS;
+	objects_options_init(&run->o.ctl.objects);
+	r = parse_options(argc, argv, &run->o);
+	if (r != 0) {
+		status = r > 0 ? RUN_OK : RUN_USAGE;
+		goto out_free;
+	}
+	run->o.ctl.namespace = run->o.namespace;
+	run->c.o = run->o.ctl;
+	atomic_init(&run->c.abort, false);
+	atomic_init(&run->leading, false);
+	log_set_level(run->o.verbosity >= 4 ? LOG_DEBUG : LOG_INFO);
+
+	/* Every thread started from here on inherits the mask: signals come to serve(). */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (kube_global_init() < 0) {
+		log_msg(LOG_ERROR, NULL, "cannot initialise libcurl");
+		goto out_free;
+	}
+	if (setup(run) < 0 || informers_start(&run->c) < 0 || start_servers(run) < 0)
+		goto out_teardown;
+	log_msg(LOG_INFO, NULL, "kanary-controller %s started as %s", KANARY_VERSION,
+	        run->identity);
+	status = serve(run, &sigs);
+	log_msg(status == RUN_OK ? LOG_INFO : LOG_ERROR, NULL, "stopped (exit %d)", status);
+out_teardown:
+	teardown(run);
+	kube_global_cleanup();
+out_free:
+	free(run);
+	return status;
+}
