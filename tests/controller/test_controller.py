@@ -1,0 +1,814 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The controller (`kanary-controller run`) against a real control plane.
+
+tests/cluster/up starts etcd, kube-apiserver and kube-controller-manager with the
+garbage-collector, namespace, serviceaccount, deployment and replicaset controllers. There is
+no scheduler and no kubelet: Pods are stored and never run, and no EndpointSlice controller
+runs either, so the tests write the EndpointSlices a real cluster would publish themselves.
+
+Each test gets a namespace of its own and its own controller process, scoped to that
+namespace (--namespace) with its Lease there, on free 127.0.0.1 ports for /metrics and the
+probes. Every process a test starts is stopped by its PID, even when an assertion fails.
+
+The data-plane test puts the backend "pods" in a network namespace it creates (a veth pair
+and addresses in 10.213.x.0/24, because the API server refuses loopback addresses in
+EndpointSlices), runs the real haproxy on the configuration the controller wrote, and sends
+connections only to 127.0.0.1 (haproxy) and the addresses it created (haproxy to the pods).
+
+Run: /usr/bin/python3 -m pytest -v tests/controller/test_controller.py
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CRD = REPO / "charts" / "kanary" / "crds" / "kanaries.yaml"
+EXAMPLE = REPO / "examples" / "simple-stack.yaml"
+CLUSTER = REPO / "tests" / "cluster"
+HAPROXY = "/usr/sbin/haproxy"
+API_VERSION = "kanary.pyxida.io/v1alpha1"
+KANARY = "simple-kanary-rule"
+DEPLOYMENT = KANARY + "-haproxy"
+COMMAND_TIMEOUT = 60  # seconds, for any one kubectl command
+WAIT_TIMEOUT = 60  # seconds, for anything that happens asynchronously
+# The coalescing window given to the controller in these tests: wide enough that a burst of
+# kubectl calls on a slow machine still falls into one window.
+BATCH = "2s"
+CONTROLLERS = ("garbage-collector-controller,namespace-controller,serviceaccount-controller,"
+               "deployment-controller,replicaset-controller")
+
+
+def _sigterm(signum, frame):
+    # meson stops a test that runs over its timeout with SIGTERM: unwind so the fixtures stop
+    # the controllers, haproxy, the network namespace and the cluster.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _sigterm)
+
+
+def eventually(predicate, what, timeout=WAIT_TIMEOUT, interval=0.25):
+    """Poll predicate until it returns a true value, or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the cluster -------------------------------------------------------------------------------
+
+
+class Cluster:
+    def __init__(self, env):
+        self.env = env
+
+    def kubectl(self, *args, input=None, check=True, timeout=COMMAND_TIMEOUT):
+        proc = subprocess.run(["kubectl", *map(str, args)], env=self.env, input=input,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(map(str, args))} exited {proc.returncode}\n"
+                                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def apply(self, ns, *objs):
+        doc = {"apiVersion": "v1", "kind": "List", "items": list(objs)}
+        return self.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(doc))
+
+    def get(self, ns, *args, check=True):
+        proc = self.kubectl("get", "-n", ns, "-o", "json", *args, check=check)
+        return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+    def items(self, ns, kind, selector=None):
+        args = [kind] + (["-l", selector] if selector else [])
+        return self.get(ns, *args)["items"]
+
+    def patch(self, ns, what, patch, kind="merge", subresource=None):
+        args = ["patch", "-n", ns, *what.split(), "--type", kind, "-p", json.dumps(patch)]
+        if subresource:
+            args += ["--subresource", subresource]
+        return self.kubectl(*args)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("cluster") / "state"
+    try:
+        up = subprocess.run([str(CLUSTER / "up"), "--state-dir", str(state),
+                             "--controllers", CONTROLLERS],
+                            stdout=subprocess.PIPE, text=True, timeout=1800)
+        assert up.returncode == 0, f"tests/cluster/up failed (exit {up.returncode})"
+        env = subprocess.run(["bash", "-c", 'eval "$1" && env -0', "bash", up.stdout],
+                             capture_output=True, check=True, text=True).stdout
+        c = Cluster(dict(kv.split("=", 1) for kv in env.split("\0") if "=" in kv))
+        c.kubectl("apply", "-f", CRD)
+        c.kubectl("wait", "--for=condition=Established", "crd/kanaries.kanary.pyxida.io",
+                  f"--timeout={WAIT_TIMEOUT}s")
+        yield c
+    finally:
+        if state.exists():
+            subprocess.run([str(CLUSTER / "down"), str(state)], stdout=subprocess.PIPE,
+                           timeout=120)
+
+
+@pytest.fixture
+def ns(request, cluster):
+    name = "t-" + request.node.name.lower().replace("_", "-")
+    name = name[:50].rstrip("-") + "-" + os.urandom(3).hex()
+    cluster.kubectl("create", "namespace", name)
+    # The namespace's default ServiceAccount, or the replicaset controller creates no Pods.
+    eventually(lambda: cluster.kubectl("get", "sa", "default", "-n", name, check=False)
+               .returncode == 0, "the default ServiceAccount")
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# ---- the controller ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def binary():
+    path = os.environ.get("KANARY_CONTROLLER") or str(REPO / "build" / "controller" /
+                                                     "kanary-controller")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"kanary-controller not found at {path}: build it, or set KANARY_CONTROLLER")
+    return path
+
+
+class Controller:
+    """One `kanary-controller run` process, stopped by its PID."""
+
+    def __init__(self, binary, cluster, ns, workdir, args):
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.log_path = workdir / f"controller-{self.metrics_port}.log"
+        self.log = open(self.log_path, "w")
+        cmd = [binary, "run", "--namespace", ns,
+               f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+               f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
+               f"--endpoint-updates-batch-period={BATCH}", *args]
+        self.proc = subprocess.Popen(cmd, env=cluster.env, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def http(self, port, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return None, ""
+
+    def metrics(self):
+        """The samples of /metrics as {'name{labels}': value}."""
+        status, body = self.http(self.metrics_port, "/metrics")
+        assert status == 200, f"/metrics answered {status}"
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def leading(self):
+        status, body = self.http(self.metrics_port, "/metrics")
+        return status == 200 and "\nkanary_controller_leader 1\n" in "\n" + body
+
+    def wait_ready(self):
+        eventually(lambda: self.alive() and self.http(self.health_port, "/readyz")[0] == 200,
+                   "the controller's /readyz")
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the controller exited {self.proc.returncode}:\n"
+                                 f"{self.log_tail()}")
+        return True
+
+    def log_tail(self, n=40):
+        return "".join(self.log_path.read_text().splitlines(True)[-n:])
+
+    def terminate(self, timeout=30):
+        """SIGTERM and wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                raise AssertionError(f"the controller ignored SIGTERM:\n{self.log_tail()}")
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def close(self):
+        self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def start_controller(binary, cluster, ns, tmp_path):
+    """Starts controllers for the test's namespace; stops every one of them afterwards."""
+    started = []
+
+    def start(*args):
+        c = Controller(binary, cluster, ns, tmp_path, args)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.close()
+    for c in started:
+        print(f"--- controller log ({c.log_path.name}), last lines:\n{c.log_tail(20)}")
+
+
+# ---- objects -------------------------------------------------------------------------------------
+
+
+def service(name, port, port_name=None, target=None):
+    p = {"port": port, "targetPort": target or port}
+    if port_name:
+        p["name"] = port_name
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [p]}}
+
+
+def slice_(name, svc, port, addresses, port_name=None, ready=True):
+    p = {"port": port, "protocol": "TCP"}
+    if port_name:
+        p["name"] = port_name
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "labels": {"kubernetes.io/service-name": svc}},
+            "addressType": "IPv4", "ports": [p],
+            "endpoints": [{"addresses": [a], "conditions": {"ready": ready}} for a in addresses]}
+
+
+def kanary(weights=(80, 20), destination="myapp"):
+    return {"apiVersion": API_VERSION, "kind": "Kanary", "metadata": {"name": KANARY},
+            "spec": {"destination": destination, "routes": [
+                {"backend": {"serviceName": "myapp-v1", "servicePort": "http"},
+                 "weight": weights[0]},
+                {"backend": {"serviceName": "myapp-v2", "servicePort": 9090},
+                 "weight": weights[1]}]}}
+
+
+V1 = [f"10.244.1.{i}" for i in range(1, 4)]
+V2 = [f"10.244.2.{i}" for i in range(1, 3)]
+
+
+def apply_example(cluster, ns, v1=V1, v2=V2):
+    """examples/simple-stack.yaml, and the EndpointSlices its pods would have.
+
+    The slices go first, as in a cluster where the backends run before the Kanary comes.
+    """
+    cluster.apply(ns, slice_("myapp-v1-abcde", "myapp-v1", 8080, v1, port_name="http"),
+                  slice_("myapp-v2-fghij", "myapp-v2", 9090, v2))
+    cluster.kubectl("apply", "-n", ns, "-f", EXAMPLE)
+
+
+def kanary_obj(cluster, ns):
+    return cluster.get(ns, "kanary", KANARY)
+
+
+def condition(obj, ctype):
+    for c in (obj or {}).get("status", {}).get("conditions", []):
+        if c["type"] == ctype:
+            return c
+    return None
+
+
+def status_endpoints(obj):
+    return [r.get("endpoints") for r in (obj or {}).get("status", {}).get("routes", [])]
+
+
+def configmaps(cluster, ns):
+    return {c["metadata"]["name"]: c
+            for c in cluster.items(ns, "configmap", "app.kubernetes.io/managed-by=kanary")}
+
+
+def deployment(cluster, ns):
+    return cluster.get(ns, "deployment", DEPLOYMENT, check=False)
+
+
+def template_hash(dep):
+    return dep["spec"]["template"]["metadata"]["annotations"]["kanary.pyxida.io/config-hash"]
+
+
+def kanary_replicasets(cluster, ns):
+    return cluster.items(ns, "replicaset", f"kanary.pyxida.io/name={KANARY}")
+
+
+def events(cluster, ns, reason):
+    """How often the Kanary got an Event with this reason (counting repeats)."""
+    items = cluster.items(ns, "events")
+    return sum(e.get("count", 1) or 1 for e in items
+               if e["involvedObject"].get("kind") == "Kanary" and e.get("reason") == reason)
+
+
+def converged(cluster, ns, endpoints=None, generation=None):
+    """The Kanary's status once it describes the applied config (and the given endpoints)."""
+    def check():
+        obj = kanary_obj(cluster, ns)
+        st = obj.get("status", {})
+        if st.get("observedGeneration") != (generation or obj["metadata"]["generation"]):
+            return None
+        if endpoints is not None and status_endpoints(obj) != endpoints:
+            return None
+        dep = deployment(cluster, ns)
+        if not dep or template_hash(dep) != st.get("configHash"):
+            return None
+        return obj
+    return eventually(check, "the Kanary's status to describe the applied configuration")
+
+
+def render(binary, tmp_path, cluster, ns, *extra):
+    """What `kanary-controller render --config-only` makes of the cluster's objects."""
+    docs = [kanary_obj(cluster, ns)]
+    docs += cluster.items(ns, "service")
+    docs += cluster.items(ns, "endpointslice")
+    path = tmp_path / "stream.json"
+    path.write_text("\n".join(json.dumps(d) for d in docs))
+    out = subprocess.run([binary, "render", "-f", str(path), "--config-only", *extra],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+# ---- scenarios -----------------------------------------------------------------------------------
+
+
+def test_example_stack_yields_the_children_owned_with_a_config_matching_the_endpoints(
+        cluster, ns, start_controller, binary, tmp_path):
+    ctl = start_controller()
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+    obj = converged(cluster, ns, endpoints=[3, 2])
+    uid = obj["metadata"]["uid"]
+    st = obj["status"]
+    cms = configmaps(cluster, ns)
+    assert list(cms) == [f"{KANARY}-haproxy-{st['configHash'][:8]}"]
+    cfg = next(iter(cms.values()))["data"]["haproxy.cfg"]
+    dep = deployment(cluster, ns)
+    svc = cluster.get(ns, "service", "myapp")
+    pdb = cluster.get(ns, "pdb", DEPLOYMENT)
+    for child in (next(iter(cms.values())), dep, svc, pdb):
+        refs = child["metadata"]["ownerReferences"]
+        assert refs == [{"apiVersion": API_VERSION, "kind": "Kanary", "name": KANARY, "uid": uid,
+                         "controller": True, "blockOwnerDeletion": True}], child["kind"]
+        assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kanary"
+        assert child["metadata"]["labels"]["kanary.pyxida.io/name"] == KANARY
+    # The configuration is exactly what `render` makes of the same objects, and it is the
+    # one the Deployment's pods mount.
+    assert cfg == render(binary, tmp_path, cluster, ns)
+    assert hashlib.sha256(cfg.encode()).hexdigest() == st["configHash"]
+    assert template_hash(dep) == st["configHash"]
+    vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert vols["config"]["configMap"]["name"] == next(iter(cms))
+    for a in V1:
+        assert f"server ep-{a.replace('.', '-')}-8080 {a}:8080" in cfg
+    for a in V2:
+        assert f"server ep-{a.replace('.', '-')}-9090 {a}:9090" in cfg
+    assert svc["spec"]["ports"][0]["port"] == 80
+    # Status: generation, conditions with reasons, routes, summary.
+    assert st["observedGeneration"] == obj["metadata"]["generation"]
+    assert st["summary"] == "myapp-v1=80,myapp-v2=20"
+    assert st["routes"] == [
+        {"serviceName": "myapp-v1", "weight": 80, "targetPort": 8080, "endpoints": 3},
+        {"serviceName": "myapp-v2", "weight": 20, "targetPort": 9090, "endpoints": 2}]
+    refs_cond = condition(obj, "ResolvedRefs")
+    assert (refs_cond["status"], refs_cond["reason"]) == ("True", "ResolvedRefs")
+    ready = condition(obj, "Ready")
+    # No kubelet runs here: HAProxy pods never become available.
+    assert (ready["status"], ready["reason"]) == ("False", "RolloutInProgress")
+    assert events(cluster, ns, "ConfigChanged") == 1
+    # kubectl get kanary shows the summary.
+    row = cluster.kubectl("get", "kanary", "-n", ns, "--no-headers").stdout.split()
+    assert row[:3] == [KANARY, "myapp", "myapp-v1=80,myapp-v2=20"]
+    # Probes and metrics.
+    assert ctl.http(ctl.health_port, "/healthz")[0] == 200
+    m = ctl.metrics()
+    labels = f'namespace="{ns}",kanary="{KANARY}"'
+    assert m[f'kanary_route_weight{{{labels},service="myapp-v1"}}'] == 80
+    assert m[f'kanary_route_ready_endpoints{{{labels},service="myapp-v2"}}'] == 2
+    assert m['kanary_controller_reconcile_total{result="success"}'] >= 1
+    assert m["kanary_controller_reconcile_duration_seconds_count"] >= 1
+    assert "kanary_controller_workqueue_depth" in m
+    assert m["kanary_controller_leader"] == 1
+
+
+def test_a_burst_of_endpoint_changes_makes_one_configmap_and_one_rollout(
+        cluster, ns, start_controller):
+    start_controller().wait_ready()
+    apply_example(cluster, ns)
+    before = converged(cluster, ns, endpoints=[3, 2])
+    dep = deployment(cluster, ns)
+    gen, old_hash = dep["metadata"]["generation"], template_hash(dep)
+    eventually(lambda: len(kanary_replicasets(cluster, ns)) == 1, "the first ReplicaSet")
+    rollouts = events(cluster, ns, "RolloutTriggered")
+    # myapp-v1 scales from 3 to 6 pods: the endpoint controller would touch its slices
+    # several times in a row. Three writes, well inside one coalescing window.
+    t0 = time.monotonic()
+    cluster.apply(ns, slice_("myapp-v1-abcde", "myapp-v1", 8080, V1 + ["10.244.1.4"],
+                             port_name="http"),
+                  slice_("myapp-v1-second", "myapp-v1", 8080, ["10.244.1.5"], port_name="http"))
+    cluster.patch(ns, "endpointslice myapp-v1-second",
+                  [{"op": "add", "path": "/endpoints/-",
+                    "value": {"addresses": ["10.244.1.6"], "conditions": {"ready": True}}}],
+                  kind="json")
+    burst = time.monotonic() - t0
+    obj = converged(cluster, ns, endpoints=[6, 2])
+    assert obj["status"]["configHash"] != before["status"]["configHash"]
+    # Give a second rollout every chance to happen, then check there was none.
+    time.sleep(4)
+    dep = deployment(cluster, ns)
+    assert dep["metadata"]["generation"] == gen + 1, f"the burst took {burst:.2f}s"
+    assert template_hash(dep) != old_hash
+    assert len(configmaps(cluster, ns)) == 2  # the old ReplicaSet keeps its own
+    eventually(lambda: len({rs["metadata"]["labels"]["pod-template-hash"]
+                            for rs in kanary_replicasets(cluster, ns)}) == 2,
+               "exactly one new pod-template hash")
+    assert events(cluster, ns, "RolloutTriggered") == rollouts + 1
+    cfg = configmaps(cluster, ns)[f"{KANARY}-haproxy-{obj['status']['configHash'][:8]}"]
+    for i in range(1, 7):
+        assert f" 10.244.1.{i}:8080" in cfg["data"]["haproxy.cfg"]
+
+
+def test_a_weight_change_rolls_haproxy(cluster, ns, start_controller, binary, tmp_path):
+    start_controller().wait_ready()
+    apply_example(cluster, ns)
+    first = converged(cluster, ns)
+    gen = deployment(cluster, ns)["metadata"]["generation"]
+    cluster.patch(ns, f"kanary {KANARY}", {"spec": {"routes": kanary((50, 50))["spec"]["routes"]}})
+    obj = converged(cluster, ns, generation=first["metadata"]["generation"] + 1)
+    assert obj["status"]["summary"] == "myapp-v1=50,myapp-v2=50"
+    assert [r["weight"] for r in obj["status"]["routes"]] == [50, 50]
+    dep = deployment(cluster, ns)
+    assert dep["metadata"]["generation"] == gen + 1
+    cfg = configmaps(cluster, ns)[f"{KANARY}-haproxy-{obj['status']['configHash'][:8]}"]
+    assert cfg["data"]["haproxy.cfg"] == render(binary, tmp_path, cluster, ns)
+    assert "-m int 0:49 }" in cfg["data"]["haproxy.cfg"]
+    assert events(cluster, ns, "RolloutTriggered") == 1
+
+
+def test_a_deleted_backend_keeps_the_last_config_and_says_why(cluster, ns, start_controller):
+    start_controller().wait_ready()
+    apply_example(cluster, ns)
+    good = converged(cluster, ns, endpoints=[3, 2])
+    dep_before = deployment(cluster, ns)
+    cms_before = set(configmaps(cluster, ns))
+    cluster.kubectl("delete", "service", "myapp-v2", "-n", ns)
+
+    def refs_false():
+        obj = kanary_obj(cluster, ns)
+        c = condition(obj, "ResolvedRefs")
+        return obj if c and c["status"] == "False" else None
+    obj = eventually(refs_false, "ResolvedRefs=False")
+    refs = condition(obj, "ResolvedRefs")
+    assert refs["reason"] == "BackendNotFound"
+    assert 'spec.routes[1].backend.serviceName: Not found: "myapp-v2"' in refs["message"]
+    ready = condition(obj, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "BackendNotFound")
+    assert f"HAProxy keeps configuration {good['status']['configHash'][:8]}" in ready["message"]
+    eventually(lambda: events(cluster, ns, "BackendNotFound") == 1, "a BackendNotFound event")
+    warning = [e for e in cluster.items(ns, "events") if e.get("reason") == "BackendNotFound"]
+    assert warning[0]["type"] == "Warning"
+    # The last good configuration stays in force, untouched.
+    assert obj["status"]["configHash"] == good["status"]["configHash"]
+    assert obj["status"]["routes"] == good["status"]["routes"]
+    time.sleep(3)
+    dep = deployment(cluster, ns)
+    assert dep["metadata"]["generation"] == dep_before["metadata"]["generation"]
+    assert template_hash(dep) == template_hash(dep_before)
+    assert set(configmaps(cluster, ns)) == cms_before
+    # Nothing changed, so nothing is told again.
+    assert events(cluster, ns, "BackendNotFound") == 1
+    # The Service comes back: the same configuration again, so no rollout.
+    cluster.apply(ns, service("myapp-v2", 9090))
+    back = eventually(lambda: (condition(kanary_obj(cluster, ns), "ResolvedRefs") or {})
+                      .get("status") == "True", "ResolvedRefs=True again")
+    assert back
+    obj = converged(cluster, ns, endpoints=[3, 2])
+    assert obj["status"]["configHash"] == good["status"]["configHash"]
+    assert deployment(cluster, ns)["metadata"]["generation"] == dep_before["metadata"]["generation"]
+
+
+def test_deleting_the_kanary_removes_its_children(cluster, ns, start_controller):
+    start_controller().wait_ready()
+    apply_example(cluster, ns)
+    converged(cluster, ns)
+    cluster.kubectl("delete", "kanary", KANARY, "-n", ns)
+
+    def gone():
+        return (not configmaps(cluster, ns) and deployment(cluster, ns) is None and
+                cluster.get(ns, "service", "myapp", check=False) is None and
+                cluster.get(ns, "pdb", DEPLOYMENT, check=False) is None)
+    eventually(gone, "the garbage collector to remove the children")
+    # The backends are not ours and stay.
+    assert cluster.get(ns, "service", "myapp-v1")
+
+
+def snapshot(cluster, ns):
+    """resourceVersions of the Kanary and everything the controller writes, and its Events."""
+    out = {}
+    for kind in ("kanary", "configmap", "deployment", "service", "pdb", "lease"):
+        for o in cluster.items(ns, kind):
+            if kind == "lease":
+                continue  # the leader renews it; not a change to the children
+            out[f"{kind}/{o['metadata']['name']}"] = o["metadata"]["resourceVersion"]
+    out["events"] = sorted((e["reason"], e.get("count", 1)) for e in cluster.items(ns, "events")
+                           if e["involvedObject"].get("kind") == "Kanary")
+    return out
+
+
+def test_a_restarted_controller_changes_nothing(cluster, ns, start_controller):
+    first = start_controller()
+    first.wait_ready()
+    apply_example(cluster, ns)
+    converged(cluster, ns, endpoints=[3, 2])
+    time.sleep(3)  # let the last watch events settle
+    before = snapshot(cluster, ns)
+    assert first.terminate() == 0
+    lease = cluster.get(ns, "lease", "kanary-controller")
+    assert lease["spec"]["holderIdentity"] == "", "SIGTERM releases the lease"
+    second = start_controller()
+    second.wait_ready()
+    eventually(lambda: second.leading(), "the new controller to lead")
+    eventually(lambda: second.metrics()['kanary_controller_reconcile_total{result="success"}'] >= 1,
+               "the new controller to reconcile the Kanary")
+    time.sleep(3)
+    assert snapshot(cluster, ns) == before
+    assert second.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
+
+
+def test_two_controllers_one_leader_and_failover_after_the_leader_dies(
+        cluster, ns, start_controller):
+    timing = ["--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s",
+              "--leader-elect-retry-period=1s"]
+    a = start_controller(*timing)
+    b = start_controller(*timing)
+    a.wait_ready()
+    b.wait_ready()
+    eventually(lambda: a.leading() or b.leading(), "a leader")
+    leader, standby = (a, b) if a.leading() else (b, a)
+    apply_example(cluster, ns)
+    converged(cluster, ns)
+    time.sleep(2)
+    assert not standby.leading()
+    assert standby.metrics()['kanary_controller_reconcile_total{result="success"}'] == 0, \
+        "the standby must not reconcile"
+    holder = cluster.get(ns, "lease", "kanary-controller")["spec"]["holderIdentity"]
+    leader.kill()
+    killed = time.monotonic()
+    eventually(lambda: standby.leading(), "the standby to take over", timeout=30, interval=0.1)
+    failover = time.monotonic() - killed
+    print(f"failover took {failover:.1f}s (lease duration 4s, retry period 1s)")
+    lease = cluster.get(ns, "lease", "kanary-controller")
+    assert lease["spec"]["holderIdentity"] not in ("", holder)
+    assert lease["spec"]["leaseTransitions"] >= 1
+    # The lease duration, plus the standby's jittered retry (up to 2.2 periods), plus slack.
+    assert failover <= 4 + 2.2 + 1.5
+    # The new leader does the work.
+    gen = kanary_obj(cluster, ns)["metadata"]["generation"]
+    cluster.patch(ns, f"kanary {KANARY}", {"spec": {"routes": kanary((60, 40))["spec"]["routes"]}})
+    obj = converged(cluster, ns, generation=gen + 1)
+    assert obj["status"]["summary"] == "myapp-v1=60,myapp-v2=40"
+
+
+def test_superseded_configmaps_go_once_no_replicaset_uses_them(cluster, ns, start_controller):
+    start_controller().wait_ready()
+    apply_example(cluster, ns)
+    converged(cluster, ns)
+    for w in (70, 60, 50):
+        gen = kanary_obj(cluster, ns)["metadata"]["generation"]
+        cluster.patch(ns, f"kanary {KANARY}",
+                      {"spec": {"routes": kanary((w, 100 - w))["spec"]["routes"]}})
+        converged(cluster, ns, generation=gen + 1)
+    eventually(lambda: len(kanary_replicasets(cluster, ns)) == 4, "four ReplicaSets")
+    assert len(configmaps(cluster, ns)) == 4, "every ReplicaSet keeps its configuration"
+    # Without kubelets no rollout completes, so the deployment controller never prunes old
+    # ReplicaSets; delete the scaled-down ones as its history cleanup would.
+    current = f"{KANARY}-haproxy-{kanary_obj(cluster, ns)['status']['configHash'][:8]}"
+    for rs in kanary_replicasets(cluster, ns):
+        if rs["spec"]["replicas"] == 0:
+            cluster.kubectl("delete", "replicaset", rs["metadata"]["name"], "-n", ns)
+
+    def in_use():
+        names = {v["configMap"]["name"] for rs in kanary_replicasets(cluster, ns)
+                 for v in rs["spec"]["template"]["spec"]["volumes"] if "configMap" in v}
+        return names | {current}
+    eventually(lambda: set(configmaps(cluster, ns)) == in_use(),
+               "exactly the ConfigMaps still in use")
+    assert current in configmaps(cluster, ns)
+    assert len(configmaps(cluster, ns)) < 4
+
+
+def test_a_service_of_someone_else_is_never_taken(cluster, ns, start_controller):
+    foreign = service("myapp", 80)
+    foreign["metadata"]["labels"] = {"owner": "someone-else"}
+    cluster.apply(ns, foreign)
+    before = cluster.get(ns, "service", "myapp")
+    start_controller().wait_ready()
+    apply_example(cluster, ns)
+
+    def conflict():
+        c = condition(kanary_obj(cluster, ns), "Ready")
+        return c if c and c["reason"] == "ServiceConflict" else None
+    ready = eventually(conflict, "Ready=False with ServiceConflict")
+    assert ready["status"] == "False"
+    assert "Service myapp exists and is not owned by this Kanary" in ready["message"]
+    eventually(lambda: events(cluster, ns, "ServiceConflict") == 1, "a ServiceConflict event")
+    time.sleep(2)
+    after = cluster.get(ns, "service", "myapp")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert "ownerReferences" not in after["metadata"]
+    # Once it is gone, the Kanary makes its own.
+    cluster.kubectl("delete", "service", "myapp", "-n", ns)
+
+    def ours():
+        s = cluster.get(ns, "service", "myapp", check=False)
+        return s if s and s["metadata"].get("ownerReferences") else None
+    svc = eventually(ours, "the Kanary's own Service")
+    assert svc["spec"]["selector"]["kanary.pyxida.io/name"] == KANARY
+
+
+# ---- the data plane --------------------------------------------------------------------------
+
+POD_SERVER = r"""
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+for spec in sys.argv[1:]:
+    addr, port = spec.rsplit(":", 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, int(port)))
+    s.listen(256)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, addr.encode() + b"\n")
+print("listening", flush=True)
+while True:
+    for key, _ in sel.select():
+        try:
+            conn, _ = key.fileobj.accept()
+        except OSError:
+            continue
+        try:
+            conn.sendall(key.data)
+        except OSError:
+            pass
+        conn.close()
+"""
+
+
+@contextlib.contextmanager
+def netns_pods(addresses_by_port):
+    """Listeners on addresses in a network namespace this test creates, reachable from here.
+
+    addresses_by_port: {port: [address, ...]} inside 10.213.<n>.0/24; the host side is .1.
+    """
+    tag = os.urandom(3).hex()
+    name, host_if, ns_if = f"kanary-test-{tag}", f"kt{tag}h", f"kt{tag}n"
+    subnet = next(iter(addresses_by_port.values()))[0].rsplit(".", 1)[0]
+    server = None
+
+    def ip(*args):
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+    try:
+        ip("netns", "add", name)
+        ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        ip("link", "set", ns_if, "netns", name)
+        ip("addr", "add", f"{subnet}.1/24", "dev", host_if)
+        ip("link", "set", host_if, "up")
+        ip("-n", name, "link", "set", "lo", "up")
+        for addrs in addresses_by_port.values():
+            for a in addrs:
+                ip("-n", name, "addr", "add", f"{a}/24", "dev", ns_if)
+        ip("-n", name, "link", "set", ns_if, "up")
+        specs = [f"{a}:{p}" for p, addrs in addresses_by_port.items() for a in addrs]
+        server = subprocess.Popen(["ip", "netns", "exec", name, "/usr/bin/python3", "-c",
+                                   POD_SERVER, *specs], stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "listening"
+        yield
+    finally:
+        if server:
+            server.kill()
+            server.wait(10)
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+class Haproxy:
+    def __init__(self, cfg, workdir, probe_port):
+        self.path = workdir / "haproxy.cfg"
+        self.path.write_text(cfg)
+        check = subprocess.run([HAPROXY, "-c", "-f", str(self.path)], capture_output=True,
+                               text=True, timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
+        self.log = open(workdir / "haproxy.log", "w")
+        self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.path)],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+        def ready():
+            assert self.proc.poll() is None, (workdir / "haproxy.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{probe_port}/ready",
+                                            timeout=2) as r:
+                    return r.status == 200
+            except (urllib.error.URLError, OSError):
+                return False
+        eventually(ready, "haproxy /ready", timeout=30, interval=0.2)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+def split(port, n):
+    """n connections through haproxy; the answering addresses counted."""
+    counts = {}
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.settimeout(10)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                data += chunk
+        who = data.decode().strip() or "<nothing>"
+        counts[who] = counts.get(who, 0) + 1
+    return counts
+
+
+def test_the_real_haproxy_splits_by_weight_on_the_config_the_controller_wrote(
+        cluster, ns, start_controller, tmp_path):
+    if not os.access(HAPROXY, os.X_OK):
+        pytest.fail(f"haproxy not found at {HAPROXY}")
+    n = int.from_bytes(os.urandom(1), "big")
+    v1 = [f"10.213.{n}.{i}" for i in (11, 12, 13)]
+    v2 = [f"10.213.{n}.{i}" for i in (21, 22)]
+    proxy, probe, metrics = free_port(), free_port(), free_port()
+    start_controller("--haproxy-bind-address=127.0.0.1", f"--haproxy-proxy-port={proxy}",
+                     f"--haproxy-probe-port={probe}", f"--haproxy-metrics-port={metrics}",
+                     "--haproxy-runtime-dir=").wait_ready()
+    conns = 2000
+    with netns_pods({8080: v1, 9090: v2}):
+        cluster.apply(ns, service("myapp-v1", 80, port_name="http", target=8080),
+                      service("myapp-v2", 9090),
+                      slice_("myapp-v1-abcde", "myapp-v1", 8080, v1, port_name="http"),
+                      slice_("myapp-v2-fghij", "myapp-v2", 9090, v2), kanary((80, 20)))
+        for weights in ((80, 20), (50, 50)):
+            if weights != (80, 20):
+                gen = kanary_obj(cluster, ns)["metadata"]["generation"]
+                cluster.patch(ns, f"kanary {KANARY}",
+                              {"spec": {"routes": kanary(weights)["spec"]["routes"]}})
+                obj = converged(cluster, ns, generation=gen + 1)
+            else:
+                obj = converged(cluster, ns, endpoints=[3, 2])
+            cm = configmaps(cluster, ns)[f"{KANARY}-haproxy-{obj['status']['configHash'][:8]}"]
+            hap = Haproxy(cm["data"]["haproxy.cfg"], tmp_path, probe)
+            try:
+                counts = split(proxy, conns)
+            finally:
+                hap.stop()
+            to_v1 = sum(c for who, c in counts.items() if who in v1)
+            to_v2 = sum(c for who, c in counts.items() if who in v2)
+            print(f"weights {weights}: {to_v1 / conns:.1%} to v1, {to_v2 / conns:.1%} to v2, "
+                  f"by pod {dict(sorted(counts.items()))}")
+            assert to_v1 + to_v2 == conns, counts
+            # 2,000 draws: one standard deviation is at most 1.1 points; allow 4.
+            assert abs(100 * to_v1 / conns - weights[0]) <= 4, counts
+            assert all(counts.get(a, 0) > 0 for a in v1 + v2), counts
