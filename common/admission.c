@@ -186,6 +186,11 @@ static int denial_status(const struct kanary *k, const struct kerr_list *errs,
 			                       json_object_new_string_len(e, (int)(colon - e)));
 		json_object_array_add(causes, c);
 	}
+	/* kubectl prints `The Kanary "<name>" is invalid:` and then each cause. */
+	if (k->name && k->name[0])
+		json_object_object_add(details, "name", json_object_new_string(k->name));
+	json_object_object_add(details, "group", json_object_new_string(KANARY_GROUP));
+	json_object_object_add(details, "kind", json_object_new_string(KANARY_KIND));
 	json_object_object_add(details, "causes", causes);
 	json_object_object_add(status, "details", details);
 	json_object_object_add(response, "status", status);

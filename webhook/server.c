@@ -289,7 +289,12 @@ static enum MHD_Result request_begin(struct server *s, struct MHD_Connection *co
 		unsigned long long n;
 		errno = 0;
 		n = strtoull(cl, &end, 10);
-		if (errno == 0 && end != cl && *end == '\0' && n > KANARY_MAX_ADMISSION_BODY)
+		/*
+		 * Far past the ceiling: answer now and close. A little past it, read
+		 * the body and throw it away first, so a client that sends all before
+		 * it reads still gets the 413 instead of a reset.
+		 */
+		if (errno == 0 && end != cl && *end == '\0' && n > 2ull * KANARY_MAX_ADMISSION_BODY)
 			return answer_text(s, conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
 			                   METRICS_VERDICT_REFUSED, NULL,
 			                   "body of %llu bytes: over the %u byte limit", n,
@@ -336,9 +341,8 @@ static enum MHD_Result handle_admission(void *cls, struct MHD_Connection *conn, 
 		}
 		if (rq->too_large) {
 			/*
-			 * A chunked body has no length to refuse up front, and the answer
-			 * can only be queued once it is read: read on, keeping nothing, up
-			 * to one more ceiling, then drop the connection.
+			 * The answer can only be queued once the body is read: read on,
+			 * keeping nothing, up to one more ceiling, then drop the connection.
 			 */
 			rq->discarded += *upload_data_size;
 			if (rq->discarded > KANARY_MAX_ADMISSION_BODY)

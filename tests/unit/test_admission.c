@@ -291,6 +291,9 @@ static void validate_denies_weights_over_100(void **state)
 	assert_string_equal(str(f->parsed, "response.status.message"),
 	                    "Kanary shop/ky is invalid: spec.routes: Invalid value: 110: the "
 	                    "weights of all routes must sum to 100");
+	assert_string_equal(str(f->parsed, "response.status.details.name"), "ky");
+	assert_string_equal(str(f->parsed, "response.status.details.group"), "kanary.pyxida.io");
+	assert_string_equal(str(f->parsed, "response.status.details.kind"), "Kanary");
 	causes = at(f->parsed, "response.status.details.causes");
 	assert_int_equal(json_object_array_length(causes), 1);
 	assert_string_equal(str(causes, "0.field"), "spec.routes");
@@ -543,6 +546,7 @@ static void generate_name_create_is_checked(void **state)
 	assert_false(allowed(f));
 	assert_non_null(strstr(str(f->parsed, "response.status.message"),
 	                       "Kanary shop/<generated> is invalid: "));
+	assert_null(at(f->parsed, "response.status.details.name"));
 }
 
 static void lookup_failure_is_an_error_not_a_verdict(void **state)

@@ -1,0 +1,1051 @@
+"""kanary-webhook serve against a real control plane.
+
+tests/cluster/up starts etcd, kube-apiserver and kube-controller-manager for this module; the
+webhook runs on 127.0.0.1 with a serving certificate from certs/make-certs, mounted the way
+kubelet mounts a Secret (files behind a ..data symlink), and is registered with the API server
+by url and caBundle, as a mutating and a validating webhook for kanaries. Every process started
+here is stopped by its PID; all traffic goes to 127.0.0.1.
+
+Run: /usr/bin/python3 -m pytest -v tests/webhook/test_webhook.py
+(KANARY_WEBHOOK names the kanary-webhook binary; meson sets it.)
+"""
+
+import base64
+import http.client
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CLUSTER = REPO / "tests" / "cluster"
+CRD = REPO / "charts" / "kanary" / "crds" / "kanaries.yaml"
+CRD_NAME = "kanaries.kanary.pyxida.io"
+MAKE_CERTS = REPO / "certs" / "make-certs"
+WEBHOOK = pathlib.Path(
+    os.environ.get("KANARY_WEBHOOK", REPO / "build" / "webhook" / "kanary-webhook")
+)
+RECORDED = HERE / "golden" / "validate-recorded-create-allowed" / "request.json"
+API_VERSION = "kanary.pyxida.io/v1alpha1"
+COMMAND_TIMEOUT = 60  # seconds, for any one command
+WAIT_TIMEOUT = 60  # seconds, for anything that happens asynchronously
+CONNECTION_TIMEOUT_S = 3  # the webhook's --connection-timeout in this module
+
+
+def _sigterm(signum, frame):
+    # meson stops a test that runs over its timeout with SIGTERM: turn it into an exception so
+    # the fixtures stop the webhook and the cluster.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _sigterm)
+
+
+def eventually(predicate, what, timeout=WAIT_TIMEOUT, interval=0.2):
+    """Poll predicate until it returns a true value; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the control plane ----
+
+
+class Cluster:
+    def __init__(self, env):
+        self.env = env
+        self.dir = pathlib.Path(env["KANARY_CLUSTER_DIR"])
+
+    def run(self, *args, input=None, check=True, timeout=COMMAND_TIMEOUT):
+        proc = subprocess.run(
+            [str(a) for a in args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(map(str, args))} exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    def kubectl(self, *args, **kw):
+        return self.run("kubectl", *args, **kw)
+
+    def apply(self, docs, *args, **kw):
+        """kubectl apply of one object or a list of them (as a YAML stream)."""
+        if isinstance(docs, dict):
+            docs = [docs]
+        return self.kubectl("apply", "-f", "-", *args, input=yaml.safe_dump_all(docs), **kw)
+
+    def get(self, *args):
+        return json.loads(self.kubectl("get", "-o", "json", *args).stdout)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("cluster") / "state"
+    up = subprocess.run(
+        [str(CLUSTER / "up"), "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=1800,  # includes a build when the cache is cold
+    )
+    try:
+        assert up.returncode == 0, f"tests/cluster/up failed (exit {up.returncode})"
+        env = subprocess.run(
+            ["bash", "-c", 'eval "$1" && env -0', "bash", up.stdout],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+        c = Cluster(dict(kv.split("=", 1) for kv in env.split("\0") if "=" in kv))
+        c.kubectl("apply", "-f", CRD)
+        c.kubectl(
+            "wait", "--for=condition=Established", f"crd/{CRD_NAME}", f"--timeout={WAIT_TIMEOUT}s"
+        )
+        yield c
+    finally:
+        if state.exists():
+            subprocess.run([str(CLUSTER / "down"), str(state)], stdout=subprocess.PIPE, timeout=120)
+
+
+# ---- certificates, mounted like a Secret volume ----
+
+
+class Certs:
+    """A CA and serving certificates; mount/ is laid out as kubelet lays out a Secret volume."""
+
+    def __init__(self, base):
+        self.base = base
+        self.mount = base / "mount"
+        self.generation = 0
+        subprocess.run([str(MAKE_CERTS), "-o", str(base / "ca")], check=True, capture_output=True)
+        self.ca = base / "ca" / "ca.crt"
+        self.ca_key = base / "ca" / "ca.key"
+        self.mount.mkdir()
+        self.current = self.make()
+        self.install(self.current)
+
+    @property
+    def cert_file(self):
+        return self.mount / "tls.crt"
+
+    @property
+    def key_file(self):
+        return self.mount / "tls.key"
+
+    def make(self):
+        """A new serving pair signed by the CA; returns its directory."""
+        self.generation += 1
+        out = self.base / f"pair-{self.generation}"
+        subprocess.run(
+            [
+                str(MAKE_CERTS),
+                "-o",
+                str(out),
+                "--ca-cert",
+                str(self.ca),
+                "--ca-key",
+                str(self.ca_key),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return out
+
+    def install(self, cert_dir, key_dir=None):
+        """Swaps the ..data symlink to a new timestamped directory, as kubelet does."""
+        key_dir = key_dir or cert_dir
+        stamp = self.mount / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
+        stamp.mkdir()
+        shutil.copy(cert_dir / "tls.crt", stamp / "tls.crt")
+        shutil.copy(key_dir / "tls.key", stamp / "tls.key")
+        tmp = self.mount / "..data_tmp"
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(stamp.name)
+        old = os.readlink(self.mount / "..data") if (self.mount / "..data").is_symlink() else None
+        os.replace(tmp, self.mount / "..data")
+        for name in ("tls.crt", "tls.key"):
+            if not (self.mount / name).is_symlink():
+                (self.mount / name).symlink_to(f"..data/{name}")
+        if old:
+            shutil.rmtree(self.mount / old)
+
+    @staticmethod
+    def der(cert_dir):
+        return ssl.PEM_cert_to_DER_cert((cert_dir / "tls.crt").read_text())
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return Certs(tmp_path_factory.mktemp("certs"))
+
+
+# ---- the webhook ----
+
+
+class Webhook:
+    def __init__(self, cluster, certs, log_path, *extra):
+        self.port = free_port()
+        self.health_port = free_port()
+        self.certs = certs
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [
+                str(WEBHOOK),
+                "serve",
+                f"--kubeconfig={cluster.env['KUBECONFIG']}",
+                f"--tls-cert-file={certs.cert_file}",
+                f"--tls-private-key-file={certs.key_file}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
+                f"--connection-timeout={CONNECTION_TIMEOUT_S}s",
+                "--tls-reload-interval=200ms",
+                "--thread-pool-size=4",
+                "--v=2",
+                *extra,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"),
+        )
+        try:
+            eventually(lambda: self.health("/readyz")[0] == 200, "the webhook to be ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    def url(self, path):
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def health(self, path, method="GET"):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the webhook exited {self.proc.returncode}:\n{self.log_text()}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.health_port, timeout=5)
+            conn.request(method, path)
+            r = conn.getresponse()
+            body = r.read().decode()
+            conn.close()
+            return r.status, body
+        except OSError:
+            return 0, ""
+
+    def metrics(self):
+        status, body = self.health("/metrics")
+        assert status == 200
+        values = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    def context(self):
+        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
+        return ctx
+
+    def connection(self, timeout=10):
+        return http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.context(), timeout=timeout
+        )
+
+    def post(self, path, body, content_type="application/json", conn=None, headers=None):
+        """One request; returns (status, headers, body text)."""
+        own = conn is None
+        conn = conn or self.connection()
+        try:
+            h = {"Content-Type": content_type} if content_type else {}
+            h.update(headers or {})
+            conn.request("POST", path, body=body, headers=h)
+            r = conn.getresponse()
+            return r.status, dict(r.getheaders()), r.read().decode()
+        finally:
+            if own:
+                conn.close()
+
+    def log_text(self):
+        self.log.flush()
+        return pathlib.Path(self.log_path).read_text()
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stops the webhook by its PID and returns its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def assert_clean_exit(w, status):
+    log = w.log_text() if not w.log.closed else pathlib.Path(w.log_path).read_text()
+    assert status == 0, f"the webhook exited {status}:\n{log}"
+    for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ERROR "):
+        assert bad not in log, f"'{bad}' in the webhook's log:\n{log}"
+
+
+@pytest.fixture(scope="module")
+def webhook(cluster, certs, tmp_path_factory):
+    # The Services the recorded AdmissionReview (golden/validate-recorded-create-allowed) names.
+    namespace_with_services(cluster, "default")
+    w = Webhook(cluster, certs, tmp_path_factory.mktemp("webhook") / "webhook.log")
+    try:
+        yield w
+    finally:
+        assert_clean_exit(w, w.stop())
+
+
+def webhook_configurations(w):
+    ca = base64.b64encode(w.certs.ca.read_bytes()).decode()
+    rules = [
+        {
+            "apiGroups": ["kanary.pyxida.io"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["kanaries"],
+        }
+    ]
+
+    def hook(name, path):
+        return {
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "clientConfig": {"url": w.url(path), "caBundle": ca},
+            "rules": rules,
+        }
+
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "kanary"},
+            "webhooks": [hook("mutate.kanary.pyxida.io", "/mutate")],
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "kanary"},
+            "webhooks": [hook("validate.kanary.pyxida.io", "/validate")],
+        },
+    ]
+
+
+def service(name, ns, ports):
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"ports": ports},
+    }
+
+
+def namespace_with_services(cluster, ns):
+    """A namespace holding myapp-v1 (port http 80) and myapp-v2 (port 9090)."""
+    if ns != "default":
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    docs = [
+        service("myapp-v1", ns, [{"name": "http", "port": 80, "targetPort": 8080}]),
+        service("myapp-v2", ns, [{"port": 9090, "targetPort": 9090}]),
+    ]
+    cluster.apply(docs)
+    return docs
+
+
+def kanary(name, ns, routes, **spec):
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Kanary",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": dict(
+            destination="myapp",
+            routes=[
+                {"backend": {"serviceName": s, "servicePort": p}, "weight": w} for s, p, w in routes
+            ],
+            **spec,
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def registered(cluster, webhook):
+    """The webhook registered with the API server, and seen to be in force."""
+    cluster.apply(webhook_configurations(webhook))
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "marker"}})
+    marker = kanary("marker", "marker", [("no-such-service", "http", 100)])
+
+    # Configurations take effect a moment after creation: send a marker until one is denied.
+    def denied():
+        p = cluster.apply(marker, "--dry-run=server", check=False)
+        return p.returncode != 0 and "no-such-service" in p.stderr
+
+    eventually(denied, "the webhook configurations to be in force")
+    return webhook
+
+
+def refusal(proc):
+    """The field errors of a refused kubectl apply, as 'field: message' lines."""
+    assert proc.returncode != 0, f"kubectl apply was allowed:\n{proc.stdout}{proc.stderr}"
+    text = proc.stderr
+    m = re.search(r"is invalid: (.*)", text, re.S)
+    assert m, f"not a field error refusal:\n{text}"
+    rest = m.group(1).strip()
+    if rest.startswith("*"):
+        return sorted(line[2:].strip() for line in rest.splitlines() if line.startswith("* "))
+    return [rest.splitlines()[0].strip()]
+
+
+# ---- what a user sees through kubectl ----
+
+
+def test_apply_refuses_weights_90_20(cluster, registered):
+    namespace_with_services(cluster, "weights")
+    p = cluster.apply(
+        kanary("split", "weights", [("myapp-v1", "http", 90), ("myapp-v2", 9090, 20)]), check=False
+    )
+    errors = refusal(p)
+    assert any(e.startswith("spec.routes: ") and "100" in e for e in errors), errors
+    # The CRD's CEL rule refuses first in the API server; the webhook gives the same verdict on
+    # its own, naming the field too.
+    review = admission_review(
+        "CREATE", kanary("split", "weights", [("myapp-v1", "http", 90), ("myapp-v2", 9090, 20)])
+    )
+    status, _, body = registered.post("/validate", json.dumps(review))
+    resp = json.loads(body)["response"]
+    assert status == 200 and resp["allowed"] is False
+    assert [c["field"] for c in resp["status"]["details"]["causes"]] == ["spec.routes"]
+    assert "Invalid value: 110" in resp["status"]["message"]
+
+
+def test_apply_refuses_unknown_port_name(cluster, registered):
+    namespace_with_services(cluster, "ports")
+    p = cluster.apply(
+        kanary("split", "ports", [("myapp-v1", "grpc", 80), ("myapp-v2", 9090, 20)]), check=False
+    )
+    assert refusal(p) == [
+        'spec.routes[0].backend.servicePort: Not found: "grpc": Service myapp-v1 has no TCP port of that name'
+    ]
+    assert not cluster.kubectl("get", "ky", "-n", "ports", "-o", "name").stdout.strip()
+
+
+def test_apply_refuses_missing_service(cluster, registered):
+    namespace_with_services(cluster, "missing")
+    p = cluster.apply(
+        kanary("split", "missing", [("myapp-v1", "http", 80), ("myapp-v3", 9090, 20)]), check=False
+    )
+    assert refusal(p) == [
+        'spec.routes[1].backend.serviceName: Not found: "myapp-v3": no Service of that name in namespace missing'
+    ]
+
+
+def test_apply_refuses_every_bad_field_at_once(cluster, registered):
+    namespace_with_services(cluster, "many")
+    p = cluster.apply(
+        kanary(
+            "split",
+            "many",
+            [("myapp-v1", "grpc", 50), ("myapp-v2", 9999, 30), ("myapp-v9", "http", 20)],
+        ),
+        check=False,
+    )
+    assert refusal(p) == [
+        'spec.routes[0].backend.servicePort: Not found: "grpc": Service myapp-v1 has no TCP port of that name',
+        "spec.routes[1].backend.servicePort: Not found: 9999: Service myapp-v2 has no TCP port with that number",
+        'spec.routes[2].backend.serviceName: Not found: "myapp-v9": no Service of that name in namespace many',
+    ]
+
+
+def test_apply_stores_a_valid_kanary_with_its_defaults(cluster, registered):
+    namespace_with_services(cluster, "valid")
+    p = cluster.apply(kanary("split", "valid", [("myapp-v1", "http", 80), ("myapp-v2", 9090, 20)]))
+    # No pods in this cluster: the user is told the backends have no ready endpoints.
+    assert "Warning: spec.routes[0].backend: Service myapp-v1 has no ready endpoints" in p.stderr
+    spec = cluster.get("kanary", "split", "-n", "valid")["spec"]
+    assert spec["port"] == 80  # the first route's Service port
+    assert spec["proxy"] == {"replicas": 2}
+    assert [r["weight"] for r in spec["routes"]] == [80, 20]
+    # Explicit values are kept as written.
+    cluster.apply(
+        kanary("explicit", "valid", [("myapp-v2", 9090, 100)], port=7000, proxy={"replicas": 3})
+    )
+    spec = cluster.get("kanary", "explicit", "-n", "valid")["spec"]
+    assert spec["port"] == 7000 and spec["proxy"] == {"replicas": 3}
+
+
+def test_apply_warns_about_a_weight_0_route(cluster, registered):
+    namespace_with_services(cluster, "zero")
+    p = cluster.apply(kanary("split", "zero", [("myapp-v1", "http", 100), ("myapp-v2", 9090, 0)]))
+    assert "Warning: spec.routes[1]: weight 0: Service myapp-v2 gets no new connections" in p.stderr
+
+
+def test_apply_refuses_an_update_that_breaks_the_sum(cluster, registered):
+    namespace_with_services(cluster, "update")
+    cluster.apply(kanary("split", "update", [("myapp-v1", "http", 80), ("myapp-v2", 9090, 20)]))
+    p = cluster.apply(
+        kanary("split", "update", [("myapp-v1", "http", 80), ("myapp-v2", 9090, 30)]), check=False
+    )
+    assert any(e.startswith("spec.routes: ") for e in refusal(p))
+    # An update the CRD cannot judge is refused by the webhook.
+    p = cluster.apply(
+        kanary("split", "update", [("myapp-v1", "admin", 80), ("myapp-v2", 9090, 20)]), check=False
+    )
+    assert refusal(p) == [
+        'spec.routes[0].backend.servicePort: Not found: "admin": Service myapp-v1 has no TCP port of that name'
+    ]
+    spec = cluster.get("kanary", "split", "-n", "update")["spec"]
+    assert [(r["backend"]["servicePort"], r["weight"]) for r in spec["routes"]] == [
+        ("http", 80),
+        (9090, 20),
+    ]
+
+
+def test_label_and_finalizer_changes_pass_after_a_backend_service_is_deleted(cluster, registered):
+    namespace_with_services(cluster, "deleted")
+    cluster.apply(kanary("split", "deleted", [("myapp-v1", "http", 80), ("myapp-v2", 9090, 20)]))
+    cluster.kubectl("delete", "service", "myapp-v2", "-n", "deleted")
+    cluster.kubectl("label", "kanary", "split", "-n", "deleted", "team=shop")
+    cluster.kubectl("annotate", "kanary", "split", "-n", "deleted", "note=kept")
+    cluster.kubectl(
+        "patch",
+        "kanary",
+        "split",
+        "-n",
+        "deleted",
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":["example.com/hold"]}}',
+    )
+    got = cluster.get("kanary", "split", "-n", "deleted")
+    assert got["metadata"]["labels"]["team"] == "shop"
+    assert got["metadata"]["finalizers"] == ["example.com/hold"]
+    # A change of spec is checked again, and now refused.
+    p = cluster.kubectl(
+        "patch",
+        "kanary",
+        "split",
+        "-n",
+        "deleted",
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/port","value":81}]',
+        check=False,
+    )
+    assert p.returncode != 0 and "myapp-v2" in p.stderr and "Not found" in p.stderr, p.stderr
+    # /status is never intercepted.
+    cluster.kubectl(
+        "patch",
+        "kanary",
+        "split",
+        "-n",
+        "deleted",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status":{"summary":"x"}}',
+    )
+    cluster.kubectl(
+        "patch",
+        "kanary",
+        "split",
+        "-n",
+        "deleted",
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+    )
+
+
+def test_apply_finds_a_service_created_a_moment_earlier(cluster, registered):
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fresh"}})
+    before = registered.metrics()
+    for i in range(5):
+        # One kubectl apply: the Service is created, then at once the Kanary naming it.
+        docs = [
+            service(f"new-{i}", "fresh", [{"name": "http", "port": 80}]),
+            kanary(f"split-{i}", "fresh", [(f"new-{i}", "http", 100)]),
+        ]
+        cluster.apply(docs)
+    after = registered.metrics()
+    key = 'kanary_webhook_service_lookups_total{source="%s"}'
+    looked_up = sum(after[key % s] - before[key % s] for s in ("cache", "live_found"))
+    assert looked_up >= 10  # /mutate and /validate, five times, from the cache or a live GET
+    assert after[key % "live_error"] == before[key % "live_error"]
+
+
+def run_check(*files):
+    p = subprocess.run(
+        [str(WEBHOOK), "check", *sum((["-f", str(f)] for f in files), [])],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    assert p.returncode in (0, 1), p.stderr
+    line = p.stdout.strip()
+    if line.endswith(": allowed"):
+        return "allowed", []
+    _, errors = line.split(": denied: ", 1)
+    return "denied", sorted(errors.split("; "))
+
+
+def test_same_verdicts_through_kubectl_apply_as_through_check(cluster, registered, tmp_path):
+    services = namespace_with_services(cluster, "same")
+    (tmp_path / "services.yaml").write_text(yaml.safe_dump_all(services))
+    cases = {
+        "valid": [("myapp-v1", "http", 80), ("myapp-v2", 9090, 20)],
+        "weight-zero": [("myapp-v1", "http", 100), ("myapp-v2", 9090, 0)],
+        "unknown-port-name": [("myapp-v1", "grpc", 80), ("myapp-v2", 9090, 20)],
+        "unknown-port-number": [("myapp-v1", "http", 80), ("myapp-v2", 9091, 20)],
+        "missing-service": [("myapp-v1", "http", 80), ("myapp-v7", 9090, 20)],
+        "weights-90-20": [("myapp-v1", "http", 90), ("myapp-v2", 9090, 20)],
+        "all-weights-0": [("myapp-v1", "http", 0), ("myapp-v2", 9090, 0)],
+    }
+    decided_by_the_webhook = {"unknown-port-name", "unknown-port-number", "missing-service"}
+    for name, routes in cases.items():
+        k = kanary(name, "same", routes)
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(k))
+        want, want_errors = run_check(tmp_path / f"{name}.yaml", tmp_path / "services.yaml")
+        p = cluster.apply(k, "--dry-run=server", check=False)
+        got = "allowed" if p.returncode == 0 else "denied"
+        assert got == want, f"{name}: kubectl apply {got}, check {want}\n{p.stderr}"
+        if got == "denied":
+            errors = refusal(p)
+            if name in decided_by_the_webhook:
+                assert errors == want_errors, (name, errors, want_errors)
+            else:
+                # The CRD's CEL rules refuse these first, in their own words, on the same fields.
+                assert {e.split(":")[0] for e in errors} == {
+                    e.split(":")[0] for e in want_errors
+                }, (
+                    name,
+                    errors,
+                    want_errors,
+                )
+
+
+# ---- the HTTP surface ----
+
+
+def admission_review(operation, obj, old=None, uid="5f0c1d2e-0000-4000-8000-000000000001"):
+    meta = obj["metadata"]
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "kanary.pyxida.io", "version": "v1alpha1", "kind": "Kanary"},
+            "resource": {
+                "group": "kanary.pyxida.io",
+                "version": "v1alpha1",
+                "resource": "kanaries",
+            },
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "operation": operation,
+            "object": obj,
+            "oldObject": old,
+        },
+    }
+
+
+def test_wrong_methods_paths_and_types_are_answered_not_crashed(webhook):
+    conn = webhook.connection()
+    conn.request("GET", "/validate")
+    r = conn.getresponse()
+    assert r.status == 405 and r.getheader("Allow") == "POST"
+    r.read()
+    conn.request("PUT", "/mutate", body="{}", headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    assert r.status == 405
+    r.read()
+    conn.close()
+    assert webhook.post("/other", "{}")[0] == 404
+    assert webhook.post("/", "{}")[0] == 404
+    assert webhook.post("/validate", "{}", content_type="text/plain")[0] == 415
+    assert webhook.post("/validate", "{}", content_type=None)[0] == 415
+    status, _, body = webhook.post(
+        "/validate", '{"apiVersion": "admission.k8s.io/v1", "kind": "Adm'
+    )
+    assert status == 400 and "not one JSON object" in body
+    assert webhook.post("/validate", "[]")[0] == 400
+    assert webhook.post("/mutate", "")[0] == 400
+    assert webhook.post("/validate", '{"kind": "AdmissionReview"}')[0] == 400
+    assert webhook.post("/validate", "\xff\xfe{}")[0] == 400
+    # A request after all that is answered as usual.
+    status, _, body = webhook.post("/validate", RECORDED.read_bytes())
+    resp = json.loads(body)["response"]
+    assert (
+        status == 200 and resp["uid"] == "51c53290-91d5-408e-b899-d41b95b76f79" and resp["allowed"]
+    )
+
+
+def test_oversized_bodies_get_413(webhook):
+    big = b" " * (3 * 1024 * 1024 + 1)
+    status, _, body = webhook.post("/validate", big)
+    assert status == 413 and "limit" in body
+    # Far past the ceiling the answer comes before the body is sent.
+    s = tls_socket(webhook)
+    s.sendall(
+        b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 104857600\r\n\r\n"
+    )
+    reply = read_all(s, time.monotonic() + 10)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert b"104857600 bytes" in reply
+    # Chunked, so the length is not known up front.
+    conn = webhook.connection(timeout=30)
+    conn.putrequest("POST", "/validate")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    chunk = b" " * 65536
+    for _ in range(50):  # 3.2 MiB
+        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    conn.send(b"0\r\n\r\n")
+    r = conn.getresponse()
+    assert r.status == 413
+    conn.close()
+    # Exactly at the ceiling is read (and is not an AdmissionReview).
+    assert webhook.post("/validate", b" " * (3 * 1024 * 1024))[0] == 400
+
+
+def tls_socket(webhook, timeout=10, **kw):
+    ctx = webhook.context()
+    for k, v in kw.items():
+        setattr(ctx, k, v)
+    raw = socket.create_connection(("127.0.0.1", webhook.port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def read_all(sock, deadline):
+    data = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_slow_requests_are_answered_or_cut_by_the_timeout(webhook):
+    body = RECORDED.read_bytes()
+    # Slow but steady: a piece every 0.5 s, never idle for the timeout, is answered.
+    s = tls_socket(webhook)
+    s.sendall(b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n")
+    s.sendall(b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+    for i in range(0, len(body), len(body) // 6 + 1):
+        time.sleep(0.5)
+        s.sendall(body[i : i + len(body) // 6 + 1])
+    reply = read_all(s, time.monotonic() + 10)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    # Stalled connections (headers never finished, body never sent) are closed after the idle
+    # timeout, and do not hold up anyone else meanwhile.
+    stalled = []
+    for i in range(20):
+        t = tls_socket(webhook, timeout=1)
+        t.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            if i % 2
+            else b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        stalled.append(t)
+    start = time.monotonic()
+    status, _, _ = webhook.post("/validate", body)
+    assert status == 200 and time.monotonic() - start < 2
+    deadline = time.monotonic() + CONNECTION_TIMEOUT_S + 10
+    for t in stalled:
+        read_all(t, deadline)  # returns at EOF
+        assert time.monotonic() < deadline, "a stalled connection was not closed"
+        t.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_only_tls_1_2_and_1_3_are_spoken(webhook):
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        s = tls_socket(webhook, minimum_version=version, maximum_version=version)
+        assert (
+            s.version()
+            == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+        )
+        s.close()
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(str(webhook.certs.ca))
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    try:
+        old.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    raw = socket.create_connection(("127.0.0.1", webhook.port), timeout=5)
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        old.wrap_socket(raw, server_hostname="127.0.0.1")
+    raw.close()
+
+
+def test_health_readiness_and_metrics(webhook):
+    assert webhook.health("/healthz") == (200, "ok\n")
+    assert webhook.health("/readyz") == (200, "ok\n")
+    assert webhook.health("/nope")[0] == 404
+    assert webhook.health("/healthz", method="POST")[0] == 405
+    m = webhook.metrics()
+    for series in (
+        'kanary_webhook_request_duration_seconds_count{path="/validate"}',
+        'kanary_webhook_certificate_reloads_total{result="success"}',
+        'kanary_webhook_cache_objects{resource="services"}',
+        'kanary_webhook_cache_synced{resource="services"}',
+        "kanary_webhook_certificate_expiry_timestamp_seconds",
+    ):
+        assert series in m, series
+    assert m['kanary_webhook_cache_synced{resource="services"}'] == 1
+    assert m['kanary_webhook_cache_objects{resource="services"}'] >= 1  # at least "kubernetes"
+    assert m["kanary_webhook_certificate_expiry_timestamp_seconds"] > time.time()
+    before = m.get('kanary_webhook_requests_total{path="other",verdict="refused",code="404"}', 0)
+    webhook.post("/nowhere", "{}")
+    after = webhook.metrics()[
+        'kanary_webhook_requests_total{path="other",verdict="refused",code="404"}'
+    ]
+    assert after == before + 1
+
+
+# ---- certificates ----
+
+
+def served_certificate(webhook):
+    s = tls_socket(webhook, timeout=5)
+    der = s.getpeercert(binary_form=True)
+    s.close()
+    return der
+
+
+def test_certificate_rotation_under_a_stream_of_requests_fails_no_request(webhook, certs):
+    body = RECORDED.read_bytes()
+    stop = threading.Event()
+    results = {"ok": 0, "failures": []}
+    lock = threading.Lock()
+
+    def worker(keep_alive):
+        conn = webhook.connection() if keep_alive else None
+        while not stop.is_set():
+            try:
+                c = conn or webhook.connection()
+                status, _, text = webhook.post("/validate", body, conn=c)
+                if not keep_alive:
+                    c.close()
+                ok = status == 200 and json.loads(text)["response"]["allowed"] is True
+                with lock:
+                    if ok:
+                        results["ok"] += 1
+                    else:
+                        results["failures"].append(f"{status} {text[:200]}")
+            except Exception as e:  # every failure counts, whatever its kind
+                with lock:
+                    results["failures"].append(repr(e))
+                if keep_alive:
+                    conn.close()
+                    conn = webhook.connection()
+        if conn:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i % 2 == 0,)) for i in range(4)]
+    before = webhook.metrics()['kanary_webhook_certificate_reloads_total{result="success"}']
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)
+        for _ in range(3):
+            new = certs.make()
+            certs.install(new)
+            eventually(
+                lambda: served_certificate(webhook) == Certs.der(new),
+                "the new certificate to be served",
+                timeout=20,
+            )
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert results["failures"] == [], results["failures"][:10]
+    assert results["ok"] > 50, results
+    after = webhook.metrics()['kanary_webhook_certificate_reloads_total{result="success"}']
+    assert after == before + 3
+    assert webhook.log_text().count("serving certificate reloaded") >= 3
+
+
+def test_a_bad_new_pair_is_refused_and_the_old_one_kept(webhook, certs):
+    good = certs.make()
+    certs.install(good)
+    eventually(
+        lambda: served_certificate(webhook) == Certs.der(good),
+        "the good certificate to be served",
+        timeout=20,
+    )
+    before = webhook.metrics()['kanary_webhook_certificate_reloads_total{result="failure"}']
+    other = certs.make()
+    certs.install(other, key_dir=good)  # the new certificate with the old key: they do not match
+    eventually(
+        lambda: webhook.metrics()['kanary_webhook_certificate_reloads_total{result="failure"}']
+        == before + 1,
+        "the refusal to be counted",
+        timeout=20,
+    )
+    assert served_certificate(webhook) == Certs.der(good)
+    assert "refusing the new serving certificate" in webhook.log_text()
+    assert "does not match the certificate" in webhook.log_text()
+    assert webhook.post("/validate", RECORDED.read_bytes())[0] == 200
+    # Garbage is refused the same way.
+    broken = certs.base / "broken"
+    broken.mkdir()
+    (broken / "tls.crt").write_text("not a certificate\n")
+    (broken / "tls.key").write_text("not a key\n")
+    certs.install(broken)
+    eventually(
+        lambda: webhook.metrics()['kanary_webhook_certificate_reloads_total{result="failure"}']
+        == before + 2,
+        "the second refusal to be counted",
+        timeout=20,
+    )
+    assert served_certificate(webhook) == Certs.der(good)
+    # A good pair after that is taken.
+    fixed = certs.make()
+    certs.install(fixed)
+    eventually(
+        lambda: served_certificate(webhook) == Certs.der(fixed),
+        "the fixed certificate to be served",
+        timeout=20,
+    )
+
+
+def test_the_webhook_refuses_to_start_without_a_usable_certificate(cluster, certs, tmp_path):
+    key_only = tmp_path / "empty.crt"
+    key_only.write_text("")
+    p = subprocess.run(
+        [
+            str(WEBHOOK),
+            "serve",
+            f"--kubeconfig={cluster.env['KUBECONFIG']}",
+            f"--tls-cert-file={key_only}",
+            f"--tls-private-key-file={certs.key_file}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    assert p.returncode == 1 and "cannot load the serving certificate" in p.stderr, p.stderr
+    p = subprocess.run(
+        [str(WEBHOOK), "serve", "--secure-port=99999"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    assert p.returncode == 2 and "--secure-port" in p.stderr
+    p = subprocess.run(
+        [str(WEBHOOK), "serve", "--help"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+    )
+    assert p.returncode == 0
+    for flag in (
+        "--kubeconfig",
+        "--tls-cert-file",
+        "--tls-private-key-file",
+        "--bind-address",
+        "--secure-port",
+        "--health-probe-bind-address",
+        "--v",
+    ):
+        assert flag in p.stdout
+
+
+# ---- shutdown ----
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(cluster, certs, tmp_path):
+    w = Webhook(cluster, certs, tmp_path / "webhook.log")
+    try:
+        body = RECORDED.read_bytes()
+        s = tls_socket(w)
+        s.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        )
+        s.sendall(b"Content-Length: %d\r\n\r\n" % len(body))
+        s.sendall(body[:100])
+        idle = w.connection()  # a kept-alive connection with nothing in flight
+        assert w.post("/validate", body, conn=idle)[0] == 200
+        time.sleep(0.3)
+        w.proc.send_signal(signal.SIGTERM)
+        # New connections are refused once the listener is closed, and /readyz says so.
+        eventually(
+            lambda: w.health("/readyz")[0] in (503, 0),
+            "readyz to turn 503",
+            timeout=10,
+            interval=0.05,
+        )
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", w.port), timeout=1).close()
+                return False
+            except OSError:
+                return True
+
+        eventually(refused, "the listener to close", timeout=10, interval=0.05)
+        assert w.proc.poll() is None, "the webhook exited with a request in flight"
+        s.sendall(body[100:])
+        reply = read_all(s, time.monotonic() + 10)
+        s.close()
+        head, _, payload = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), reply[:300]
+        assert b"Connection: close" in head
+        assert json.loads(payload)["response"]["uid"] == "51c53290-91d5-408e-b899-d41b95b76f79"
+        status = w.proc.wait(timeout=30)
+        idle.close()
+    finally:
+        status = w.stop()
+    assert_clean_exit(w, status)
+    assert "every request answered" in pathlib.Path(w.log_path).read_text()
