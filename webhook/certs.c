@@ -363,6 +363,7 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 		pair_free(p);
 		errf(err, err_size, "%d reloads within %ld ms; waiting for older pairs to expire",
 		     KANARY_MAX_RETIRED_CERTS, c->grace_ms);
+		log_msg(LOG_LEVEL_DEBUG, "new serving certificate not taken yet: %s", err);
 		r = -EBUSY;
 		goto out_unlock;
 	}

@@ -17,12 +17,7 @@ void log_set_verbosity(int v)
 	verbosity = v;
 }
 
-int log_verbosity(void)
-{
-	return verbosity;
-}
-
-int log_enabled(int v)
+bool log_enabled(int v)
 {
 	return verbosity >= v;
 }

@@ -3,6 +3,7 @@
 #define KANARY_WEBHOOK_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 #include "common/kube/config.h"
 
@@ -22,9 +23,8 @@ enum log_level {
 
 /* Set once from main, before any thread starts. */
 void log_set_verbosity(int v);
-int log_verbosity(void);
 /* True when lines of verbosity v are written; test it before building costly text. */
-int log_enabled(int v);
+bool log_enabled(int v);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
