@@ -267,6 +267,7 @@ int informers_create(struct controller *c)
 		c->watch_ctx[w].w = (enum watched)w;
 		o.path = path;
 		o.component = "controller";
+		o.drop_managed_fields = true;
 		if (defs[w].children)
 			o.label_selector = CONTROLLER_LABEL_MANAGED_BY "=" CONTROLLER_MANAGED_BY;
 		o.handlers.on_add = h_add;

@@ -275,6 +275,15 @@ static int fill_kind(struct json_object *item, const char *list_kind, const char
 	return 0;
 }
 
+/* metadata.managedFields out of obj, when the informer was asked to. */
+static void transform(const struct kube_informer *inf, struct json_object *obj)
+{
+	struct json_object *md;
+
+	if (inf->o.drop_managed_fields && json_object_object_get_ex(obj, "metadata", &md))
+		json_object_object_del(md, "managedFields");
+}
+
 static const char *str_field(const struct json_object *obj, const char *key)
 {
 	struct json_object *v;
@@ -335,6 +344,7 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 		item = json_object_array_get_idx(items, i);
 		copy = NULL;
 		r = fill_kind(item, kind, api_version);
+		transform(inf, item);
 		if (r == 0)
 			r = kube_object_key(item, key, sizeof(key));
 		if (r == 0 && json_object_deep_copy(item, &copy, NULL) != 0)
@@ -417,6 +427,7 @@ static int informer_event(void *ctx, const struct kube_event *ev)
 		inf->event_err = r;
 		return r;
 	}
+	transform(inf, ev->object);
 	if (ev->type != KUBE_EVENT_DELETED && json_object_deep_copy(ev->object, &copy, NULL) != 0) {
 		inf->event_err = -ENOMEM;
 		return -ENOMEM;

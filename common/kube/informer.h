@@ -72,6 +72,12 @@ struct kube_informer_options {
 	long backoff_max_ms;     /* 0: KUBE_BACKOFF_MAX_MS */
 	long backoff_reset_ms;   /* 0: KUBE_BACKOFF_RESET_MS */
 	size_t max_line;         /* 0: KANARY_MAX_WATCH_LINE */
+	/*
+	 * Drop metadata.managedFields before caching (controller-runtime's
+	 * default transform): a reader rarely needs it, and in json-c it is
+	 * the bulk of an object's memory. Handlers see the object without it.
+	 */
+	bool drop_managed_fields;
 	struct kube_informer_handlers handlers;
 };
 
