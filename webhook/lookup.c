@@ -121,7 +121,8 @@ static void on_slice_delete(void *ctx, struct json_object *obj, bool final_state
 int lookup_create(struct kube_config *cfg, const struct lookup_options *o, struct lookup **ret)
 {
 	char svc_path[KANARY_MAX_URL], slice_path[KANARY_MAX_URL];
-	struct kube_informer_options io = {.component = COMPONENT};
+	/* Resolution never reads managedFields; without them the caches and their copies are smaller. */
+	struct kube_informer_options io = {.component = COMPONENT, .drop_managed_fields = true};
 	struct lookup *l;
 	int r;
 
