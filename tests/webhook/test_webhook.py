@@ -213,7 +213,7 @@ def certs(tmp_path_factory):
 
 
 class Webhook:
-    def __init__(self, cluster, certs, log_path, *extra):
+    def __init__(self, cluster, certs, log_path, *extra, kubeconfig=None, ready="/readyz"):
         self.port = free_port()
         self.health_port = free_port()
         self.certs = certs
@@ -223,7 +223,7 @@ class Webhook:
             [
                 str(WEBHOOK),
                 "serve",
-                f"--kubeconfig={cluster.env['KUBECONFIG']}",
+                f"--kubeconfig={kubeconfig or cluster.env['KUBECONFIG']}",
                 f"--tls-cert-file={certs.cert_file}",
                 f"--tls-private-key-file={certs.key_file}",
                 "--bind-address=127.0.0.1",
@@ -241,7 +241,7 @@ class Webhook:
             env=dict(os.environ, UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"),
         )
         try:
-            eventually(lambda: self.health("/readyz")[0] == 200, "the webhook to be ready")
+            eventually(lambda: self.health(ready)[0] == 200, f"the webhook's {ready} to be 200")
         except BaseException:
             self.stop()
             raise
@@ -657,6 +657,113 @@ def test_same_verdicts_through_kubectl_apply_as_through_check(cluster, registere
                     errors,
                     want_errors,
                 )
+
+
+def service_account_kubeconfig(cluster, name, rules, path):
+    """A kubeconfig for a new ServiceAccount that RBAC allows exactly rules, cluster-wide."""
+    cluster.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": name, "namespace": "default"},
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": name},
+                "rules": rules,
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": name,
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "default"}],
+            },
+        ]
+    )
+    cluster.run(CLUSTER / "sa-kubeconfig", "-n", "default", "-o", path, name)
+    return path
+
+
+def lookups(w):
+    m = w.metrics()
+    return {
+        s: m['kanary_webhook_service_lookups_total{source="%s"}' % s]
+        for s in ("cache", "live_found", "live_not_found", "live_error")
+    }
+
+
+def test_a_service_missing_from_the_cache_is_found_by_a_live_get(cluster, certs, tmp_path):
+    # Allowed to GET Services but not to list or watch them, the webhook's Service cache never
+    # fills: every lookup misses it and goes to the API server.
+    kubeconfig = service_account_kubeconfig(
+        cluster,
+        "webhook-get-only",
+        [
+            {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},
+            {
+                "apiGroups": ["discovery.k8s.io"],
+                "resources": ["endpointslices"],
+                "verbs": ["list", "watch"],
+            },
+        ],
+        tmp_path / "get-only.kubeconfig",
+    )
+    namespace_with_services(cluster, "live")
+    w = Webhook(cluster, certs, tmp_path / "webhook.log", kubeconfig=kubeconfig, ready="/healthz")
+    try:
+        assert w.health("/readyz") == (503, "the Service caches have not synced yet\n")
+        before = lookups(w)
+        ok = kanary("split", "live", [("myapp-v1", "http", 80), ("myapp-v2", 9090, 20)])
+        status, _, body = w.post("/validate", json.dumps(admission_review("CREATE", ok)))
+        assert status == 200 and json.loads(body)["response"]["allowed"] is True, body
+        bad = kanary("split", "live", [("myapp-v1", "http", 80), ("myapp-v8", 9090, 20)])
+        status, _, body = w.post("/validate", json.dumps(admission_review("CREATE", bad)))
+        resp = json.loads(body)["response"]
+        assert status == 200 and resp["allowed"] is False
+        assert "myapp-v8" in resp["status"]["message"]
+        after = lookups(w)
+        assert after["live_found"] - before["live_found"] == 3  # v1, v2, then v1 again
+        assert after["live_not_found"] - before["live_not_found"] == 1
+        assert after["cache"] == before["cache"] and after["live_error"] == before["live_error"]
+    finally:
+        status = w.stop()
+    assert_clean_exit(w, status)
+
+
+def test_a_failed_live_get_is_an_error_not_a_verdict(cluster, certs, tmp_path):
+    # Allowed nothing on Services: the live GET is forbidden, and the API server gets a 500
+    # (its failurePolicy decides), never an allowed or denied Kanary.
+    kubeconfig = service_account_kubeconfig(
+        cluster,
+        "webhook-no-services",
+        [
+            {
+                "apiGroups": ["discovery.k8s.io"],
+                "resources": ["endpointslices"],
+                "verbs": ["list", "watch"],
+            }
+        ],
+        tmp_path / "none.kubeconfig",
+    )
+    namespace_with_services(cluster, "forbidden")
+    w = Webhook(cluster, certs, tmp_path / "webhook.log", kubeconfig=kubeconfig, ready="/healthz")
+    try:
+        before = lookups(w)
+        k = kanary("split", "forbidden", [("myapp-v1", "http", 100)])
+        status, _, body = w.post("/validate", json.dumps(admission_review("CREATE", k)))
+        assert status == 500 and "looking up the Services of forbidden/split" in body, body
+        assert lookups(w)["live_error"] == before["live_error"] + 1
+        assert "the live GET failed: Forbidden (HTTP 403)" in w.log_text()
+    finally:
+        status = w.stop()
+    assert_clean_exit(w, status)
 
 
 # ---- the HTTP surface ----
