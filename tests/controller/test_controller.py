@@ -243,10 +243,23 @@ def start_controller(binary, cluster, ns, tmp_path):
         return c
 
     yield start
+    problems = []
     for c in started:
+        # A graceful stop, so a sanitizer build reports leaks; a killed one stays killed.
+        running = c.proc.poll() is None
+        try:
+            status = c.terminate() if running else None
+        except AssertionError as e:
+            status = str(e)
         c.close()
-    for c in started:
+        log = c.log_path.read_text()
         print(f"--- controller log ({c.log_path.name}), last lines:\n{c.log_tail(20)}")
+        if running and status != 0:
+            problems.append(f"{c.log_path.name}: SIGTERM gave exit {status}")
+        for mark in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            if mark in log:
+                problems.append(f"{c.log_path.name}: {mark} reported")
+    assert not problems, problems
 
 
 # ---- objects -------------------------------------------------------------------------------------
@@ -599,6 +612,22 @@ def test_two_controllers_one_leader_and_failover_after_the_leader_dies(
     cluster.patch(ns, f"kanary {KANARY}", {"spec": {"routes": kanary((60, 40))["spec"]["routes"]}})
     obj = converged(cluster, ns, generation=gen + 1)
     assert obj["status"]["summary"] == "myapp-v1=60,myapp-v2=40"
+
+
+def test_a_leader_whose_lease_is_taken_stops_and_exits_1(cluster, ns, start_controller):
+    ctl = start_controller("--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s",
+                           "--leader-elect-retry-period=1s")
+    ctl.wait_ready()
+    eventually(ctl.leading, "leadership")
+    # Someone else writes the Lease as its holder; the leader cannot renew any more.
+    for _ in range(4):
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        cluster.patch(ns, "lease kanary-controller",
+                      {"spec": {"holderIdentity": "intruder", "renewTime": now}})
+        time.sleep(0.5)
+    status = ctl.proc.wait(30)
+    assert status == 1, ctl.log_tail()
+    assert "leadership lost" in ctl.log_path.read_text()
 
 
 def test_superseded_configmaps_go_once_no_replicaset_uses_them(cluster, ns, start_controller):
