@@ -96,11 +96,10 @@ struct kube_client;
  * Brings the children and status of the Kanary "namespace/name" in line
  * with its spec and the cluster (level-triggered: no event type). Returns 0
  * when done (also for a spec that cannot be served: that is a condition,
- * not a retry), or a negative errno to retry with backoff; *ret_retry_after_s
- * is the server's Retry-After, or 0.
+ * not a retry), or a negative errno to retry with backoff. *retry_after_s
+ * is always written: the server's Retry-After of a failed call, or 0.
  */
-int reconcile(struct controller *c, struct kube_client *kc, const char *key,
-              int *ret_retry_after_s);
+int reconcile(struct controller *c, struct kube_client *kc, const char *key, int *retry_after_s);
 
 /* Forgets what reconcile remembered about key (the Kanary is gone). */
 void reconcile_forget(struct controller *c, const char *key);

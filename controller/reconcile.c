@@ -773,7 +773,7 @@ out:
 	return r;
 }
 
-int reconcile(struct controller *c, struct kube_client *kc, const char *key, int *ret_retry_after_s)
+int reconcile(struct controller *c, struct kube_client *kc, const char *key, int *retry_after_s)
 {
 	static const char *const del_path[] = {"metadata", "deletionTimestamp", NULL};
 	static const char *const status_path[] = {"status", NULL};
@@ -792,7 +792,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key, int
 	bool applied = false;
 	int r;
 
-	*ret_retry_after_s = 0;
+	*retry_after_s = 0;
 	if (!slash || (size_t)(slash - key) >= sizeof(rc.ns))
 		return 0;
 	memcpy(rc.ns, key, (size_t)(slash - key));
@@ -894,7 +894,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key, int
 	update_metrics(&rc, st);
 	r = 0;
 out_res:
-	*ret_retry_after_s = rc.retry_after_s;
+	*retry_after_s = rc.retry_after_s;
 	json_object_put(old_st);
 	json_object_put(st);
 	kanary_resolution_finish(&res);
