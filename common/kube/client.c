@@ -497,7 +497,7 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 	struct curl_slist *h = NULL, *n;
 	struct buf auth;
 	char *token = NULL;
-	const char *lines[3];
+	const char *lines[2];
 	int r;
 
 	r = kube_config_token(c->cfg, &token);
@@ -508,8 +508,8 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 		return r;
 	}
 	lines[0] = stream ? "Accept: application/json" : "Accept: application/json, */*";
+	/* No "Expect: 100-continue": it costs a round trip before every larger body. */
 	lines[1] = "Expect:";
-	lines[2] = NULL;
 	for (size_t i = 0; i < 2; i++) {
 		n = curl_slist_append(h, lines[i]);
 		if (!n)

@@ -192,7 +192,9 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 /*
  * POST obj to its collection path / PUT obj (which must carry
  * metadata.resourceVersion, or a stale write is not detected) to its path.
- * obj is borrowed. Ownership: *ret_obj, when asked for, is the caller's.
+ * obj is borrowed; json-c caches its serialised text inside it, so no other
+ * thread may use obj during the call.
+ * Ownership: *ret_obj, when asked for, is the caller's.
  */
 int kube_create(struct kube_client *c, const char *collection_path, struct json_object *obj,
                 struct json_object **ret_obj, struct kube_result *res);

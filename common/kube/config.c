@@ -1014,6 +1014,7 @@ int kube_config_load(const char *kubeconfig, const char *context, struct kube_co
 	const char *paths[KANARY_MAX_KUBECONFIGS];
 	const char *env = getenv("KUBECONFIG"), *home, *host;
 	char *list, *home_path = NULL;
+	int in_cluster = 0;
 	struct buf b;
 	size_t n;
 	int r;
@@ -1040,11 +1041,20 @@ int kube_config_load(const char *kubeconfig, const char *context, struct kube_co
 		if (n > 0)
 			return r;
 	}
+	/*
+	 * As controller-runtime: the pod's service account when it works, else
+	 * ~/.kube/config; when neither does, the service account's error.
+	 */
 	host = getenv("KUBERNETES_SERVICE_HOST");
-	if (host && *host)
-		return kube_config_in_cluster(NULL, ret, err);
+	if (host && *host) {
+		in_cluster = kube_config_in_cluster(NULL, ret, err);
+		if (in_cluster == 0)
+			return 0;
+	}
 	home = getenv("HOME");
 	if (!home || !*home) {
+		if (in_cluster < 0)
+			return in_cluster;
 		cfg_errf(err, "no kubeconfig: no --kubeconfig, KUBECONFIG, in-cluster environment "
 		              "or HOME");
 		return -ENOENT;
@@ -1059,12 +1069,14 @@ int kube_config_load(const char *kubeconfig, const char *context, struct kube_co
 		return -EINVAL;
 	}
 	if (access(home_path, F_OK) == -1) {
-		cfg_errf(err,
-		         "no kubeconfig: no --kubeconfig, KUBECONFIG, in-cluster environment "
-		         "or %s",
-		         home_path);
+		if (in_cluster == 0)
+			cfg_errf(
+			    err,
+			    "no kubeconfig: no --kubeconfig, KUBECONFIG, in-cluster environment "
+			    "or %s",
+			    home_path);
 		free(home_path);
-		return -ENOENT;
+		return in_cluster < 0 ? in_cluster : -ENOENT;
 	}
 	paths[0] = home_path;
 	r = kube_config_from_kubeconfig(paths, 1, context, ret, err);

@@ -90,8 +90,9 @@ struct kube_config {
  * Loads the configuration the way controller-runtime does: the kubeconfig
  * named by kubeconfig (a --kubeconfig flag) when not NULL; else the files in
  * $KUBECONFIG; else the pod's service account when KUBERNETES_SERVICE_HOST is
- * set; else ~/.kube/config. context (a --context flag) overrides the
- * kubeconfig's current-context when not NULL.
+ * set and its files can be read; else ~/.kube/config (when that is missing
+ * too, the service account's error is returned). context (a --context flag)
+ * overrides the kubeconfig's current-context when not NULL.
  * Returns 0, -ENOENT when nothing applies, -EINVAL with err filled for a bad
  * or unsupported configuration, -ENOMEM.
  * Ownership: *ret is the caller's, freed with kube_config_destroy.
