@@ -882,6 +882,9 @@ static void test_watch_sees_create_update_delete(void **state)
 	seen_wait(&s, "add watch/one 1");
 	assert_int_equal(kube_informer_get(inf, "watch/one", &got), 0);
 	assert_string_equal(S(got, "data.v"), "1");
+	/* By default the cache keeps the object whole. */
+	assert_true(json_object_object_get_ex(json_object_object_get(got, "metadata"),
+	                                      "managedFields", NULL));
 	json_object_put(got);
 
 	cm_set("watch", "one", "2");
@@ -910,6 +913,7 @@ static void test_watch_sees_create_update_delete(void **state)
 
 static void test_informer_is_scoped_by_namespace_and_label(void **state)
 {
+	struct json_object *got;
 	struct kube_informer *inf;
 	struct seen s;
 	char coll[KANARY_MAX_URL];
@@ -930,11 +934,16 @@ static void test_informer_is_scoped_by_namespace_and_label(void **state)
 	kube_informer_destroy(inf);
 	seen_finish(&s);
 
-	/* Every namespace: the path without one. */
+	/* Every namespace: the path without one. And this time without managedFields. */
 	seen_init(&s);
 	path(coll, NULL, "v1", "configmaps", NULL, NULL, NULL);
-	inf = informer_start(coll, "app.kubernetes.io/managed-by=kanary", &s, NULL);
+	inf = informer_start(coll, "app.kubernetes.io/managed-by=kanary", &s,
+	                     &(struct kube_informer_options){.drop_managed_fields = true});
 	assert_true(seen_has(&s, "add scope-a/mine x"));
+	assert_int_equal(kube_informer_get(inf, "scope-a/mine", &got), 0);
+	assert_false(json_object_object_get_ex(json_object_object_get(got, "metadata"),
+	                                       "managedFields", NULL));
+	json_object_put(got);
 	assert_true(seen_has(&s, "add scope-b/other-ns x"));
 	assert_false(seen_has(&s, "add scope-a/no-label x"));
 	kube_informer_destroy(inf);
