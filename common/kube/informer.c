@@ -214,6 +214,9 @@ static void informer_backoff(struct kube_informer *inf, long floor_ms)
 	else
 		inf->backoff_step++;
 	wait = d + rng_range(inf, 0, d > 1 ? d - 1 : 0);
+	/* A Retry-After raises the wait, but never past the ceiling: the informer must go on. */
+	if (floor_ms > inf->o.backoff_max_ms)
+		floor_ms = inf->o.backoff_max_ms;
 	if (wait < floor_ms)
 		wait = floor_ms;
 	inf->last_backoff_ms = now;

@@ -31,7 +31,8 @@ struct json_object;
  *     from the last resourceVersion. Other errors (403, 404...): back off and
  *     LIST again. Backoff starts at 800 ms and doubles up to 30 s, each wait
  *     drawn from [d, 2d) (client-go's jitter of 1.0), never below a
- *     Retry-After, and starts over after 2 minutes without a failure.
+ *     Retry-After (itself capped at the ceiling), and starts over after 2
+ *     minutes without a failure.
  *   - resourceVersion is opaque: only stored and sent back, never compared
  *     for order. An update is reported when it differs from the cached one.
  *
