@@ -532,6 +532,28 @@ def test_a_deleted_backend_keeps_the_last_config_and_says_why(cluster, ns, start
     assert deployment(cluster, ns)["metadata"]["generation"] == dep_before["metadata"]["generation"]
 
 
+def test_a_route_left_without_ready_endpoints_warns_once(cluster, ns, start_controller):
+    start_controller().wait_ready()
+    apply_example(cluster, ns)
+    converged(cluster, ns, endpoints=[3, 2])
+    # Every myapp-v2 pod goes unready.
+    cluster.apply(ns, slice_("myapp-v2-fghij", "myapp-v2", 9090, V2, ready=False))
+    converged(cluster, ns, endpoints=[3, 0])
+    eventually(lambda: events(cluster, ns, "NoEndpoints") == 1, "a NoEndpoints event")
+    warning = [e for e in cluster.items(ns, "events") if e.get("reason") == "NoEndpoints"]
+    assert warning[0]["type"] == "Warning"
+    assert "myapp-v2" in warning[0]["message"]
+    # HAProxy still serves: the other route carries the connections.
+    ready = condition(kanary_obj(cluster, ns), "Ready")
+    assert ready["reason"] != "NoEndpoints"
+    # Another change while v2 stays empty tells nothing new about v2.
+    cluster.apply(ns, slice_("myapp-v1-abcde", "myapp-v1", 8080, V1 + ["10.244.1.4"],
+                             port_name="http"))
+    converged(cluster, ns, endpoints=[4, 0])
+    time.sleep(2)
+    assert events(cluster, ns, "NoEndpoints") == 1
+
+
 def test_deleting_the_kanary_removes_its_children(cluster, ns, start_controller):
     start_controller().wait_ready()
     apply_example(cluster, ns)
@@ -806,6 +828,8 @@ def test_the_real_haproxy_splits_by_weight_on_the_config_the_controller_wrote(
         cluster, ns, start_controller, tmp_path):
     if not os.access(HAPROXY, os.X_OK):
         pytest.fail(f"haproxy not found at {HAPROXY}")
+    if os.geteuid() != 0:
+        pytest.fail("this scenario creates a network namespace (ip netns): run it as root")
     n = int.from_bytes(os.urandom(1), "big")
     v1 = [f"10.213.{n}.{i}" for i in (11, 12, 13)]
     v2 = [f"10.213.{n}.{i}" for i in (21, 22)]
