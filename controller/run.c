@@ -537,7 +537,8 @@ static int start_workers(struct run *run)
 
 static void stop_workers(struct run *run)
 {
-	queue_shutdown(run->c.queue);
+	if (run->c.queue)
+		queue_shutdown(run->c.queue);
 	for (int i = 0; i < KANARY_MAX_WORKERS; i++) {
 		struct worker *w = &run->workers[i];
 
@@ -584,9 +585,6 @@ static int setup(struct run *run)
 	log_msg(LOG_INFO, NULL, "API server %s (%s); watching %s", run->c.cfg->server,
 	        run->c.cfg->origin ? run->c.cfg->origin : "?",
 	        run->o.namespace ? run->o.namespace : "every namespace");
-	if (pthread_mutex_init(&run->c.memo_lock, NULL) != 0)
-		return -ENOMEM;
-	strmap_init(&run->c.memos, KANARY_MAX_QUEUE_KEYS);
 	r = index_create(&run->c.idx);
 	if (r == 0)
 		r = queue_create(&qo, &run->c.queue);
@@ -725,6 +723,12 @@ int run_main(int argc, char **argv)
 		status = r > 0 ? RUN_OK : RUN_USAGE;
 		goto out_free;
 	}
+	/* Before anything that can fail: teardown() destroys it. */
+	if (pthread_mutex_init(&run->c.memo_lock, NULL) != 0) {
+		fprintf(stderr, "kanary-controller run: out of memory\n");
+		goto out_free;
+	}
+	strmap_init(&run->c.memos, KANARY_MAX_QUEUE_KEYS);
 	run->o.ctl.namespace = run->o.namespace;
 	run->c.o = run->o.ctl;
 	atomic_init(&run->c.abort, false);
@@ -740,7 +744,7 @@ int run_main(int argc, char **argv)
 
 	if (kube_global_init() < 0) {
 		log_msg(LOG_ERROR, NULL, "cannot initialise libcurl");
-		goto out_free;
+		goto out_memo;
 	}
 	if (setup(run) < 0 || informers_start(&run->c) < 0 || start_servers(run) < 0)
 		goto out_teardown;
@@ -751,6 +755,9 @@ int run_main(int argc, char **argv)
 out_teardown:
 	teardown(run);
 	kube_global_cleanup();
+	goto out_free;
+out_memo:
+	pthread_mutex_destroy(&run->c.memo_lock);
 out_free:
 	free(run);
 	return status;
