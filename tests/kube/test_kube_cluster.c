@@ -197,7 +197,7 @@ static void write_text(const char *file, const char *text)
 /* Replaces file the way kubelet updates a projected token: a new inode renamed over it. */
 static void replace_text(const char *file, const char *text)
 {
-	char tmp[600];
+	char tmp[800];
 
 	snprintf(tmp, sizeof(tmp), "%s.new", file);
 	write_text(tmp, text);
