@@ -602,6 +602,21 @@ def test_a_restarted_controller_changes_nothing(cluster, ns, start_controller):
     assert second.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
 
 
+def test_a_resync_that_changed_nothing_writes_and_tells_nothing(cluster, ns, start_controller):
+    ctl = start_controller("--resync-period=1s", "--leader-elect=false")
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+    converged(cluster, ns, endpoints=[3, 2])
+    time.sleep(3)
+    before = snapshot(cluster, ns)
+    reconciles = ctl.metrics()['kanary_controller_reconcile_total{result="success"}']
+    time.sleep(4)
+    assert ctl.metrics()['kanary_controller_reconcile_total{result="success"}'] >= reconciles + 3
+    assert snapshot(cluster, ns) == before
+    # Without leader election there is no Lease.
+    assert cluster.get(ns, "lease", "kanary-controller", check=False) is None
+
+
 def test_two_controllers_one_leader_and_failover_after_the_leader_dies(
         cluster, ns, start_controller):
     timing = ["--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s",
