@@ -8,66 +8,66 @@
  */
 
 /* The Kanary resource (DESIGN §1). */
-#define KANARY_MAX_ROUTES	     16
-#define KANARY_MAX_WEIGHT	     100
-#define KANARY_WEIGHT_TOTAL	     100
-#define KANARY_MAX_REPLICAS	     10
-#define KANARY_DEFAULT_REPLICAS	     2
-#define KANARY_MAX_DNS_LABEL	     63
-#define KANARY_MAX_NAME		     253
-#define KANARY_MAX_PORT_NAME	     15
+#define KANARY_MAX_ROUTES       16
+#define KANARY_MAX_WEIGHT       100
+#define KANARY_WEIGHT_TOTAL     100
+#define KANARY_MAX_REPLICAS     10
+#define KANARY_DEFAULT_REPLICAS 2
+#define KANARY_MAX_DNS_LABEL    63
+#define KANARY_MAX_NAME         253
+#define KANARY_MAX_PORT_NAME    15
 
 /* Input: one file or stdin, one admission body, nesting, documents per stream. */
-#define KANARY_MAX_INPUT	     (16u * 1024 * 1024)
-#define KANARY_MAX_ADMISSION_BODY    (3u * 1024 * 1024)
-#define KANARY_MAX_DEPTH	     64
-#define KANARY_MAX_DOCUMENTS	     10000
+#define KANARY_MAX_INPUT          (16u * 1024 * 1024)
+#define KANARY_MAX_ADMISSION_BODY (3u * 1024 * 1024)
+#define KANARY_MAX_DEPTH          64
+#define KANARY_MAX_DOCUMENTS      10000
 
 /* Field errors kept per object; past it one more line says how many were left out. */
-#define KANARY_MAX_FIELD_ERRORS	     100
+#define KANARY_MAX_FIELD_ERRORS 100
 /* A value echoed inside an error message is cut here, and the cut is marked. */
-#define KANARY_MAX_ERROR_VALUE	     80
+#define KANARY_MAX_ERROR_VALUE 80
 
 /* Resolution and rendering. */
-#define KANARY_MAX_ENDPOINTS	     4096
-#define KANARY_MAX_CONFIG	     (4u * 1024 * 1024)
-#define KANARY_MAX_OUTPUT	     (16u * 1024 * 1024)
+#define KANARY_MAX_ENDPOINTS 4096
+#define KANARY_MAX_CONFIG    (4u * 1024 * 1024)
+#define KANARY_MAX_OUTPUT    (16u * 1024 * 1024)
 
 /* The Kubernetes client. */
-#define KANARY_MAX_RESPONSE	     (64u * 1024 * 1024)
-#define KANARY_MAX_WATCH_LINE	     (16u * 1024 * 1024)
-#define KANARY_MAX_URL		     4096
-#define KANARY_MAX_TOKEN	     (64u * 1024)
+#define KANARY_MAX_RESPONSE   (64u * 1024 * 1024)
+#define KANARY_MAX_WATCH_LINE (16u * 1024 * 1024)
+#define KANARY_MAX_URL        4096
+#define KANARY_MAX_TOKEN      (64u * 1024)
 /* A Status message, a configuration error or a watch ERROR kept for a person. */
-#define KANARY_MAX_KUBE_MESSAGE	     1024
+#define KANARY_MAX_KUBE_MESSAGE 1024
 /* A file path (kubeconfig, token, certificates) and the KUBECONFIG list. */
-#define KANARY_MAX_PATH		     4096
-#define KANARY_MAX_KUBECONFIGS	     16
+#define KANARY_MAX_PATH        4096
+#define KANARY_MAX_KUBECONFIGS 16
 /* A certificate, key or CA bundle given inline (*-data) or read from a file. */
-#define KANARY_MAX_CREDENTIAL	     (1024u * 1024)
+#define KANARY_MAX_CREDENTIAL (1024u * 1024)
 /* A cache key "namespace/name". */
-#define KANARY_MAX_KEY		     (KANARY_MAX_DNS_LABEL + 1 + KANARY_MAX_NAME)
+#define KANARY_MAX_KEY (KANARY_MAX_DNS_LABEL + 1 + KANARY_MAX_NAME)
 /* A resourceVersion, a continue token and a label or field selector. */
-#define KANARY_MAX_RESOURCE_VERSION  256
-#define KANARY_MAX_CONTINUE	     (16u * 1024)
-#define KANARY_MAX_SELECTOR	     1024
+#define KANARY_MAX_RESOURCE_VERSION 256
+#define KANARY_MAX_CONTINUE         (16u * 1024)
+#define KANARY_MAX_SELECTOR         1024
 /* Items gathered over every page of one LIST, and objects held by one informer. */
-#define KANARY_MAX_LIST_ITEMS	     (1024u * 1024)
-#define KANARY_MAX_INFORMER_OBJECTS  (1024u * 1024)
+#define KANARY_MAX_LIST_ITEMS       (1024u * 1024)
+#define KANARY_MAX_INFORMER_OBJECTS (1024u * 1024)
 /* Distinct Events the recorder remembers for aggregation (client-go: 4096). */
-#define KANARY_MAX_EVENT_CACHE	     4096
+#define KANARY_MAX_EVENT_CACHE 4096
 
 /* The controller. */
 /* Keys in the work queue's sets, and objects in the controller's own indexes. */
-#define KANARY_MAX_QUEUE_KEYS	     (1024u * 1024)
-#define KANARY_MAX_INDEX_ENTRIES     (1024u * 1024)
+#define KANARY_MAX_QUEUE_KEYS    (1024u * 1024)
+#define KANARY_MAX_INDEX_ENTRIES (1024u * 1024)
 /* A condition message in a Kanary's status (the CRD allows 32 kB). */
-#define KANARY_MAX_STATUS_MESSAGE    4096
+#define KANARY_MAX_STATUS_MESSAGE 4096
 /* Reconcile threads, and Kanaries with per-route series on /metrics. */
-#define KANARY_MAX_WORKERS	     64
-#define KANARY_MAX_METRICS_KANARIES  (64u * 1024)
+#define KANARY_MAX_WORKERS          64
+#define KANARY_MAX_METRICS_KANARIES (64u * 1024)
 /* A /metrics answer. */
-#define KANARY_MAX_METRICS_BODY	     (64u * 1024 * 1024)
+#define KANARY_MAX_METRICS_BODY (64u * 1024 * 1024)
 
 /* The admission webhook. */
 /* One log line; a longer message is cut and marked. */
