@@ -9,7 +9,7 @@
 #include "common/kanary.h"
 #include "common/kube/client.h"
 #include "controller/controller.h"
-#include "controller/log.h"
+#include "common/io/log.h"
 
 /*
  * The informers and their handlers. Handlers run on the informer threads:

@@ -16,7 +16,7 @@
 
 #include "common/kube/client.h"
 #include "common/limits.h"
-#include "controller/log.h"
+#include "common/io/log.h"
 
 struct lease {
 	struct lease_options o;

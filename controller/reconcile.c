@@ -17,7 +17,7 @@
 #include "common/render.h"
 #include "common/resolve.h"
 #include "controller/controller.h"
-#include "controller/log.h"
+#include "common/io/log.h"
 #include "controller/status.h"
 
 /*

@@ -18,7 +18,7 @@
 #include "common/kube/watch.h"
 #include "common/limits.h"
 #include "controller/controller.h"
-#include "controller/log.h"
+#include "common/io/log.h"
 #include "controller/server.h"
 
 #define RUN_DEFAULT_METRICS_BIND ":8080"
@@ -134,8 +134,9 @@ static void run_usage(FILE *out)
 	    "  --metrics-bind-address ADDR    /metrics (default \"%s\"; \"0\" turns it off)\n"
 	    "  --health-probe-bind-address ADDR\n"
 	    "                                 /healthz and /readyz (default \"%s\"; \"0\" off)\n"
-	    "  -v, --v LEVEL                  log verbosity: 0 info, 4 and above debug (default "
-	    "0)\n"
+	    "  -v, --v LEVEL                  log verbosity: 0 errors, warnings and info "
+	    "(default);\n"
+	    "                                 1 and above add debug lines\n"
 	    "  -h, --help                     show this help\n"
 	    "\n"
 	    "DURATION: a number with a unit, ms, s, m or h (\"1500ms\", \"15s\"). ADDR: "
@@ -569,7 +570,7 @@ static void resync(struct run *run)
 static int setup(struct run *run)
 {
 	struct kube_config_err err = {{0}};
-	struct kube_logger lg = log_kube_logger();
+	struct kube_logger lg = {.fn = log_kube, .ctx = NULL};
 	const struct queue_options qo = {0};
 	int r;
 
@@ -733,7 +734,7 @@ int run_main(int argc, char **argv)
 	run->c.o = run->o.ctl;
 	atomic_init(&run->c.abort, false);
 	atomic_init(&run->leading, false);
-	log_set_level(run->o.verbosity >= 4 ? LOG_DEBUG : LOG_INFO);
+	log_set_verbosity(run->o.verbosity);
 
 	/* Every thread started from here on inherits the mask: signals come to serve(). */
 	sigemptyset(&sigs);

@@ -17,7 +17,7 @@
 
 #include "common/io/input.h"
 #include "common/limits.h"
-#include "webhook/log.h"
+#include "common/io/log.h"
 #include "webhook/metrics.h"
 
 /* A certificate may say it starts a little in the future: clocks of the issuer drift. */
@@ -319,7 +319,7 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 		errf(err, err_size, "%s or %s: %s", c->cert_file, c->key_file, strerror(-r));
 		/* Missing for a moment is normal while files are replaced: say it once. */
 		if (c->current && !c->missing_logged)
-			log_msg(LOG_LEVEL_WARNING,
+			log_msg(LOG_WARNING, NULL,
 			        "certificate files cannot be read (%s); serving the one in use "
 			        "until they can",
 			        err);
@@ -351,7 +351,7 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 		if (c->current) {
 			metrics_cert_reload(c->metrics, false);
 			utc_text(c->current->not_after, when, sizeof(when));
-			log_msg(LOG_LEVEL_WARNING,
+			log_msg(LOG_WARNING, NULL,
 			        "refusing the new serving certificate: %s; keeping the one in use "
 			        "(serial %s, valid until %s); trying again when the files change",
 			        err, c->current->serial, when);
@@ -363,7 +363,7 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 		pair_free(p);
 		errf(err, err_size, "%d reloads within %ld ms; waiting for older pairs to expire",
 		     KANARY_MAX_RETIRED_CERTS, c->grace_ms);
-		log_msg(LOG_LEVEL_DEBUG, "new serving certificate not taken yet: %s", err);
+		log_msg(LOG_DEBUG, NULL, "new serving certificate not taken yet: %s", err);
 		r = -EBUSY;
 		goto out_unlock;
 	}
@@ -378,12 +378,12 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 		old->retired_at = now;
 		c->retired[c->n_retired++] = old;
 		metrics_cert_reload(c->metrics, true);
-		log_msg(LOG_LEVEL_INFO,
+		log_msg(LOG_INFO, NULL,
 		        "serving certificate reloaded from %s: serial %s, valid until %s "
 		        "(was serial %s)",
 		        c->cert_file, p->serial, when, old->serial);
 	} else {
-		log_msg(LOG_LEVEL_INFO,
+		log_msg(LOG_INFO, NULL,
 		        "serving certificate loaded from %s: serial %s, valid until %s",
 		        c->cert_file, p->serial, when);
 	}

@@ -15,7 +15,7 @@
 #include "common/kube/watch.h"
 #include "common/limits.h"
 #include "common/resolve.h"
-#include "webhook/log.h"
+#include "common/io/log.h"
 #include "webhook/metrics.h"
 
 #define SERVICE_NAME_LABEL "kubernetes.io/service-name"
@@ -91,7 +91,7 @@ static void index_change(struct lookup *l, const struct json_object *slice, bool
 		struct json_object *s = json_object_new_string(key);
 		if (!s || json_object_array_add(keys, s) != 0) {
 			json_object_put(s);
-			log_msg(LOG_LEVEL_WARNING, "EndpointSlice %s: out of memory indexing it",
+			log_msg(LOG_WARNING, NULL, "EndpointSlice %s: out of memory indexing it",
 			        key);
 		}
 	}
@@ -274,20 +274,20 @@ static int get_service(struct lookup *l, const char *ns, const char *name,
 	pool_give(l, c);
 	if (r == -ENOENT) {
 		metrics_lookup(l->metrics, METRICS_LOOKUP_LIVE_NOT_FOUND);
-		log_msg(LOG_LEVEL_DEBUG, "Service %s: not in the cache nor in the API server", key);
+		log_msg(LOG_DEBUG, NULL, "Service %s: not in the cache nor in the API server", key);
 		*ret_svc = NULL;
 		return 0;
 	}
 	if (r < 0) {
 		metrics_lookup(l->metrics, METRICS_LOOKUP_LIVE_ERROR);
-		log_msg(LOG_LEVEL_WARNING,
+		log_msg(LOG_WARNING, NULL,
 		        "Service %s: not in the cache, and the live GET failed: %s (HTTP %d): %s; "
 		        "the admission request gets an error",
 		        key, kube_reason_name(res.reason), res.http_status, res.message);
 		return r;
 	}
 	metrics_lookup(l->metrics, METRICS_LOOKUP_LIVE_FOUND);
-	log_msg(LOG_LEVEL_DEBUG, "Service %s: not in the cache yet, found by a live GET", key);
+	log_msg(LOG_DEBUG, NULL, "Service %s: not in the cache yet, found by a live GET", key);
 	*ret_svc = svc;
 	return 0;
 }

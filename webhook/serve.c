@@ -18,7 +18,7 @@
 #include "common/kube/config.h"
 #include "common/limits.h"
 #include "webhook/certs.h"
-#include "webhook/log.h"
+#include "common/io/log.h"
 #include "webhook/lookup.h"
 #include "webhook/metrics.h"
 #include "webhook/server.h"
@@ -394,12 +394,12 @@ int serve_main(int argc, char **argv)
 	status = SERVE_FAILED;
 	r = kube_global_init();
 	if (r < 0) {
-		log_msg(LOG_LEVEL_ERROR, "initialising libcurl: %s", strerror(-r));
+		log_msg(LOG_ERROR, NULL, "initialising libcurl: %s", strerror(-r));
 		return SERVE_FAILED;
 	}
 	r = metrics_create(&metrics);
 	if (r < 0) {
-		log_msg(LOG_LEVEL_ERROR, "%s", strerror(-r));
+		log_msg(LOG_ERROR, NULL, "%s", strerror(-r));
 		goto out_global;
 	}
 	{
@@ -414,14 +414,14 @@ int serve_main(int argc, char **argv)
 		err[0] = '\0';
 		r = certs_create(&co, &certs, err, sizeof(err));
 		if (r < 0) {
-			log_msg(LOG_LEVEL_ERROR, "cannot load the serving certificate: %s",
+			log_msg(LOG_ERROR, NULL, "cannot load the serving certificate: %s",
 			        err[0] ? err : strerror(-r));
 			goto out_metrics;
 		}
 	}
 	r = kube_config_load(f.kubeconfig, f.context, &cfg, &kerr);
 	if (r < 0) {
-		log_msg(LOG_LEVEL_ERROR, "cannot load the Kubernetes configuration: %s",
+		log_msg(LOG_ERROR, NULL, "cannot load the Kubernetes configuration: %s",
 		        kerr.msg[0] ? kerr.msg : strerror(-r));
 		goto out_certs;
 	}
@@ -436,7 +436,7 @@ int serve_main(int argc, char **argv)
 		if (r == 0)
 			r = lookup_start(lookup);
 		if (r < 0) {
-			log_msg(LOG_LEVEL_ERROR, "cannot start the Service caches: %s",
+			log_msg(LOG_ERROR, NULL, "cannot start the Service caches: %s",
 			        strerror(-r));
 			goto out_lookup;
 		}
@@ -456,33 +456,33 @@ int serve_main(int argc, char **argv)
 		};
 		r = server_start(&so, &server, err, sizeof(err));
 		if (r < 0) {
-			log_msg(LOG_LEVEL_ERROR, "%s", err);
+			log_msg(LOG_ERROR, NULL, "%s", err);
 			goto out_lookup;
 		}
 	}
 	r = certs_start(certs);
 	if (r < 0) {
-		log_msg(LOG_LEVEL_ERROR, "cannot start the certificate reloader: %s", strerror(-r));
+		log_msg(LOG_ERROR, NULL, "cannot start the certificate reloader: %s", strerror(-r));
 		goto out_server;
 	}
 	print_addr(&tls_addr, server_tls_port(server), tls_text, sizeof(tls_text));
 	print_addr(&health_addr, server_health_port(server), health_text, sizeof(health_text));
-	log_msg(LOG_LEVEL_INFO,
+	log_msg(LOG_INFO, NULL,
 	        "kanary-webhook %s serving /validate and /mutate on https://%s (%ld threads), "
 	        "/healthz, /readyz and /metrics on http://%s; API server %s",
 	        KANARY_VERSION, tls_text, f.threads, health_text, cfg->origin ? cfg->origin : "?");
 
 	sig = wait_for_stop(&stop_set);
-	log_msg(LOG_LEVEL_INFO,
+	log_msg(LOG_INFO, NULL,
 	        "%s: no longer accepting connections; waiting up to %ld ms for %ld request(s) in "
 	        "flight",
 	        sig == SIGTERM ? "SIGTERM" : "SIGINT", f.shutdown_grace_ms,
 	        metrics_inflight_now(metrics));
 	server_quiesce(server);
 	if (server_drain(server, f.shutdown_grace_ms))
-		log_msg(LOG_LEVEL_INFO, "every request answered; stopping");
+		log_msg(LOG_INFO, NULL, "every request answered; stopping");
 	else
-		log_msg(LOG_LEVEL_WARNING,
+		log_msg(LOG_WARNING, NULL,
 		        "%ld request(s) still in flight after %ld ms; stopping anyway",
 		        metrics_inflight_now(metrics), f.shutdown_grace_ms);
 	status = SERVE_OK;

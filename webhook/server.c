@@ -18,7 +18,7 @@
 #include "common/buf.h"
 #include "common/limits.h"
 #include "webhook/certs.h"
-#include "webhook/log.h"
+#include "common/io/log.h"
 #include "webhook/lookup.h"
 #include "webhook/metrics.h"
 
@@ -75,7 +75,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	log_msg(LOG_LEVEL_WARNING, "http: %s", msg);
+	log_msg(LOG_WARNING, NULL, "http: %s", msg);
 }
 
 /*
@@ -238,25 +238,25 @@ static enum MHD_Result review(struct server *s, struct MHD_Connection *conn, str
 	r = admission_handle(rq->body.data ? rq->body.data : "", rq->body.len, op, &lookup,
 	                     &response, &len, &out, err, sizeof(err));
 	if (r == -EINVAL) {
-		log_msg(LOG_LEVEL_WARNING, "%s: answering 400: %s", name, err);
+		log_msg(LOG_WARNING, NULL, "%s: answering 400: %s", name, err);
 		return answer_text(s, conn, rq, MHD_HTTP_BAD_REQUEST, METRICS_VERDICT_BAD_REQUEST,
 		                   NULL, "%s", err);
 	}
 	if (r == -EIO) {
 		/* The lookup logged the cause; the API server applies failurePolicy. */
-		log_msg(LOG_LEVEL_DEBUG, "%s %s: answering 500: %s", name, out.key, err);
+		log_msg(LOG_DEBUG, NULL, "%s %s: answering 500: %s", name, out.key, err);
 		return answer_text(s, conn, rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                   METRICS_VERDICT_LOOKUP_FAILED, NULL, "%s", err);
 	}
 	if (r < 0) {
-		log_msg(LOG_LEVEL_ERROR, "%s: answering 500: %s", name, strerror(-r));
+		log_msg(LOG_ERROR, NULL, "%s: answering 500: %s", name, strerror(-r));
 		return answer_text(s, conn, rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                   METRICS_VERDICT_ERROR, NULL, "%s", strerror(-r));
 	}
 	if (out.verdict == ADMISSION_DENIED)
-		log_msg(LOG_LEVEL_INFO, "%s Kanary %s: denied", name, out.key);
+		log_msg(LOG_INFO, NULL, "%s Kanary %s: denied", name, out.key);
 	else if (log_enabled(2))
-		log_msg(LOG_LEVEL_DEBUG, "%s Kanary %s: %s%s, %zu warning(s)", name, out.key,
+		log_msg(LOG_DEBUG, NULL, "%s Kanary %s: %s%s, %zu warning(s)", name, out.key,
 		        verdict_word(out.verdict), out.patched ? ", defaults patched" : "",
 		        out.n_warnings);
 	return answer(s, conn, rq, MHD_HTTP_OK, verdict_of(out.verdict), CONTENT_JSON, response,
@@ -370,7 +370,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
 		metrics_request(s->metrics, rq->path, rq->verdict, rq->code,
 		                seconds_since(rq->start));
 	else if (log_enabled(1))
-		log_msg(LOG_LEVEL_DEBUG, "a request ended before it was answered (code %d)",
+		log_msg(LOG_DEBUG, NULL, "a request ended before it was answered (code %d)",
 		        (int)toe);
 	buf_finish(&rq->body);
 	free(rq);
@@ -561,8 +561,9 @@ void server_quiesce(struct server *s)
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
 	else
-		log_msg(LOG_LEVEL_WARNING, "the admission listener could not be closed early; "
-		                           "it closes when the server stops");
+		log_msg(LOG_WARNING, NULL,
+		        "the admission listener could not be closed early; "
+		        "it closes when the server stops");
 }
 
 bool server_drain(struct server *s, long timeout_ms)
