@@ -40,6 +40,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -47,6 +48,11 @@ import urllib.request
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from kanarytest import eventually, free_port, unwind_on_sigterm  # noqa: E402
+
+unwind_on_sigterm()
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -92,33 +98,6 @@ CONTROLLER_RULES = {
 CONTROLLER_NS_RULES = {  # in the release namespace only
     ("coordination.k8s.io", "leases", (LEASE,), ("get", "update")),
 }
-
-
-def _sigterm(signum, frame):
-    # meson stops a test that runs over its timeout with SIGTERM: unwind, so the fixtures stop
-    # the daemons and the cluster.
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-signal.signal(signal.SIGTERM, _sigterm)
-
-
-def eventually(predicate, what, timeout=WAIT_TIMEOUT, interval=0.25):
-    """Polls predicate until it returns a true value; fails after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(port, path):

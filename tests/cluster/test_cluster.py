@@ -17,12 +17,18 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from kanarytest import eventually, unwind_on_sigterm  # noqa: E402
+
+unwind_on_sigterm()
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -43,15 +49,6 @@ def _required_version(wrapper, module):
 
 K8S_VERSION = _required_version("k8s", "k8s.io/kubernetes")
 HELM_VERSION = _required_version("helm", "helm.sh/helm/v3")
-
-
-def _sigterm(signum, frame):
-    # meson stops a test that runs over its timeout with SIGTERM; turn that into an exception
-    # so pytest tears the fixtures down and the cluster is stopped.
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-signal.signal(signal.SIGTERM, _sigterm)
 
 
 class Cluster:
@@ -117,18 +114,6 @@ def stop_cluster(state_dir):
         return
     down = subprocess.run([str(HERE / "down"), str(state_dir)], stdout=subprocess.PIPE, timeout=120)
     assert down.returncode == 0, f"tests/cluster/down {state_dir} failed"
-
-
-def eventually(predicate, what, timeout=WAIT_TIMEOUT, interval=0.5):
-    """Poll predicate until it returns a true value, or fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

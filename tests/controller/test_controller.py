@@ -26,12 +26,18 @@ import pathlib
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from kanarytest import eventually, free_port, unwind_on_sigterm  # noqa: E402
+
+unwind_on_sigterm()
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -49,34 +55,6 @@ WAIT_TIMEOUT = 60  # seconds, for anything that happens asynchronously
 BATCH = "2s"
 CONTROLLERS = ("garbage-collector-controller,namespace-controller,serviceaccount-controller,"
                "deployment-controller,replicaset-controller")
-
-
-def _sigterm(signum, frame):
-    # meson stops a test that runs over its timeout with SIGTERM: unwind so the fixtures stop
-    # the controllers, haproxy, the network namespace and the cluster.
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-signal.signal(signal.SIGTERM, _sigterm)
-
-
-def eventually(predicate, what, timeout=WAIT_TIMEOUT, interval=0.25):
-    """Poll predicate until it returns a true value, or fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port():
-    """A TCP port free on 127.0.0.1 now (the kernel picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the cluster -------------------------------------------------------------------------------

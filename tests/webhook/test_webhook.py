@@ -21,12 +21,18 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from kanarytest import eventually, free_port, unwind_on_sigterm  # noqa: E402
+
+unwind_on_sigterm()
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -42,33 +48,6 @@ API_VERSION = "kanary.pyxida.io/v1alpha1"
 COMMAND_TIMEOUT = 60  # seconds, for any one command
 WAIT_TIMEOUT = 60  # seconds, for anything that happens asynchronously
 CONNECTION_TIMEOUT_S = 3  # the webhook's --connection-timeout in this module
-
-
-def _sigterm(signum, frame):
-    # meson stops a test that runs over its timeout with SIGTERM: turn it into an exception so
-    # the fixtures stop the webhook and the cluster.
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-signal.signal(signal.SIGTERM, _sigterm)
-
-
-def eventually(predicate, what, timeout=WAIT_TIMEOUT, interval=0.2):
-    """Poll predicate until it returns a true value; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the control plane ----
