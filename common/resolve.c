@@ -148,6 +148,23 @@ int catalog_add(struct catalog *cat, struct json_object *obj, const char *defaul
 	return 0;
 }
 
+int catalog_create_from(const struct json_object *docs, const char *default_ns,
+                        struct catalog **ret)
+{
+	struct catalog *cat;
+	int r;
+
+	r = catalog_create(&cat);
+	for (size_t i = 0; r >= 0 && i < json_object_array_length(docs); i++)
+		r = catalog_add(cat, json_object_array_get_idx(docs, i), default_ns);
+	if (r < 0) {
+		catalog_destroy(cat);
+		return r;
+	}
+	*ret = cat;
+	return 0;
+}
+
 const struct json_object *catalog_service(const struct catalog *cat, const char *ns,
                                           const char *name)
 {

@@ -30,6 +30,14 @@ void catalog_destroy(struct catalog *cat);
  */
 int catalog_add(struct catalog *cat, struct json_object *obj, const char *default_ns);
 
+/*
+ * A new catalog holding every Service and EndpointSlice of docs, a json-c
+ * array (catalog_add on each item). Returns 0 or -ENOMEM.
+ * Ownership: *ret is the caller's (catalog_destroy).
+ */
+int catalog_create_from(const struct json_object *docs, const char *default_ns,
+                        struct catalog **ret);
+
 /* Borrowed; NULL when absent. */
 const struct json_object *catalog_service(const struct catalog *cat, const char *ns,
                                           const char *name);

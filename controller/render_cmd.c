@@ -245,9 +245,7 @@ int render_main(int argc, char **argv)
 		fprintf(stderr, "kanary-controller render: %s\n", ierr.msg);
 		goto out_free_files;
 	}
-	r = catalog_create(&cat);
-	for (size_t i = 0; r >= 0 && i < json_object_array_length(docs); i++)
-		r = catalog_add(cat, json_object_array_get_idx(docs, i), "default");
+	r = catalog_create_from(docs, "default", &cat);
 	if (r < 0) {
 		fprintf(stderr, "kanary-controller render: %s\n", strerror(-r));
 		goto out_destroy;

@@ -126,9 +126,7 @@ int check_main(int argc, char **argv)
 		fprintf(stderr, "kanary-webhook check: %s\n", ierr.msg);
 		goto out_free_files;
 	}
-	r = catalog_create(&cat);
-	for (size_t i = 0; r >= 0 && i < json_object_array_length(docs); i++)
-		r = catalog_add(cat, json_object_array_get_idx(docs, i), "default");
+	r = catalog_create_from(docs, "default", &cat);
 	for (size_t i = 0; r >= 0 && i < json_object_array_length(docs); i++) {
 		const struct json_object *d = json_object_array_get_idx(docs, i);
 		bool allowed = false;
