@@ -63,6 +63,13 @@
 #define KANARY_MAX_INDEX_ENTRIES (1024u * 1024)
 /* A condition message in a Kanary's status (the CRD allows 32 kB). */
 #define KANARY_MAX_STATUS_MESSAGE 4096
+/*
+ * What the Ready condition tells of the HAProxy pods: one pod's problem (the
+ * kubelet's message, cut and marked past it), and the whole list (past it,
+ * "... and N more pods").
+ */
+#define KANARY_MAX_POD_PROBLEM   512
+#define KANARY_MAX_POD_DIAGNOSIS 1536
 /* Reconcile threads, and Kanaries with per-route series on /metrics. */
 #define KANARY_MAX_WORKERS          64
 #define KANARY_MAX_METRICS_KANARIES (64u * 1024)
