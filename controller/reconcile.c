@@ -18,6 +18,7 @@
 #include "common/resolve.h"
 #include "controller/controller.h"
 #include "common/io/log.h"
+#include "controller/pods.h"
 #include "controller/status.h"
 
 /*
@@ -73,6 +74,7 @@ struct memo {
 	struct child_memo child[CHILD_N];
 	char kanary_rv[RV_SIZE];    /* the Kanary our last status write was computed from */
 	struct json_object *status; /* that write */
+	bool pods_unreadable;       /* the last LIST of its pods failed (told once) */
 };
 
 static void memo_free(void *v)
@@ -612,6 +614,77 @@ static enum status_rollout rollout_state(const struct json_object *dep, const ch
 	return u >= w && a >= w && h <= w ? STATUS_ROLLOUT_DONE : STATUS_ROLLOUT_PROGRESSING;
 }
 
+/*
+ * The label selector of the Deployment's pods, "k=v,k=v", from its
+ * spec.selector.matchLabels (what common/objects.c gave it). False when
+ * there is none or it does not fit.
+ */
+static bool pod_selector(const struct json_object *dep, char *out, size_t size)
+{
+	static const char *const path[] = {"spec", "selector", "matchLabels", NULL};
+	struct json_object *ml = get_path(dep, path);
+	size_t len = 0;
+
+	if (!ml || !json_object_is_type(ml, json_type_object) || json_object_object_length(ml) == 0)
+		return false;
+	json_object_object_foreach(ml, k, v)
+	{
+		int n;
+
+		if (!json_object_is_type(v, json_type_string))
+			return false;
+		n = snprintf(out + len, size - len, "%s%s=%s", len ? "," : "", k,
+		             json_object_get_string(v));
+		if (n < 0 || (size_t)n >= size - len)
+			return false;
+		len += (size_t)n;
+	}
+	return true;
+}
+
+/*
+ * Why the rollout waits, from the HAProxy pods: one LIST of the namespace's
+ * pods with the Deployment's selector (served from the API server's cache),
+ * only while the rollout is pending. True when *ret holds a diagnosis. A
+ * failed LIST costs only the detail: Ready still says the rollout waits.
+ */
+static bool diagnose_pods(struct rc *rc, struct pods_diagnosis *ret)
+{
+	struct kube_list_options lo = {.resource_version = "0", .page_size = -1};
+	char selector[KANARY_MAX_SELECTOR + 1], path[KANARY_MAX_URL];
+	struct json_object *list = NULL;
+	struct kube_result res;
+	struct timespec now;
+	int r;
+
+	if (!rc->deployment || !pod_selector(rc->deployment, selector, sizeof(selector)))
+		return false;
+	lo.label_selector = selector;
+	r = kube_path(path, sizeof(path), "", "v1", "pods", rc->ns, NULL, NULL);
+	if (r < 0)
+		return false;
+	r = kube_list(rc->kc, path, &lo, &list, &res);
+	if (r == -ECANCELED)
+		return false;
+	if (r < 0) {
+		if (!rc->memo->pods_unreadable)
+			log_msg(
+			    LOG_WARNING, rc->key,
+			    "cannot list its HAProxy pods (%s): %s (%s); Ready will not say why "
+			    "the rollout waits (the controller needs list on pods); trying "
+			    "again in %lds",
+			    selector, kube_reason_name(res.reason), res.message,
+			    RECONCILE_ROLLOUT_RECHECK_MS / 1000);
+		rc->memo->pods_unreadable = true;
+		return false;
+	}
+	rc->memo->pods_unreadable = false;
+	clock_gettime(CLOCK_REALTIME, &now);
+	r = pods_diagnose(list, (int64_t)now.tv_sec, ret);
+	json_object_put(list);
+	return r == 0;
+}
+
 static void rfc3339_now(char out[32])
 {
 	struct timespec ts;
@@ -674,6 +747,35 @@ static void on_newly_empty(void *ctx, const char *service, int64_t weight)
 	       service, (long long)weight);
 }
 
+/*
+ * What the HAProxy pods showed, told when Ready's reason changes: a problem
+ * as a Warning (and a log line), its end as a log line. A message that
+ * follows the pods (a restart count, another pod) changes the status, not
+ * the reason, so a look-again every few seconds tells nothing new.
+ */
+static void rollout_events(struct rc *rc, const struct json_object *old_st,
+                           const struct json_object *st)
+{
+	static const char *const k_status[] = {"status", NULL};
+	static const char *const k_reason[] = {"reason", NULL};
+	static const char *const k_msg[] = {"message", NULL};
+	const struct json_object *was = status_condition(old_st, STATUS_COND_READY);
+	const struct json_object *now = status_condition(st, STATUS_COND_READY);
+	const char *old_reason = str_at(was, k_reason), *reason = str_at(now, k_reason);
+	bool old_pods = status_waits_on_rollout(old_st) && old_reason &&
+	                strcmp(old_reason, STATUS_REASON_ROLLOUT) != 0;
+	bool pods =
+	    status_waits_on_rollout(st) && reason && strcmp(reason, STATUS_REASON_ROLLOUT) != 0;
+
+	if (!reason || (old_reason && strcmp(old_reason, reason) == 0))
+		return;
+	if (pods)
+		record(rc, KUBE_RECORD_WARNING, reason, "%s", str_at(now, k_msg));
+	else if (old_pods)
+		log_msg(LOG_INFO, rc->key, "HAProxy pods no longer %s; Ready %s: %s: %s",
+		        old_reason, str_at(now, k_status), reason, str_at(now, k_msg));
+}
+
 static void condition_events(struct rc *rc, const struct json_object *old_st,
                              const struct json_object *st)
 {
@@ -696,6 +798,7 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 		    strcmp(reason, STATUS_REASON_SERVICE_CONFLICT) == 0)
 			record(rc, KUBE_RECORD_WARNING, reason, "%s", str_at(ready, k_msg));
 	}
+	rollout_events(rc, old_st, st);
 	status_newly_empty(old_st, st, on_newly_empty, &e);
 }
 
@@ -773,7 +876,8 @@ out:
 	return r;
 }
 
-int reconcile(struct controller *c, struct kube_client *kc, const char *key, int *retry_after_s)
+int reconcile(struct controller *c, struct kube_client *kc, const char *key,
+              struct reconcile_outcome *ret_outcome)
 {
 	static const char *const del_path[] = {"metadata", "deletionTimestamp", NULL};
 	static const char *const status_path[] = {"status", NULL};
@@ -782,6 +886,8 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key, int
 	struct kanary_resolution res;
 	struct status_problems problems;
 	struct status_facts facts;
+	struct pods_diagnosis pods;
+	bool diagnosed = false;
 	struct catalog *cat = NULL;
 	struct kerr_list errs;
 	struct buf errtext;
@@ -792,7 +898,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key, int
 	bool applied = false;
 	int r;
 
-	*retry_after_s = 0;
+	*ret_outcome = (struct reconcile_outcome){0};
 	if (!slash || (size_t)(slash - key) >= sizeof(rc.ns))
 		return 0;
 	memcpy(rc.ns, key, (size_t)(slash - key));
@@ -866,6 +972,13 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key, int
 	    .rollout = rollout_state(rc.deployment, applied ? hash : old_hash),
 	    .now = now,
 	};
+	/* Only a rollout that waits, of a configuration served as it is, has pods to ask. */
+	if (facts.rollout != STATUS_ROLLOUT_DONE && applied && !facts.conflict)
+		diagnosed = diagnose_pods(&rc, &pods);
+	if (diagnosed && pods.verdict != PODS_STARTING) {
+		facts.pods_reason = pods_reason(pods.verdict);
+		facts.pods_message = pods.message;
+	}
 	r = status_build(&facts, old_st, &st);
 	if (r < 0)
 		goto out_res;
@@ -892,9 +1005,11 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key, int
 		condition_events(&rc, old_st, st);
 	}
 	update_metrics(&rc, st);
+	if (status_waits_on_rollout(st))
+		ret_outcome->recheck_ms = RECONCILE_ROLLOUT_RECHECK_MS;
 	r = 0;
 out_res:
-	*retry_after_s = rc.retry_after_s;
+	ret_outcome->retry_after_s = rc.retry_after_s;
 	json_object_put(old_st);
 	json_object_put(st);
 	kanary_resolution_finish(&res);

@@ -389,13 +389,20 @@ static void *worker_main(void *arg)
 
 	while (queue_get(c->queue, &key) == 0) {
 		long long t0 = mono_ms();
-		int retry_after_s = 0;
-		int r = reconcile(c, w->kc, key, &retry_after_s);
+		struct reconcile_outcome out = {0};
+		int r = reconcile(c, w->kc, key, &out);
+		int retry_after_s = out.retry_after_s;
 		double dt = (double)(mono_ms() - t0) / 1000.0;
 
 		metrics_reconciled(c->metrics, r == 0 ? METRICS_SUCCESS : METRICS_ERROR, dt);
 		if (r == 0) {
 			queue_forget(c->queue, key);
+			/*
+			 * A key already held back keeps the earlier time, so however
+			 * often it is woken meanwhile, one look-again waits per key.
+			 */
+			if (out.recheck_ms > 0)
+				queue_add_after(c->queue, key, out.recheck_ms);
 		} else if (r != -ECANCELED) {
 			unsigned n = queue_requeues(c->queue, key);
 

@@ -11,6 +11,7 @@
 
 #include "common/kerr.h"
 #include "common/limits.h"
+#include "controller/pods.h"
 
 /* True when the resolver looked this route up (validation reports malformed ones). */
 static bool route_well_formed(const struct kanary_route *r)
@@ -94,6 +95,21 @@ bool status_condition_changed(const struct json_object *old_status,
 	return !same_str(str_field(a, "status"), str_field(b, "status")) ||
 	       !same_str(str_field(a, "reason"), str_field(b, "reason")) ||
 	       !same_str(str_field(a, "message"), str_field(b, "message"));
+}
+
+bool status_waits_on_rollout(const struct json_object *status)
+{
+	const struct json_object *c = status_condition(status, STATUS_COND_READY);
+	const char *reason = str_field(c, "reason");
+
+	if (!c || !same_str(str_field(c, "status"), "False") || !reason)
+		return false;
+	if (strcmp(reason, STATUS_REASON_ROLLOUT) == 0)
+		return true;
+	for (int v = PODS_NOT_READY; v <= PODS_IMAGE_PULL_FAILED; v++)
+		if (same_str(reason, pods_reason((enum pods_verdict)v)))
+			return true;
+	return false;
 }
 
 const char *status_config_hash(const struct json_object *status)
@@ -212,6 +228,11 @@ static void decide(const struct status_facts *f, const char *kept_hash, struct c
 		cond_set(ready, STATUS_COND_READY, "False", STATUS_REASON_NO_ENDPOINTS,
 		         "no route with weight above 0 has a ready endpoint, so HAProxy refuses "
 		         "connections");
+	else if (f->rollout != STATUS_ROLLOUT_DONE && f->pods_reason && f->pods_message)
+		cond_set(ready, STATUS_COND_READY, "False", f->pods_reason,
+		         "Deployment %s-haproxy cannot roll out configuration %s: %s",
+		         f->k->name ? f->k->name : "", short_hash(f->config_hash, h8) ? h8 : "?",
+		         f->pods_message);
 	else if (f->rollout != STATUS_ROLLOUT_DONE)
 		cond_set(ready, STATUS_COND_READY, "False", STATUS_REASON_ROLLOUT,
 		         "waiting for Deployment %s-haproxy to roll out configuration %s",

@@ -24,7 +24,11 @@ struct kerr_list;
  *                 Unknown InvalidSpec    the spec is invalid in another way
  *   Ready         True  Ready            HAProxy serves the current configuration
  *                 False InvalidSpec, BackendNotFound, PortNotFound, ServiceConflict,
- *                       NoEndpoints, RolloutInProgress (first that applies)
+ *                       NoEndpoints, then while the rollout is not done either what
+ *                       the HAProxy pods show (HAProxyImagePullFailed,
+ *                       HAProxyContainerFailed, HAProxyCrashLooping,
+ *                       HAProxyPodsUnschedulable, HAProxyPodsNotReady: controller/pods.h)
+ *                       or RolloutInProgress (first that applies)
  * lastTransitionTime moves only when a condition's status does.
  * routes, summary and configHash describe what is in force: when this
  * reconcile applied nothing (a missing backend, an invalid spec), they stay
@@ -73,6 +77,9 @@ struct status_facts {
 	const char *config_hash; /* 64 hex digits when applied */
 	const char *conflict;    /* why the destination Service was left alone, or NULL */
 	enum status_rollout rollout;
+	/* Why the rollout is stuck, from the pods (pods_reason, pods_diagnose); NULL: not known. */
+	const char *pods_reason;
+	const char *pods_message;
 	const char *now; /* RFC 3339 UTC, "2026-01-02T03:04:05Z" */
 };
 
@@ -104,6 +111,13 @@ bool status_condition_changed(const struct json_object *old_status,
 size_t status_newly_empty(const struct json_object *old_status,
                           const struct json_object *new_status,
                           void (*fn)(void *ctx, const char *service, int64_t weight), void *ctx);
+
+/*
+ * True when the status's Ready condition is False only because the rollout is
+ * not done (RolloutInProgress, or a reason from the pods): what only time,
+ * not a watched object, may change.
+ */
+bool status_waits_on_rollout(const struct json_object *status);
 
 /* status.configHash, borrowed, or NULL. */
 const char *status_config_hash(const struct json_object *status);

@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/check.h"
 #include "common/kerr.h"
+#include "controller/pods.h"
 #include "controller/status.h"
 
 static const char svc_v1[] =
@@ -187,6 +188,42 @@ static void status_ready_once_the_rollout_is_done(void **state)
 	checked_finish(&c);
 }
 
+static void status_tells_why_the_pods_hold_the_rollout(void **state)
+{
+	const char *const objs[] = {svc_v1, svc_v2, slice_v1, NULL};
+	struct json_object *st = NULL, *st2 = NULL;
+	struct status_facts f;
+	struct checked c;
+
+	check(&c, kanary_80_20, objs);
+	f = facts_of(&c, true, HASH_A, STATUS_ROLLOUT_PROGRESSING, "2026-01-01T00:00:00Z");
+	assert_int_equal(status_build(&f, NULL, &st), 0);
+	assert_true(status_waits_on_rollout(st));
+	json_object_put(st);
+
+	f.pods_reason = pods_reason(PODS_IMAGE_PULL_FAILED);
+	f.pods_message = "pod rule-haproxy-1: container haproxy: ErrImageNeverPull: no";
+	assert_int_equal(status_build(&f, NULL, &st), 0);
+	assert_string_equal(cond_field(st, STATUS_COND_READY, "status"), "False");
+	assert_string_equal(cond_field(st, STATUS_COND_READY, "reason"), "HAProxyImagePullFailed");
+	assert_string_equal(cond_field(st, STATUS_COND_READY, "message"),
+	                    "Deployment rule-haproxy cannot roll out configuration aaaaaaaa: pod "
+	                    "rule-haproxy-1: container haproxy: ErrImageNeverPull: no");
+	assert_true(status_waits_on_rollout(st));
+
+	/* Once the Deployment rolled, what the pods said before does not matter. */
+	f = facts_of(&c, true, HASH_A, STATUS_ROLLOUT_DONE, "2026-01-01T00:01:00Z");
+	f.pods_reason = pods_reason(PODS_NOT_READY);
+	f.pods_message = "stale";
+	assert_int_equal(status_build(&f, st, &st2), 0);
+	assert_string_equal(cond_field(st2, STATUS_COND_READY, "status"), "True");
+	assert_false(status_waits_on_rollout(st2));
+	assert_false(status_waits_on_rollout(NULL));
+	json_object_put(st2);
+	json_object_put(st);
+	checked_finish(&c);
+}
+
 static void status_same_facts_give_the_same_status(void **state)
 {
 	const char *const objs[] = {svc_v1, svc_v2, slice_v1, NULL};
@@ -340,6 +377,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(status_classify_tells_missing_services_ports_and_other_errors),
 	    cmocka_unit_test(status_ready_once_the_rollout_is_done),
+	    cmocka_unit_test(status_tells_why_the_pods_hold_the_rollout),
 	    cmocka_unit_test(status_same_facts_give_the_same_status),
 	    cmocka_unit_test(status_missing_backend_keeps_what_is_in_force),
 	    cmocka_unit_test(status_first_reconcile_of_an_unresolvable_kanary),
