@@ -93,6 +93,7 @@ CONTROLLER_RULES = {
     ("", "configmaps", (), ("create", "delete", "list", "patch", "watch")),
     ("apps", "replicasets", (), ("list", "watch")),
     ("discovery.k8s.io", "endpointslices", (), ("list", "watch")),
+    ("", "pods", (), ("list",)),
     ("", "events", (), ("create", "patch")),
 }
 CONTROLLER_NS_RULES = {  # in the release namespace only
