@@ -360,10 +360,11 @@ static void out_global(struct out *o, const struct render_options *opt)
 	     "# Rendered from a Kanary; every change is overwritten.\n"
 	     "global\n"
 	     "    log stdout format raw local0 info\n"
-	     "    maxconn %d\n"
-	     "    nbthread %d\n"
-	     "    hard-stop-after %ds\n",
-	     opt->maxconn, opt->nbthread, opt->hard_stop_after_s);
+	     "    maxconn %d\n",
+	     opt->maxconn);
+	if (opt->nbthread > 0)
+		outf(o, "    nbthread %d\n", opt->nbthread);
+	outf(o, "    hard-stop-after %ds\n", opt->hard_stop_after_s);
 	if (opt->runtime_dir) {
 		outf(o,
 		     "    stats socket %s/admin.sock mode 600 level admin expose-fd listeners\n"
@@ -380,13 +381,17 @@ static void out_global(struct out *o, const struct render_options *opt)
 	 * idle server is marked down by the active checks within
 	 * inter + (fall - 1) * fastinter, measured 3 s (6 s without
 	 * fastinter). A drawn route without usable servers goes to fallback.
+	 *
+	 * No `option dontlognull`: in TCP mode it drops the log line of every
+	 * connection whose client sent nothing, which is every connection of a
+	 * protocol where the server speaks first (SMTP, MySQL), so the log
+	 * would miss connections the metrics count.
 	 */
 	outf(o, "\n"
 	        "defaults\n"
 	        "    mode tcp\n"
 	        "    log global\n"
 	        "    option tcplog\n"
-	        "    option dontlognull\n"
 	        "    timeout connect 2s\n"
 	        "    timeout client 1h\n"
 	        "    timeout server 1h\n"
@@ -540,7 +545,7 @@ static bool render_options_ok(const struct render_options *o)
 		return false;
 	if (o->maxconn < RENDER_MIN_MAXCONN || o->maxconn > RENDER_MAX_MAXCONN)
 		return false;
-	return o->nbthread >= 1 && o->nbthread <= RENDER_MAX_NBTHREAD && o->hard_stop_after_s >= 1;
+	return o->nbthread >= 0 && o->nbthread <= RENDER_MAX_NBTHREAD && o->hard_stop_after_s >= 1;
 }
 
 int render_haproxy(const struct kanary *k, const struct kanary_resolution *res,

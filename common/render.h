@@ -16,7 +16,7 @@ struct render_options {
 	int metrics_port;        /* /metrics (Prometheus) */
 	const char *runtime_dir; /* directory of the admin socket; NULL for none */
 	int maxconn;
-	int nbthread;
+	int nbthread;          /* 0: unset, one thread per CPU HAProxy may run on */
 	int hard_stop_after_s; /* below the pod's terminationGracePeriodSeconds */
 };
 
@@ -25,9 +25,14 @@ struct render_options {
 #define RENDER_DEFAULT_METRICS_PORT 8405
 /* The admin socket's directory; the Deployment mounts an emptyDir there. */
 #define RENDER_DEFAULT_RUNTIME_DIR "/var/run/haproxy"
-/* HAProxy needs about 2 * maxconn file descriptors and refuses to start without them. */
+/*
+ * HAProxy needs about 2 * maxconn file descriptors and refuses to start without
+ * them. No fixed thread count: unset, HAProxy starts a thread per CPU it may
+ * run on, where a fixed 2 is more than a one-CPU node has (HAProxy 3.0 warns
+ * about it) and less than a larger node could use.
+ */
 #define RENDER_DEFAULT_MAXCONN         8000
-#define RENDER_DEFAULT_NBTHREAD        2
+#define RENDER_DEFAULT_NBTHREAD        0
 #define RENDER_DEFAULT_HARD_STOP_AFTER 60
 /*
  * Accepted ranges. 128 connections are the least: the probe and metrics
@@ -53,7 +58,7 @@ void render_options_init(struct render_options *o);
  * that is not an IPv4/IPv6 literal with a port in 1..65535, or repeated;
  * options out of range (ports 1..65535 and distinct, bind_address "" or an IP
  * literal, runtime_dir an absolute path of [A-Za-z0-9/._-], maxconn
- * RENDER_MIN_MAXCONN..RENDER_MAX_MAXCONN, nbthread 1..RENDER_MAX_NBTHREAD,
+ * RENDER_MIN_MAXCONN..RENDER_MAX_MAXCONN, nbthread 0 (unset) or 1..RENDER_MAX_NBTHREAD,
  * hard_stop_after_s >= 1).
  * Returns 0, -EINVAL, -E2BIG past KANARY_MAX_CONFIG (or KANARY_MAX_ENDPOINTS
  * endpoints on a route), -ENOMEM.

@@ -14,7 +14,12 @@ for the record of what the data plane does, and asserts:
 - a route whose pods all died costs at most 0.5 % of the connections once
   the health checks have noticed;
 - not-ready and terminating endpoints never reach the configuration, so no
-  connection (not even a health check) reaches them.
+  connection (not even a health check) reaches them;
+- haproxy logs every connection, also one where only the server speaks.
+
+haproxy is the one KANARY_HAPROXY names (meson runs this file once per haproxy
+under test: the system's and HAProxy 3.0), else haproxy on PATH; its version
+heads the output.
 
 Nothing leaves 127.0.0.0/8, and every process and socket is stopped by the
 test itself, by PID, even when an assertion fails.
@@ -32,6 +37,7 @@ import pathlib
 import queue
 import re
 import selectors
+import shutil
 import socket
 import subprocess
 import threading
@@ -39,7 +45,7 @@ import time
 
 import pytest
 
-HAPROXY = "/usr/sbin/haproxy"
+HAPROXY = os.environ.get("KANARY_HAPROXY") or shutil.which("haproxy") or "/usr/sbin/haproxy"
 NAMESPACE = "default"
 DESTINATION = "myapp"
 
@@ -70,7 +76,10 @@ def controller():
     if not os.access(path, os.X_OK):
         pytest.fail(f"kanary-controller not found at {path}: build it, or set KANARY_CONTROLLER")
     if not os.access(HAPROXY, os.X_OK):
-        pytest.fail(f"haproxy not found at {HAPROXY}")
+        pytest.fail(f"haproxy not found at {HAPROXY}: install it, or set KANARY_HAPROXY")
+    version = subprocess.run([HAPROXY, "-v"], capture_output=True, text=True, timeout=30)
+    assert version.returncode == 0, f"{HAPROXY} -v failed: {version.stdout}{version.stderr}"
+    print(f"\nhaproxy under test: {HAPROXY}: {version.stdout.splitlines()[0]}")
     return path
 
 
@@ -840,3 +849,37 @@ def test_not_ready_and_terminating_endpoints_never_appear_in_config_nor_get_traf
             assert tally.answers[pod.name] == 0
         assert tally.failed == 0, f"{dict(tally.failures)}"
         assert sum(tally.answers.values()) == tally.sent
+
+
+def test_connection_where_only_the_server_speaks_is_logged(controller, tmp_path):
+    """A server-speaks-first protocol (SMTP, MySQL): the client sends nothing, and yet
+    haproxy writes the connection's log line. `option dontlognull` would drop it, as it
+    drops every connection whose client sent no data."""
+    routes = [Route("myapp-v1", 100, 1)]
+    count = 20
+    pods, by_service = start_pods(routes)
+    with pods:
+        stream = healthy_stream(tmp_path / "stream.yaml", routes, by_service)
+        with running_haproxy(controller, stream, tmp_path, {"route_myapp-v1": 1}) as hap:
+            assert "dontlognull" not in hap.cfg
+            clients = []
+            for _ in range(count):
+                # The pod writes its name first and closes; the client only reads.
+                with socket.create_connection(hap.address, timeout=CONNECT_TIMEOUT_S) as s:
+                    clients.append(s.getsockname()[1])
+                    greeting = s.recv(256)
+                assert greeting == b"myapp-v1-pod0\n", f"greeting {greeting!r}"
+            # One tcplog line per connection, "<client ip>:<port> [date] fe_main route/server ...",
+            # written when the connection ends.
+            deadline = time.monotonic() + 10
+            while True:
+                log = hap.log_path.read_text(errors="replace")
+                logged = {int(m.group(1)) for m in
+                          re.finditer(r"^127\.0\.0\.1:(\d+) \[[^\]]*\] fe_main route_myapp-v1/", log, re.M)}
+                missing = [port for port in clients if port not in logged]
+                if not missing or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+    print(f"\nserver speaks first, client sends nothing: {count - len(missing)} of {count}"
+          " connections in haproxy's log")
+    assert not missing, f"no log line for the connections from ports {missing}:\n{hap.log_tail()}"

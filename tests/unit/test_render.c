@@ -129,11 +129,12 @@ __attribute__((noinline)) static char *render_ok(const struct model *m,
 
 /* ---- the real haproxy ---- */
 
+/* KANARY_HAPROXY (meson passes each haproxy under test), else haproxy on PATH. */
 static const char *haproxy_path(void)
 {
 	const char *p = getenv("KANARY_HAPROXY");
 
-	return p && p[0] ? p : "/usr/sbin/haproxy";
+	return p && p[0] ? p : "haproxy";
 }
 
 static char *read_file(const char *path)
@@ -155,22 +156,21 @@ static char *read_file(const char *path)
 }
 
 /*
- * Runs `haproxy -c -f` on cfg: it must exit 0, say the configuration is
- * valid, and warn about nothing.
+ * Runs `haproxy -c -V -f` on cfg: it must exit 0, say the configuration is
+ * valid, and warn about nothing. -V because HAProxy 3.0 prints the "valid"
+ * line only in verbose mode (2.6 prints it either way).
  */
 static void assert_haproxy_accepts(const char *cfg)
 {
 	char cfg_path[] = "/tmp/kanary-render-XXXXXX";
 	char out_path[] = "/tmp/kanary-render-out-XXXXXX";
-	char opt_c[] = "-c", opt_f[] = "-f";
-	char *argv[] = {(char *)(uintptr_t)haproxy_path(), opt_c, opt_f, cfg_path, NULL};
+	char opt_c[] = "-c", opt_v[] = "-V", opt_f[] = "-f";
+	char *argv[] = {(char *)(uintptr_t)haproxy_path(), opt_c, opt_v, opt_f, cfg_path, NULL};
 	posix_spawn_file_actions_t fa;
-	int cfg_fd, out_fd, status;
+	int cfg_fd, out_fd, status, r;
 	char *out;
 	pid_t pid;
 
-	if (access(haproxy_path(), X_OK) != 0)
-		fail_msg("%s is not there: install haproxy or set KANARY_HAPROXY", haproxy_path());
 	cfg_fd = mkstemp(cfg_path);
 	assert_true(cfg_fd >= 0);
 	assert_int_equal(write(cfg_fd, cfg, strlen(cfg)), (ssize_t)strlen(cfg));
@@ -181,8 +181,12 @@ static void assert_haproxy_accepts(const char *cfg)
 	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
 	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO), 0);
 	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, out_fd, STDERR_FILENO), 0);
-	assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
+	/* posix_spawnp: a bare "haproxy" is looked up on PATH. */
+	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		fail_msg("cannot run %s (%s): install haproxy or set KANARY_HAPROXY", argv[0],
+		         strerror(r));
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	close(out_fd);
 
@@ -190,7 +194,8 @@ static void assert_haproxy_accepts(const char *cfg)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
 	    !strstr(out, "Configuration file is valid") || strstr(out, "[WARNING]") ||
 	    strstr(out, "[ALERT]"))
-		print_error("haproxy -c refused or warned:\n%s\n---- config ----\n%s\n", out, cfg);
+		print_error("%s -c -V refused or warned:\n%s\n---- config ----\n%s\n", argv[0], out,
+		            cfg);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_non_null(strstr(out, "Configuration file is valid"));
@@ -458,11 +463,12 @@ static void test_global_and_probe_sections(void **state)
 	model_init(&m, rs, 1);
 	test_options(&o);
 	o.runtime_dir = "/tmp/kanary-run";
-	o.nbthread = 4;
+	/* 1: HAProxy 3.0 warns about more threads than the CPUs it may run on. */
+	o.nbthread = 1;
 	o.hard_stop_after_s = 45;
 	t = render_ok(&m, &o);
 	assert_has(t, "global\n    log stdout format raw local0 info\n    maxconn 1000\n"
-	              "    nbthread 4\n    hard-stop-after 45s\n"
+	              "    nbthread 1\n    hard-stop-after 45s\n"
 	              "    stats socket /tmp/kanary-run/admin.sock mode 600 level admin"
 	              " expose-fd listeners\n");
 	assert_has(t, "\n    mode tcp\n");
@@ -485,6 +491,27 @@ static void test_global_and_probe_sections(void **state)
 	assert_null(strstr(t, "stats socket"));
 	assert_has(t, "\n    bind :8080\n");
 	assert_haproxy_accepts(t);
+	free(t);
+
+	/*
+	 * By default no thread count (HAProxy starts one per CPU it may run
+	 * on), and no dontlognull, which in TCP mode would drop the log line of
+	 * every connection where only the server speaks.
+	 */
+	test_options(&o);
+	assert_int_equal(o.nbthread, 0);
+	t = render_ok(&m, &o);
+	assert_has(t, "global\n    log stdout format raw local0 info\n    maxconn 1000\n"
+	              "    hard-stop-after 60s\n");
+	assert_null(strstr(t, "nbthread"));
+	assert_null(strstr(t, "dontlognull"));
+	assert_has(t, "\n    option tcplog\n");
+	assert_haproxy_accepts(t);
+	free(t);
+	/* Not given to haproxy: more threads than this machine's CPUs warn on 3.0. */
+	o.nbthread = RENDER_MAX_NBTHREAD;
+	t = render_ok(&m, &o);
+	assert_has(t, "\n    maxconn 1000\n    nbthread 64\n    hard-stop-after 60s\n");
 	free(t);
 	model_finish(&m);
 }
@@ -637,7 +664,9 @@ static void test_invalid_input(void **state)
 	o.maxconn = RENDER_MIN_MAXCONN - 1;
 	assert_render_fails(&m, &o, -EINVAL);
 	test_options(&o);
-	o.nbthread = 0;
+	o.nbthread = -1;
+	assert_render_fails(&m, &o, -EINVAL);
+	o.nbthread = RENDER_MAX_NBTHREAD + 1;
 	assert_render_fails(&m, &o, -EINVAL);
 	test_options(&o);
 	o.hard_stop_after_s = 0;
