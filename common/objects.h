@@ -15,7 +15,11 @@ struct objects_options {
 	int min_ready_s;
 };
 
-#define OBJECTS_DEFAULT_IMAGE "haproxy:2.6"
+/*
+ * The current HAProxy LTS line that the tests run (2.6 still works: every
+ * rendered configuration passes `haproxy -c` on both).
+ */
+#define OBJECTS_DEFAULT_IMAGE "haproxy:3.0"
 /* Seconds the pod keeps accepting after it is told to stop, while endpoints drain. */
 #define OBJECTS_DEFAULT_PRESTOP_SLEEP 15
 /* At least one health-check interval, so a new pod has checked its servers. */

@@ -334,7 +334,7 @@ def test_the_rendered_objects_are_the_ones_the_design_asks_for(cluster):
     assert "--leader-elect=true" in cargs
     assert f"--leader-elect-resource-name={LEASE}" in cargs
     assert f"--leader-elect-resource-namespace={NS}" in cargs
-    assert "--haproxy-image=haproxy:2.6" in cargs
+    assert "--haproxy-image=haproxy:3.0" in cargs
     assert webhook["spec"]["template"]["spec"]["containers"][0]["image"] == "kanary:0.1.0"
     # The webhook configurations: Fail, no side effects, a short timeout, only Kanaries.
     for kind, path in (("MutatingWebhookConfiguration", "/mutate"),
