@@ -702,6 +702,94 @@ def test_a_service_of_someone_else_is_never_taken(cluster, ns, start_controller)
     assert svc["spec"]["selector"]["kanary.pyxida.io/name"] == KANARY
 
 
+def haproxy_pods(cluster, ns):
+    """The Kanary's HAProxy pods: the replicaset controller made them; no kubelet runs them."""
+    return cluster.items(ns, "pod", f"kanary.pyxida.io/name={KANARY},app.kubernetes.io/name=haproxy")
+
+
+def write_pod_status(cluster, ns, pod, status):
+    """What a kubelet would report, written through pods/status (the test runs as admin)."""
+    cluster.patch(ns, f"pod {pod}", {"status": status}, subresource="status")
+
+
+def test_an_image_that_cannot_be_pulled_keeps_ready_false_and_says_why(
+        cluster, ns, start_controller):
+    image = "localhost/haproxy:nope"
+    ctl = start_controller(f"--haproxy-image={image}")
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+    converged(cluster, ns, endpoints=[3, 2])
+    pods = eventually(lambda: [p["metadata"]["name"] for p in haproxy_pods(cluster, ns)]
+                      if len(haproxy_pods(cluster, ns)) == 2 else None, "two HAProxy pods")
+    # Pods that no kubelet ran yet are starting: the rollout is just in progress.
+    ready = condition(kanary_obj(cluster, ns), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "RolloutInProgress"), ready
+    # The kubelet cannot pull the image. Nothing the controller watches changes (the pods'
+    # ReplicaSet counts no more and no fewer ready pods), so only its look-again sees it.
+    never = f'Container image "{image}" is not present with pull policy of Never'
+    scheduled = {"type": "PodScheduled", "status": "True",
+                 "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    for name in pods:
+        write_pod_status(cluster, ns, name, {
+            "phase": "Pending", "conditions": [scheduled],
+            "containerStatuses": [{
+                "name": "haproxy", "image": image, "imageID": "", "ready": False,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImageNeverPull", "message": never}}}]})
+
+    def pull_failed():
+        c = condition(kanary_obj(cluster, ns), "Ready")
+        return c if c and c["reason"] == "HAProxyImagePullFailed" else None
+    ready = eventually(pull_failed, "Ready=False with HAProxyImagePullFailed")
+    print(f"Ready: {ready['status']} {ready['reason']}: {ready['message']}")
+    assert ready["status"] == "False"
+    assert ready["message"].startswith(f"Deployment {DEPLOYMENT} cannot roll out configuration ")
+    for name in sorted(pods):
+        assert f"pod {name}: container haproxy: ErrImageNeverPull: {never}" in ready["message"]
+    eventually(lambda: events(cluster, ns, "HAProxyImagePullFailed") == 1,
+               "a HAProxyImagePullFailed event")
+    warning = [e for e in cluster.items(ns, "events") if e.get("reason") == "HAProxyImagePullFailed"]
+    assert warning[0]["type"] == "Warning"
+    assert image in warning[0]["message"]
+    # It stays so, and is told once, however often the controller looks again.
+    time.sleep(12)
+    ready = condition(kanary_obj(cluster, ns), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "HAProxyImagePullFailed")
+    assert events(cluster, ns, "HAProxyImagePullFailed") == 1
+    assert ctl.log_path.read_text().count("HAProxyImagePullFailed:") == 1
+    # The image is there now: the pods run and turn ready (long enough ago for the
+    # Deployment's minReadySeconds), so the replicaset and deployment controllers count them
+    # available and the Deployment's status says the rollout is done.
+    since = "2026-01-01T00:00:00Z"
+    for name in pods:
+        write_pod_status(cluster, ns, name, {
+            "phase": "Running",
+            "conditions": [scheduled,
+                           {"type": "Initialized", "status": "True", "lastTransitionTime": since},
+                           {"type": "ContainersReady", "status": "True",
+                            "lastTransitionTime": since},
+                           {"type": "Ready", "status": "True", "lastTransitionTime": since}],
+            "containerStatuses": [{
+                "name": "haproxy", "image": image, "imageID": "", "ready": True,
+                "started": True, "restartCount": 0,
+                "state": {"running": {"startedAt": since}}}]})
+
+    def rolled():
+        d = deployment(cluster, ns)
+        st = d.get("status", {})
+        return (st.get("observedGeneration") == d["metadata"]["generation"] and
+                st.get("updatedReplicas") == 2 and st.get("availableReplicas") == 2)
+    eventually(rolled, "the Deployment to count its pods available")
+
+    def ready_true():
+        c = condition(kanary_obj(cluster, ns), "Ready")
+        return c if c and c["status"] == "True" else None
+    ready = eventually(ready_true, "Ready=True")
+    assert ready["reason"] == "Ready"
+    assert "HAProxy serves configuration" in ready["message"]
+    assert ctl.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
+
+
 # ---- the data plane --------------------------------------------------------------------------
 
 POD_SERVER = r"""
