@@ -278,6 +278,15 @@ static int64_t running_since(const struct json_object *pod)
 	return since;
 }
 
+/* Appends ": <value>" when o has a string at key. */
+static void text_add_field(struct text *t, const struct json_object *o, const char *key)
+{
+	const char *v = str(o, key);
+
+	if (v)
+		text_add(t, ": %s", v);
+}
+
 /* The pod's worst problem, its words in t. */
 static enum pods_verdict pod_verdict(const struct json_object *pod, int64_t now_s, struct text *t)
 {
@@ -294,18 +303,14 @@ static enum pods_verdict pod_verdict(const struct json_object *pod, int64_t now_
 		return v;
 	if (phase && strcmp(phase, "Failed") == 0) {
 		text_add(t, "failed");
-		if (str(st, "reason"))
-			text_add(t, ": %s", str(st, "reason"));
-		if (str(st, "message"))
-			text_add(t, ": %s", str(st, "message"));
+		text_add_field(t, st, "reason");
+		text_add_field(t, st, "message");
 		return PODS_NOT_READY;
 	}
 	if (sched && str(sched, "status") && strcmp(str(sched, "status"), "False") == 0) {
 		text_add(t, "not scheduled");
-		if (str(sched, "reason"))
-			text_add(t, ": %s", str(sched, "reason"));
-		if (str(sched, "message"))
-			text_add(t, ": %s", str(sched, "message"));
+		text_add_field(t, sched, "reason");
+		text_add_field(t, sched, "message");
 		return PODS_UNSCHEDULABLE;
 	}
 	if (!phase || strcmp(phase, "Running") != 0 || !ready || !str(ready, "status") ||
@@ -319,8 +324,7 @@ static enum pods_verdict pod_verdict(const struct json_object *pod, int64_t now_
 		return PODS_STARTING;
 	/* No running count of seconds: the same state gives the same words, and no status write. */
 	text_add(t, "running, not ready for over %ds", PODS_READY_GRACE_S);
-	if (str(ready, "message"))
-		text_add(t, ": %s", str(ready, "message"));
+	text_add_field(t, ready, "message");
 	return PODS_NOT_READY;
 }
 
