@@ -67,6 +67,16 @@ def test_dockerfile_passes_hadolint():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_test_images_dockerfiles_pass_hadolint():
+    """The Dockerfiles of the images tests/image/build makes for the test node."""
+    hadolint = find_hadolint()
+    assert hadolint, "hadolint not found (tests/run installs it; or set HADOLINT)"
+    for name in ("haproxy", "pause", "testapp"):
+        path = TOP / "tests" / "image" / name / "Dockerfile"
+        out = subprocess.run([hadolint, str(path)], capture_output=True, text=True)
+        assert out.returncode == 0, f"{path}: " + out.stdout + out.stderr
+
+
 def test_image_has_two_stages_and_runs_as_non_root():
     s = stages()
     assert len(s) == 2
