@@ -353,7 +353,7 @@ static struct json_object *deployment(int *err, const struct kanary *k, const ch
 	struct json_object *annot = json_object_new_object();
 
 	jset_int(err, spec, "replicas", k->replicas);
-	/* Old ReplicaSets keep their ConfigMaps; few of them keep few ConfigMaps. */
+	/* No history: a superseded ReplicaSet and its ConfigMap go after the rollout. */
 	jset_int(err, spec, "revisionHistoryLimit", OBJECTS_REVISION_HISTORY_LIMIT);
 	/* At least one check interval, so a new pod has checked its servers once. */
 	jset_int(err, spec, "minReadySeconds", o->min_ready_s);

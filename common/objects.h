@@ -26,8 +26,15 @@ struct objects_options {
 #define OBJECTS_DEFAULT_MIN_READY 5
 /* termination_grace_s must be at least prestop + hard-stop-after + this. */
 #define OBJECTS_STOP_MARGIN 5
-/* Old ReplicaSets kept for rollback; each holds on to its own ConfigMap. */
-#define OBJECTS_REVISION_HISTORY_LIMIT 3
+/*
+ * Old ReplicaSets kept once scaled to 0: none. The controller owns the pod
+ * template (a `kubectl rollout undo` is reverted at the next reconcile), so
+ * history serves no rollback; and each old ReplicaSet would keep its own
+ * ConfigMap alive. With none, the deployment controller deletes the old
+ * ReplicaSet when the rollout completes, and the superseded ConfigMap goes
+ * with it.
+ */
+#define OBJECTS_REVISION_HISTORY_LIMIT 0
 
 void objects_options_init(struct objects_options *o);
 
