@@ -22,6 +22,15 @@
 #define KANARY_MAX_ADMISSION_BODY (3u * 1024 * 1024)
 #define KANARY_MAX_DEPTH          64
 #define KANARY_MAX_DOCUMENTS      10000
+/*
+ * YAML anchors per document, and the nodes all aliases of one stream may add
+ * (an alias bomb is refused here, as go-yaml refuses excessive aliasing), the
+ * digits of a plain scalar read as a number, and a reader's message.
+ */
+#define KANARY_MAX_ANCHORS     10000
+#define KANARY_MAX_ALIAS_NODES 100000u
+#define KANARY_MAX_NUMBER      400
+#define KANARY_MAX_DOC_MESSAGE 256
 
 /* Field errors kept per object; past it one more line says how many were left out. */
 #define KANARY_MAX_FIELD_ERRORS 100

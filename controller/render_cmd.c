@@ -240,7 +240,7 @@ int render_main(int argc, char **argv)
 		    argv[optind]);
 		goto out_free_files;
 	}
-	r = input_load(files, nfiles, &docs, &ierr);
+	r = input_load("kanary-controller render", files, nfiles, &docs, &ierr);
 	if (r < 0) {
 		fprintf(stderr, "kanary-controller render: %s\n", ierr.msg);
 		goto out_free_files;

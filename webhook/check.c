@@ -121,7 +121,7 @@ int check_main(int argc, char **argv)
 		        argv[optind]);
 		goto out_free_files;
 	}
-	r = input_load(files, nfiles, &docs, &ierr);
+	r = input_load("kanary-webhook check", files, nfiles, &docs, &ierr);
 	if (r < 0) {
 		fprintf(stderr, "kanary-webhook check: %s\n", ierr.msg);
 		goto out_free_files;

@@ -79,7 +79,21 @@ static int append_docs(struct json_object *out, struct json_object *docs)
 	return 0;
 }
 
-static int load_one(const char *path, struct json_object *out, struct input_err *err)
+struct input_warn_ctx {
+	const char *prog;
+	const char *file;
+};
+
+/* A reader's warning, on standard error: "<prog>: <file>: warning: line 6, ...". */
+static void input_warn(void *ctx, const char *msg)
+{
+	const struct input_warn_ctx *w = ctx;
+
+	fprintf(stderr, "%s: %s: warning: %s\n", w->prog, w->file, msg);
+}
+
+static int load_one(const char *prog, const char *path, struct json_object *out,
+                    struct input_err *err)
 {
 	struct json_object *docs = NULL;
 	struct doc_err derr = {{0}};
@@ -110,7 +124,9 @@ static int load_one(const char *path, struct json_object *out, struct input_err 
 		snprintf(err->msg, sizeof(err->msg), "%s: %s", shown, strerror(-r));
 		return r;
 	}
-	r = doc_parse_stream(data, len, &docs, &derr);
+	struct input_warn_ctx wctx = {.prog = prog, .file = shown};
+	struct doc_warner warner = {.fn = input_warn, .ctx = &wctx};
+	r = doc_parse_stream_warn(data, len, &warner, &docs, &derr);
 	free(data);
 	if (r < 0) {
 		snprintf(err->msg, sizeof(err->msg), "%s: %s", shown,
@@ -124,7 +140,7 @@ static int load_one(const char *path, struct json_object *out, struct input_err 
 	return r;
 }
 
-int input_load(const char *const *paths, size_t n, struct json_object **ret_docs,
+int input_load(const char *prog, const char *const *paths, size_t n, struct json_object **ret_docs,
                struct input_err *ret_err)
 {
 	static const char *const stdin_only[] = {"-"};
@@ -139,7 +155,7 @@ int input_load(const char *const *paths, size_t n, struct json_object **ret_docs
 	if (!out)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		r = load_one(paths[i], out, ret_err);
+		r = load_one(prog, paths[i], out, ret_err);
 		if (r < 0) {
 			json_object_put(out);
 			return r;

@@ -17,9 +17,11 @@ struct input_err {
  * document in order, with the items of each `kind: List` document in its place.
  * Returns 0; -E2BIG for a file over KANARY_MAX_INPUT; -EINVAL for a stream
  * that does not parse; -errno when a file cannot be read. ret_err says which
- * file and why. Ownership: *ret_docs is a new reference the caller puts.
+ * file and why. A reader's warnings (a key repeated in one mapping) go to
+ * standard error, after "<prog>: <file>: warning: ".
+ * Ownership: *ret_docs is a new reference the caller puts.
  */
-int input_load(const char *const *paths, size_t n, struct json_object **ret_docs,
+int input_load(const char *prog, const char *const *paths, size_t n, struct json_object **ret_docs,
                struct input_err *ret_err);
 
 /*

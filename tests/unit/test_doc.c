@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,34 +43,101 @@ static struct json_object *get(struct json_object *o, const char *key)
 	return v;
 }
 
-static void yaml_plain_scalars_follow_the_core_schema(void **state)
+static int64_t get_int(struct json_object *o, const char *key)
+{
+	struct json_object *v = get(o, key);
+
+	if (!json_object_is_type(v, json_type_int))
+		fail_msg("%s is %s, not an integer", key, json_object_to_json_string(v));
+	return json_object_get_int64(v);
+}
+
+/* Each value below is what kubectl 1.35 sends for it (kubectl create --dry-run=client -o json). */
+static void yaml_plain_scalars_read_as_kubectl_reads_them(void **state)
 {
 	struct json_object *docs =
 	    parse_ok("a: 80\nb: \"80\"\nc: 80.5\nd: true\ne: ~\nf: hello\n"
-	             "g: 0x1F\nh: 0o17\ni: -3\nj: .inf\nk: 'true'\n"
-	             "l: 1e3\nm: 99999999999999999999\nn: !!str 42\no: yes\n");
+	             "g: 0x1F\nh: 0o17\ni: -3\nk: 'true'\n"
+	             "l: 1e3\nm: 99999999999999999999\nnn: !!str 42\no: yes\n"
+	             "p: 8_0\nq: 017\nr: +80\ns: 80.0\nt: 8e1\nu: 080\nv: 0b101\nw: off\n"
+	             "x: null\ny2: 1e400\nz: 1:20\naa: !!int \"80\"\nab: !!float 80\n"
+	             "ac: -0x10\nad: 1_000.5\nae: _80\naf: 2001-12-14\nag: !foo 3\n");
 	struct json_object *d;
 
 	assert_int_equal(json_object_array_length(docs), 1);
 	d = json_object_array_get_idx(docs, 0);
-	assert_true(json_object_is_type(get(d, "a"), json_type_int));
-	assert_int_equal(json_object_get_int64(get(d, "a")), 80);
+	assert_int_equal(get_int(d, "a"), 80);
 	assert_true(json_object_is_type(get(d, "b"), json_type_string));
 	assert_true(json_object_is_type(get(d, "c"), json_type_double));
-	assert_true(json_object_is_type(get(d, "d"), json_type_boolean));
+	assert_true(json_object_get_boolean(get(d, "d")));
 	assert_null(get(d, "e"));
 	assert_string_equal(json_object_get_string(get(d, "f")), "hello");
-	assert_int_equal(json_object_get_int64(get(d, "g")), 31);
-	assert_int_equal(json_object_get_int64(get(d, "h")), 15);
-	assert_int_equal(json_object_get_int64(get(d, "i")), -3);
-	assert_true(json_object_is_type(get(d, "j"), json_type_double));
+	assert_int_equal(get_int(d, "g"), 31);
+	assert_int_equal(get_int(d, "h"), 15);
+	assert_int_equal(get_int(d, "i"), -3);
 	assert_true(json_object_is_type(get(d, "k"), json_type_string));
-	assert_true(json_object_is_type(get(d, "l"), json_type_double));
+	assert_int_equal(get_int(d, "l"), 1000);
 	/* Past int64 it stays a number, so a range check still refuses it. */
 	assert_true(json_object_is_type(get(d, "m"), json_type_double));
-	assert_true(json_object_is_type(get(d, "n"), json_type_string));
-	/* YAML 1.1 booleans are strings in the core schema. */
-	assert_true(json_object_is_type(get(d, "o"), json_type_string));
+	assert_true(json_object_is_type(get(d, "nn"), json_type_string));
+	assert_true(json_object_is_type(get(d, "o"), json_type_boolean));
+	assert_true(json_object_get_boolean(get(d, "o")));
+	assert_int_equal(get_int(d, "p"), 80);
+	assert_int_equal(get_int(d, "q"), 15);
+	assert_int_equal(get_int(d, "r"), 80);
+	assert_int_equal(get_int(d, "s"), 80);
+	assert_int_equal(get_int(d, "t"), 80);
+	assert_int_equal(get_int(d, "u"), 80);
+	assert_int_equal(get_int(d, "v"), 5);
+	assert_true(json_object_is_type(get(d, "w"), json_type_boolean));
+	assert_false(json_object_get_boolean(get(d, "w")));
+	assert_null(get(d, "x"));
+	assert_string_equal(json_object_get_string(get(d, "y2")), "1e400");
+	assert_string_equal(json_object_get_string(get(d, "z")), "1:20");
+	assert_int_equal(get_int(d, "aa"), 80);
+	assert_int_equal(get_int(d, "ab"), 80);
+	assert_int_equal(get_int(d, "ac"), -16);
+	assert_true(json_object_is_type(get(d, "ad"), json_type_double));
+	assert_string_equal(json_object_get_string(get(d, "ae")), "_80");
+	assert_string_equal(json_object_get_string(get(d, "af")), "2001-12-14");
+	assert_string_equal(json_object_get_string(get(d, "ag")), "3");
+	json_object_put(docs);
+}
+
+static void yaml_keys_are_the_resolved_values_printed(void **state)
+{
+	struct json_object *docs = parse_ok("1e3: a\n1.5: b\n0x10: c\nyes: d\n1e21: e\n1e6: f\n");
+	struct json_object *d = json_object_array_get_idx(docs, 0);
+
+	assert_string_equal(json_object_get_string(get(d, "1000")), "a");
+	assert_string_equal(json_object_get_string(get(d, "1.5")), "b");
+	assert_string_equal(json_object_get_string(get(d, "16")), "c");
+	assert_string_equal(json_object_get_string(get(d, "true")), "d");
+	assert_string_equal(json_object_get_string(get(d, "1e+21")), "e");
+	assert_string_equal(json_object_get_string(get(d, "1e+06")), "f");
+	json_object_put(docs);
+}
+
+static void whole_document_flow_style_and_json_fallback(void **state)
+{
+	struct json_object *docs =
+	    parse_ok("{apiVersion: v1, kind: K, w: 8_0}\n---\n{\"x\": 0x10} # a comment\n");
+	struct json_object *d;
+
+	assert_int_equal(json_object_array_length(docs), 2);
+	d = json_object_array_get_idx(docs, 0);
+	assert_string_equal(json_object_get_string(get(d, "kind")), "K");
+	assert_int_equal(get_int(d, "w"), 80);
+	assert_int_equal(get_int(json_object_array_get_idx(docs, 1), "x"), 16);
+	json_object_put(docs);
+	/* Valid JSON stays JSON; a whole float arrives as an integer, as kubectl sends it. */
+	docs = parse_ok("{\"w\": 80.0, \"l\": [1.0, 2.5], \"x\": 1, \"x\": 2}");
+	d = json_object_array_get_idx(docs, 0);
+	assert_int_equal(get_int(d, "w"), 80);
+	assert_int_equal(json_object_get_int64(json_object_array_get_idx(get(d, "l"), 0)), 1);
+	assert_true(
+	    json_object_is_type(json_object_array_get_idx(get(d, "l"), 1), json_type_double));
+	assert_int_equal(get_int(d, "x"), 2);
 	json_object_put(docs);
 }
 
@@ -108,7 +176,7 @@ static void malformed_input_is_refused_with_a_position(void **state)
 {
 	struct doc_err err = {{0}};
 	const char *y = "a: [1, 2\nb: c\n";
-	const char *j = "{\"a\": 1,\n \"b\": }";
+	const char *j = "{\"a\": 1,\n \"b\": ]}";
 
 	assert_int_equal(parse_err(y, strlen(y), &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "line "));
@@ -119,19 +187,78 @@ static void malformed_input_is_refused_with_a_position(void **state)
 	assert_int_equal(parse_err("{\"a\": 1", 7, &err), -EINVAL);
 }
 
-static void aliases_anchors_and_duplicate_keys_are_refused(void **state)
+static void collect_warning(void *ctx, const char *msg)
+{
+	char *out = ctx;
+
+	snprintf(out, 256, "%s", msg);
+}
+
+static void aliases_merge_keys_and_repeated_keys_as_kubectl(void **state)
+{
+	char warning[256] = "";
+	struct doc_warner warner = {.fn = collect_warning, .ctx = warning};
+	struct doc_err err = {{0}};
+	struct json_object *docs = NULL, *d;
+	const char *text = "b: &b {p: 1, q: 2}\n"
+	                   "x: {<<: *b, q: 3}\n"
+	                   "w: {q: 3, <<: *b}\n"
+	                   "c: &c {p: 2, r: 1}\n"
+	                   "z: {<<: [*b, *c]}\n"
+	                   "s: &s hello\n"
+	                   "t: *s\n"
+	                   "u: {\"<<\": 1}\n"
+	                   "a: 1\n"
+	                   "a: 2\n";
+
+	assert_int_equal(doc_parse_stream_warn(text, strlen(text), &warner, &docs, &err), 0);
+	d = json_object_array_get_idx(docs, 0);
+	assert_int_equal(get_int(get(d, "x"), "q"), 3);
+	assert_int_equal(get_int(get(d, "x"), "p"), 1);
+	/* go-yaml merges in place: a merge after a key overwrites it. */
+	assert_int_equal(get_int(get(d, "w"), "q"), 2);
+	/* In a sequence of merged mappings the first wins. */
+	assert_int_equal(get_int(get(d, "z"), "p"), 1);
+	assert_int_equal(get_int(get(d, "z"), "r"), 1);
+	assert_string_equal(json_object_get_string(get(d, "t")), "hello");
+	assert_int_equal(get_int(get(d, "u"), "<<"), 1);
+	assert_int_equal(get_int(d, "a"), 2);
+	assert_string_equal(
+	    warning, "line 10, column 1: key \"a\" repeated in one mapping; the last one is used");
+	json_object_put(docs);
+}
+
+static void alias_bombs_and_bad_keys_are_refused(void **state)
 {
 	struct doc_err err = {{0}};
-	const char *alias = "a: &x 1\nb: *x\n";
-	const char *dup = "a: 1\na: 2\n";
+	const char *unknown = "a: *x\n";
+	const char *merge = "a: {<<: 5}\n";
 	const char *key = "? [1]\n: 2\n";
+	const char *null_key = "~: 2\n";
+	const char *inf = "a: .inf\n";
+	char bomb[1024];
+	size_t n = 0;
 
-	assert_int_equal(parse_err(alias, strlen(alias), &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "anchors"));
-	assert_int_equal(parse_err(dup, strlen(dup), &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "duplicate key \"a\""));
+	n += (size_t)snprintf(bomb + n, sizeof(bomb) - n,
+	                      "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+	for (int i = 1; i < 9; i++)
+		n += (size_t)snprintf(
+		    bomb + n, sizeof(bomb) - n,
+		    "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, "
+		    "*a%d]\n",
+		    i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+	assert_int_equal(parse_err(bomb, n, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "aliases expand to more than"));
+	assert_int_equal(parse_err(unknown, strlen(unknown), &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "unknown anchor \"x\""));
+	assert_int_equal(parse_err(merge, strlen(merge), &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "merge key"));
 	assert_int_equal(parse_err(key, strlen(key), &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "keys must be scalars"));
+	assert_int_equal(parse_err(null_key, strlen(null_key), &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "must not be null"));
+	assert_int_equal(parse_err(inf, strlen(inf), &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "not a number JSON can hold"));
 }
 
 static void deep_nesting_is_refused_not_recursed(void **state)
@@ -189,12 +316,15 @@ static void empty_input_is_an_empty_stream(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(yaml_plain_scalars_follow_the_core_schema),
+	    cmocka_unit_test(yaml_plain_scalars_read_as_kubectl_reads_them),
+	    cmocka_unit_test(yaml_keys_are_the_resolved_values_printed),
+	    cmocka_unit_test(whole_document_flow_style_and_json_fallback),
 	    cmocka_unit_test(yaml_streams_keep_every_document_in_order),
 	    cmocka_unit_test(yaml_block_scalars_are_strings),
 	    cmocka_unit_test(json_streams_of_several_objects_are_read),
 	    cmocka_unit_test(malformed_input_is_refused_with_a_position),
-	    cmocka_unit_test(aliases_anchors_and_duplicate_keys_are_refused),
+	    cmocka_unit_test(aliases_merge_keys_and_repeated_keys_as_kubectl),
+	    cmocka_unit_test(alias_bombs_and_bad_keys_are_refused),
 	    cmocka_unit_test(deep_nesting_is_refused_not_recursed),
 	    cmocka_unit_test(oversized_and_nul_input_is_refused),
 	    cmocka_unit_test(empty_input_is_an_empty_stream),

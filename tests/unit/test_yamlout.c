@@ -220,7 +220,8 @@ static void test_keys_of_another_type_are_quoted(void **state)
 
 static void test_numbers_read_back_as_numbers(void **state)
 {
-	static const double doubles[] = {1.0, 0.1, -2.5, 1e300, -1e-300, 123456789.125, 0.0};
+	/* A whole number written as a float reads back as an integer, as kubectl sends it. */
+	static const double doubles[] = {0.1, -2.5, 1e300, -1e-300, 123456789.125};
 	static const int64_t ints[] = {0, -5, 65535, INT64_MAX, INT64_MIN};
 
 	(void)state;

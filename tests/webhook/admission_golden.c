@@ -137,7 +137,8 @@ int main(int argc, char **argv)
 		const char *paths[1] = {cluster};
 		struct input_err ierr;
 		snprintf(cluster, sizeof(cluster), "%s/cluster.yaml", argv[1]);
-		if (access(cluster, R_OK) == 0 && input_load(paths, 1, &docs, &ierr) < 0) {
+		if (access(cluster, R_OK) == 0 &&
+		    input_load("admission-golden", paths, 1, &docs, &ierr) < 0) {
 			fprintf(stderr, "%s\n", ierr.msg);
 			free(body);
 			return 2;
