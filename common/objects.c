@@ -34,10 +34,17 @@ void objects_options_init(struct objects_options *o)
 {
 	render_options_init(&o->render);
 	o->image = OBJECTS_DEFAULT_IMAGE;
+	o->image_pull_policy = NULL;
 	o->prestop_sleep_s = OBJECTS_DEFAULT_PRESTOP_SLEEP;
 	o->termination_grace_s =
 	    OBJECTS_DEFAULT_PRESTOP_SLEEP + RENDER_DEFAULT_HARD_STOP_AFTER + OBJECTS_STOP_MARGIN;
 	o->min_ready_s = OBJECTS_DEFAULT_MIN_READY;
+}
+
+bool objects_pull_policy_valid(const char *p)
+{
+	return p && (strcmp(p, "Always") == 0 || strcmp(p, "IfNotPresent") == 0 ||
+	             strcmp(p, "Never") == 0);
 }
 
 int objects_configmap_name(const struct kanary *k, const char *hash, char *out, size_t size)
@@ -249,6 +256,8 @@ static struct json_object *haproxy_container(int *err, const struct objects_opti
 
 	jset_str(err, c, "name", "haproxy");
 	jset_str(err, c, "image", o->image);
+	if (o->image_pull_policy)
+		jset_str(err, c, "imagePullPolicy", o->image_pull_policy);
 	jset(err, c, "command", str_array(err, command));
 	jset(err, c, "args", str_array(err, args));
 	jpush(err, ports, container_port(err, "proxy", o->render.proxy_port));
@@ -428,6 +437,8 @@ static bool objects_hash_ok(const char *hash)
 static bool objects_options_ok(const struct objects_options *o)
 {
 	if (!o->image || !o->image[0])
+		return false;
+	if (o->image_pull_policy && !objects_pull_policy_valid(o->image_pull_policy))
 		return false;
 	if (o->prestop_sleep_s < 0 || o->min_ready_s < 0 || o->render.hard_stop_after_s < 1)
 		return false;

@@ -9,7 +9,9 @@ struct json_object;
 
 struct objects_options {
 	struct render_options render;
-	const char *image;       /* HAProxy image */
+	const char *image; /* HAProxy image */
+	/* "Always", "IfNotPresent" or "Never"; NULL leaves Kubernetes' default. */
+	const char *image_pull_policy;
 	int termination_grace_s; /* > preStop + hard-stop-after */
 	int prestop_sleep_s;
 	int min_ready_s;
@@ -38,6 +40,9 @@ struct objects_options {
 
 void objects_options_init(struct objects_options *o);
 
+/* Whether p is a pull policy Kubernetes takes: Always, IfNotPresent or Never. */
+bool objects_pull_policy_valid(const char *p);
+
 /*
  * The objects the controller applies for k (DESIGN §3), in this order:
  * ConfigMap <name>-haproxy-<hash8> (immutable, data haproxy.cfg), Deployment
@@ -48,7 +53,7 @@ void objects_options_init(struct objects_options *o);
  * its rendered haproxy.cfg and hash that text's 64-digit render_hash.
  * Returns 0; -EINVAL for a NULL argument, an unset or out-of-range field, a
  * hash that is not 64 lower-case hex digits, options out of range (an empty
- * image, a runtime_dir that is not absolute or is /tmp or the config
+ * image, a pull policy objects_pull_policy_valid refuses, a runtime_dir that is not absolute or is /tmp or the config
  * directory, termination_grace_s below
  * prestop_sleep_s + hard_stop_after_s + OBJECTS_STOP_MARGIN); -E2BIG when
  * k's name is longer than a label value (63); -ENOMEM.

@@ -28,6 +28,7 @@ enum render_exit {
 enum render_opt {
 	OPT_CONFIG_ONLY = 0x100,
 	OPT_IMAGE,
+	OPT_IMAGE_PULL_POLICY,
 	OPT_BIND,
 	OPT_PROXY_PORT,
 	OPT_PROBE_PORT,
@@ -50,6 +51,8 @@ static void render_usage(FILE *out)
 	    "  -f, --filename FILE      read FILE (\"-\" for standard input); repeatable\n"
 	    "  --config-only            print only haproxy.cfg (the input must hold one Kanary)\n"
 	    "  --haproxy-image IMAGE    HAProxy image of the Deployment (default %s)\n"
+	    "  --haproxy-image-pull-policy POLICY\n"
+	    "                           Always, IfNotPresent or Never (default: unset)\n"
 	    "  --bind-address ADDR      address HAProxy binds its listeners to (default: all)\n"
 	    "  --proxy-port PORT        HAProxy's traffic port in the pod (default %d)\n"
 	    "  --probe-port PORT        /healthz and /ready port (default %d)\n"
@@ -169,6 +172,7 @@ int render_main(int argc, char **argv)
 	    {"filename", required_argument, NULL, 'f'},
 	    {"config-only", no_argument, NULL, OPT_CONFIG_ONLY},
 	    {"haproxy-image", required_argument, NULL, OPT_IMAGE},
+	    {"haproxy-image-pull-policy", required_argument, NULL, OPT_IMAGE_PULL_POLICY},
 	    {"bind-address", required_argument, NULL, OPT_BIND},
 	    {"proxy-port", required_argument, NULL, OPT_PROXY_PORT},
 	    {"probe-port", required_argument, NULL, OPT_PROBE_PORT},
@@ -205,6 +209,17 @@ int render_main(int argc, char **argv)
 			break;
 		case OPT_IMAGE:
 			opts.image = optarg;
+			break;
+		case OPT_IMAGE_PULL_POLICY:
+			if (!objects_pull_policy_valid(optarg)) {
+				fprintf(stderr,
+				        "kanary-controller render: --haproxy-image-pull-policy: "
+				        "\"%s\" is "
+				        "not Always, IfNotPresent or Never\n",
+				        optarg);
+				goto out_free_files;
+			}
+			opts.image_pull_policy = optarg;
 			break;
 		case OPT_BIND:
 			opts.render.bind_address = optarg;

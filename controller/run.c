@@ -62,6 +62,7 @@ enum run_opt {
 	OPT_LEASE_NAME,
 	OPT_LEASE_NAMESPACE,
 	OPT_IMAGE,
+	OPT_IMAGE_PULL_POLICY,
 	OPT_HAP_BIND,
 	OPT_HAP_PROXY_PORT,
 	OPT_HAP_PROBE_PORT,
@@ -111,6 +112,9 @@ static void run_usage(FILE *out)
 	    "\n"
 	    "HAProxy (what the children look like; the same options as `render`):\n"
 	    "  --haproxy-image IMAGE          image of the HAProxy Deployment (default %s)\n"
+	    "  --haproxy-image-pull-policy POLICY\n"
+	    "                                 Always, IfNotPresent or Never (default: unset, so\n"
+	    "                                 Kubernetes' default for the image's tag)\n"
 	    "  --haproxy-bind-address ADDR    address HAProxy binds its listeners to (default: "
 	    "all)\n"
 	    "  --haproxy-proxy-port PORT      HAProxy's traffic port in the pod (default %d)\n"
@@ -233,6 +237,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 	    {"leader-elect-resource-name", required_argument, NULL, OPT_LEASE_NAME},
 	    {"leader-elect-resource-namespace", required_argument, NULL, OPT_LEASE_NAMESPACE},
 	    {"haproxy-image", required_argument, NULL, OPT_IMAGE},
+	    {"haproxy-image-pull-policy", required_argument, NULL, OPT_IMAGE_PULL_POLICY},
 	    {"haproxy-bind-address", required_argument, NULL, OPT_HAP_BIND},
 	    {"haproxy-proxy-port", required_argument, NULL, OPT_HAP_PROXY_PORT},
 	    {"haproxy-probe-port", required_argument, NULL, OPT_HAP_PROBE_PORT},
@@ -287,6 +292,13 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 			break;
 		case OPT_IMAGE:
 			o->ctl.objects.image = optarg;
+			break;
+		case OPT_IMAGE_PULL_POLICY:
+			if (objects_pull_policy_valid(optarg))
+				o->ctl.objects.image_pull_policy = optarg;
+			else
+				r = bad("--haproxy-image-pull-policy", optarg,
+				        "Always, IfNotPresent or Never");
 			break;
 		case OPT_HAP_BIND:
 			ro->bind_address = optarg;

@@ -335,6 +335,7 @@ def test_the_rendered_objects_are_the_ones_the_design_asks_for(cluster):
     assert f"--leader-elect-resource-name={LEASE}" in cargs
     assert f"--leader-elect-resource-namespace={NS}" in cargs
     assert "--haproxy-image=haproxy:3.0" in cargs
+    assert not [a for a in cargs if a.startswith("--haproxy-image-pull-policy")]
     assert webhook["spec"]["template"]["spec"]["containers"][0]["image"] == "kanary:0.1.0"
     # The webhook configurations: Fail, no side effects, a short timeout, only Kanaries.
     for kind, path in (("MutatingWebhookConfiguration", "/mutate"),
@@ -365,6 +366,17 @@ def test_the_rendered_objects_are_the_ones_the_design_asks_for(cluster):
     (vol,) = webhook["spec"]["template"]["spec"]["volumes"]
     assert vol["secret"]["secretName"] == f"{fullname}-webhook-tls"
     assert [i["key"] for i in vol["secret"]["items"]] == ["tls.crt", "tls.key"]
+
+
+def test_haproxy_pull_policy_reaches_the_controller_and_is_checked(cluster):
+    _, docs = template(cluster, "--set", "haproxy.image.pullPolicy=Never")
+    (controller,) = by_kind(docs, "Deployment", f"{RELEASE}-controller")
+    cargs = controller["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--haproxy-image-pull-policy=Never" in cargs
+    assert "--haproxy-image-pull-policy" in help_flags(CONTROLLER, "run")
+    out = cluster.helm("template", RELEASE, CHART, "--set", "haproxy.image.pullPolicy=never",
+                       check=False)
+    assert out.returncode != 0 and "pullPolicy" in out.stderr, out.stderr
 
 
 def test_cert_manager_mode_renders_a_ca_chain_and_ca_injection(cluster):

@@ -268,6 +268,8 @@ static void test_deployment(void **state)
 
 	assert_str_at(J(c, "name"), "haproxy");
 	assert_str_at(J(c, "image"), OBJECTS_DEFAULT_IMAGE);
+	/* No pull policy unless asked: Kubernetes' default for the tag applies. */
+	assert_null(J(c, "imagePullPolicy"));
 	assert_str_at(J(c, "command", "0"), "haproxy");
 	assert_int_equal(json_object_array_length(args), 4);
 	for (size_t i = 0; i < 4; i++)
@@ -340,6 +342,7 @@ static void test_options_flow_through(void **state)
 	struct json_object *objs, *c;
 
 	f->o.image = "registry.example/haproxy:2.8";
+	f->o.image_pull_policy = "Never";
 	f->o.render.proxy_port = 10080;
 	f->o.prestop_sleep_s = 5;
 	f->o.render.hard_stop_after_s = 30;
@@ -348,6 +351,7 @@ static void test_options_flow_through(void **state)
 	objs = desired(f);
 	c = J(objs, "1", "spec", "template", "spec", "containers", "0");
 	assert_str_at(J(c, "image"), "registry.example/haproxy:2.8");
+	assert_str_at(J(c, "imagePullPolicy"), "Never");
 	assert_int_at(J(c, "ports", "0", "containerPort"), 10080);
 	assert_int_at(J(c, "lifecycle", "preStop", "sleep", "seconds"), 5);
 	assert_int_at(J(objs, "1", "spec", "template", "spec", "terminationGracePeriodSeconds"),
@@ -421,6 +425,16 @@ static void test_refused_input(void **state)
 	objects_options_init(&f->o);
 	f->o.image = "";
 	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	objects_options_init(&f->o);
+	/* Pull policies are case-sensitive words of Kubernetes. */
+	f->o.image_pull_policy = "never";
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_false(objects_pull_policy_valid("never"));
+	assert_false(objects_pull_policy_valid(""));
+	assert_false(objects_pull_policy_valid(NULL));
+	assert_true(objects_pull_policy_valid("Always") &&
+	            objects_pull_policy_valid("IfNotPresent") &&
+	            objects_pull_policy_valid("Never"));
 	objects_options_init(&f->o);
 	/* The admin socket's emptyDir would sit on /tmp's. */
 	f->o.render.runtime_dir = "/tmp";
