@@ -321,6 +321,9 @@ def check_verdict(tmp, name, text):
         timeout=30,
     )
     out = p.stdout.strip()
+    assert p.returncode in (0, 1, 2), f"check exited {p.returncode} on {name}:\n{p.stderr}"
+    for bad in ("Sanitizer", "runtime error:"):
+        assert bad not in p.stderr, f"'{bad}' from check on {name}:\n{p.stderr}"
     if p.returncode == 2:
         return None, {"<unreadable>"}, p.stderr
     m = re.match(rf"^{NS}/{name}: (allowed|denied: (.*))$", out, re.S)
