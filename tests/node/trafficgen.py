@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Real TCP connections to a Kanary destination, counted by the version that served each.
+
+Run inside the test cluster's client network namespace (ip netns exec $KANARY_CLIENT_NETNS
+...), against a ClusterIP or a pod IP of that cluster only. Every connection expects the
+test app's greeting: its version's name and a newline, sent as soon as it accepts.
+
+  trafficgen.py split HOST PORT --count N [--parallel P]
+      N connections, P at a time; prints one JSON object: ok, failed, by_name, errors.
+  trafficgen.py stream HOST PORT --rate R --max-seconds S [--long K] [--stop-file F]
+      new connections at R per second, plus K long connections that send a line every
+      second and expect it echoed, until SIGTERM/SIGINT, the stop file exists, or S seconds;
+      prints one JSON object with the failures (time, reason), counts per second, and how
+      and when each long connection ended.
+Every loop is bounded by --count or --max-seconds; every socket operation by --timeout.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+
+
+def one_connection(host, port, timeout):
+    """Connect, read the greeting line, close. Returns (name, None) or (None, reason)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            data = b""
+            while not data.endswith(b"\n") and len(data) < 256:
+                chunk = s.recv(256)
+                if not chunk:
+                    return None, "closed before greeting" if not data else "partial greeting"
+                data += chunk
+            return data.strip().decode("utf-8", "replace"), None
+    except socket.timeout:
+        return None, "timeout"
+    except ConnectionRefusedError:
+        return None, "refused"
+    except ConnectionResetError:
+        return None, "reset"
+    except OSError as e:
+        return None, f"error {e.errno}: {e.strerror}"
+
+
+def split(args):
+    lock = threading.Lock()
+    names, errors = Counter(), Counter()
+    remaining = [args.count]
+
+    def worker():
+        while True:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            name, err = one_connection(args.host, args.port, args.timeout)
+            with lock:
+                if err:
+                    errors[err] += 1
+                else:
+                    names[name] += 1
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(max(1, args.parallel))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = sum(names.values())
+    return {
+        "total": args.count,
+        "ok": ok,
+        "failed": sum(errors.values()),
+        "by_name": dict(names),
+        "share": {n: round(100.0 * c / ok, 2) for n, c in names.items()} if ok else {},
+        "errors": dict(errors),
+        "seconds": round(time.monotonic() - start, 2),
+    }
+
+
+class LongConnection(threading.Thread):
+    """One connection held open: a line a second, each echoed back."""
+
+    def __init__(self, host, port, timeout, t0, stop):
+        super().__init__(daemon=True)
+        self.host, self.port, self.timeout, self.t0, self.stop = host, port, timeout, t0, stop
+        self.result = {"served_by": None, "opened_at": None, "ended_at": None, "end": "open",
+                       "echoes": 0}
+
+    def now(self):
+        return round(time.monotonic() - self.t0, 2)
+
+    def run(self):
+        r = self.result
+        try:
+            s = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as e:
+            r.update(end=f"connect failed: {e}", ended_at=self.now())
+            return
+        with s:
+            s.settimeout(self.timeout)
+            r["opened_at"] = self.now()
+            buf = b""
+            try:
+                while b"\n" not in buf:
+                    chunk = s.recv(256)
+                    if not chunk:
+                        r.update(end="closed before greeting", ended_at=self.now())
+                        return
+                    buf += chunk
+                line, _, buf = buf.partition(b"\n")
+                r["served_by"] = line.decode("utf-8", "replace")
+                n = 0
+                while not self.stop.wait(1.0):
+                    n += 1
+                    msg = f"ping {n}\n".encode()
+                    s.sendall(msg)
+                    while len(buf) < len(msg):
+                        chunk = s.recv(256)
+                        if not chunk:
+                            r.update(end="closed by the server (EOF)", ended_at=self.now())
+                            return
+                        buf += chunk
+                    if buf[: len(msg)] != msg:
+                        r.update(end="wrong echo", ended_at=self.now())
+                        return
+                    buf = buf[len(msg):]
+                    r["echoes"] = n
+            except socket.timeout:
+                r.update(end="timeout", ended_at=self.now())
+            except ConnectionResetError:
+                r.update(end="reset by the server", ended_at=self.now())
+            except BrokenPipeError:
+                r.update(end="broken pipe", ended_at=self.now())
+            except OSError as e:
+                r.update(end=f"error {e.errno}: {e.strerror}", ended_at=self.now())
+
+
+def stream(args):
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    t0 = time.monotonic()
+    longs = [LongConnection(args.host, args.port, args.timeout, t0, stop) for _ in range(args.long)]
+    for c in longs:
+        c.start()
+
+    lock = threading.Lock()
+    failures, per_second = [], {}
+    names = Counter()
+    sem = threading.Semaphore(args.max_in_flight)
+    workers = []
+
+    def fire(at):
+        try:
+            name, err = one_connection(args.host, args.port, args.timeout)
+            sec = int(at)
+            with lock:
+                slot = per_second.setdefault(sec, Counter())
+                if err:
+                    failures.append({"at": round(at, 2), "reason": err})
+                    slot["failed"] += 1
+                else:
+                    names[name] += 1
+                    slot[name] += 1
+        finally:
+            sem.release()
+
+    interval = 1.0 / args.rate
+    next_at = t0
+    sent = 0
+    while not stop.is_set():
+        now = time.monotonic()
+        if now - t0 >= args.max_seconds or (args.stop_file and os.path.exists(args.stop_file)):
+            break
+        if now < next_at:
+            time.sleep(min(next_at - now, 0.05))
+            continue
+        next_at += interval
+        if not sem.acquire(timeout=args.timeout):
+            with lock:
+                failures.append({"at": round(now - t0, 2), "reason": "client saturated"})
+            continue
+        t = threading.Thread(target=fire, args=(now - t0,), daemon=True)
+        t.start()
+        workers.append(t)
+        sent += 1
+        if len(workers) > 256:
+            workers = [w for w in workers if w.is_alive()]
+    stop.set()
+    for w in workers:
+        w.join(args.timeout + 1)
+    for c in longs:
+        c.join(args.timeout + 2)
+    return {
+        "seconds": round(time.monotonic() - t0, 2),
+        "sent": sent,
+        "ok": sum(names.values()),
+        "failed": len(failures),
+        "by_name": dict(names),
+        "failures": failures[:200],
+        "per_second": {str(k): dict(v) for k, v in sorted(per_second.items())},
+        "long": [c.result for c in longs],
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="mode", required=True)
+    for mode in ("split", "stream"):
+        s = sub.add_parser(mode)
+        s.add_argument("host")
+        s.add_argument("port", type=int)
+        s.add_argument("--timeout", type=float, default=5.0, help="per socket operation (s)")
+        if mode == "split":
+            s.add_argument("--count", type=int, required=True)
+            s.add_argument("--parallel", type=int, default=8)
+        else:
+            s.add_argument("--rate", type=float, default=50.0, help="new connections a second")
+            s.add_argument("--max-seconds", type=float, required=True)
+            s.add_argument("--long", type=int, default=0, help="long connections held open")
+            s.add_argument("--stop-file")
+            s.add_argument("--max-in-flight", type=int, default=64)
+    args = p.parse_args()
+    if args.mode == "split" and not 0 < args.count <= 1_000_000:
+        p.error("--count must be 1..1000000")
+    if args.mode == "stream" and not (0 < args.rate <= 2000 and 0 < args.max_seconds <= 3600):
+        p.error("--rate must be 0..2000 and --max-seconds 0..3600")
+    result = split(args) if args.mode == "split" else stream(args)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
