@@ -50,7 +50,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
-from kanarytest import eventually, free_port, unwind_on_sigterm  # noqa: E402
+from kanarytest import Commands, eventually, free_port, unwind_on_sigterm  # noqa: E402
 
 unwind_on_sigterm()
 
@@ -124,23 +124,8 @@ def samples(text):
 # ---- the control plane -------------------------------------------------------------------------
 
 
-class Cluster:
-    def __init__(self, env):
-        self.env = env
-
-    def run(self, *args, input=None, check=True, timeout=COMMAND_TIMEOUT, env=None, cwd=None):
-        proc = subprocess.run([str(a) for a in args], env=env or self.env, input=input,
-                              capture_output=True, text=True, timeout=timeout, cwd=cwd)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(map(str, args))} exited {proc.returncode}\n"
-                                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-        return proc
-
-    def kubectl(self, *args, **kw):
-        return self.run("kubectl", *args, **kw)
-
-    def helm(self, *args, **kw):
-        return self.run("helm", *args, **kw)
+class Cluster(Commands):
+    timeout = COMMAND_TIMEOUT
 
     def get(self, *args, check=True):
         proc = self.kubectl("get", "-o", "json", *args, check=check)

@@ -2,6 +2,7 @@
 
 import signal
 import socket
+import subprocess
 import time
 
 WAIT_TIMEOUT = 60  # seconds, for anything that happens asynchronously
@@ -37,3 +38,30 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Commands:
+    """Runs kubectl, helm and other commands in one environment (a test cluster's exports).
+
+    A command that exits non-zero fails the test with its output, unless check is false.
+    """
+
+    timeout = 120  # seconds, for any one command
+
+    def __init__(self, env):
+        self.env = env
+
+    def run(self, *args, input=None, check=True, timeout=None, env=None, cwd=None):
+        proc = subprocess.run([str(a) for a in args], env=env or self.env, input=input,
+                              capture_output=True, text=True, timeout=timeout or self.timeout,
+                              cwd=cwd)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(map(str, args))} exited {proc.returncode}\n"
+                                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+
+    def kubectl(self, *args, **kw):
+        return self.run("kubectl", *args, **kw)
+
+    def helm(self, *args, **kw):
+        return self.run("helm", *args, **kw)

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
-from kanarytest import eventually, unwind_on_sigterm  # noqa: E402
+from kanarytest import Commands, eventually, unwind_on_sigterm  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from testapp_stack import stack_with_testapp  # noqa: E402
@@ -70,24 +70,12 @@ def log(msg):
     print(f"[node {time.monotonic() - T0:7.1f}s] {msg}", flush=True)
 
 
-class Cluster:
+class Cluster(Commands):
+    timeout = COMMAND_TIMEOUT
+
     def __init__(self, env):
-        self.env = env
+        super().__init__(env)
         self.netns = env["KANARY_CLIENT_NETNS"]
-
-    def run(self, *args, input=None, check=True, timeout=COMMAND_TIMEOUT):
-        proc = subprocess.run([str(a) for a in args], env=self.env, input=input,
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(map(str, args))} exited {proc.returncode}\n"
-                                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-        return proc
-
-    def kubectl(self, *args, **kw):
-        return self.run("kubectl", *args, **kw)
-
-    def helm(self, *args, **kw):
-        return self.run("helm", *args, **kw)
 
     def get(self, *args, ns=APP):
         out = self.kubectl("get", *args, "-n", ns, "-o", "json", check=False)
