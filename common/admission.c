@@ -10,8 +10,10 @@
 
 #include <json-c/json.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
 #include "common/check.h"
+#include "common/json_field.h"
 #include "common/kerr.h"
 #include "common/limits.h"
 #include "common/resolve.h"
@@ -30,39 +32,6 @@ static void errf(char *out, size_t size, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(out, size, fmt, ap);
 	va_end(ap);
-}
-
-static const char *str_at(const struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-/* Standard base64 with padding and no line breaks, as the API server expects in `patch`. */
-static int base64_encode(const char *in, size_t len, struct buf *out)
-{
-	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = (const unsigned char *)in;
-	char quad[4];
-	int r = 0;
-
-	for (size_t i = 0; i < len && r == 0; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		quad[0] = tbl[(v >> 18) & 63];
-		quad[1] = tbl[(v >> 12) & 63];
-		quad[2] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-		quad[3] = i + 2 < len ? tbl[v & 63] : '=';
-		r = buf_append(out, quad, 4);
-	}
-	return r;
 }
 
 /* The JSONPatch that writes what kanary_default filled in. Ownership: caller puts *ret. */
@@ -229,9 +198,9 @@ static bool is_kanaries(const struct json_object *req)
 
 	if (!json_object_object_get_ex(req, "resource", &res))
 		return false;
-	group = str_at(res, "group");
-	resource = str_at(res, "resource");
-	sub = str_at(req, "subResource");
+	group = json_field_str(res, "group");
+	resource = json_field_str(res, "resource");
+	sub = json_field_str(req, "subResource");
 	return group && resource && strcmp(group, KANARY_GROUP) == 0 &&
 	       strcmp(resource, "kanaries") == 0 && (!sub || !sub[0]);
 }
@@ -239,7 +208,7 @@ static bool is_kanaries(const struct json_object *req)
 /* "namespace/name" from the request itself, for the outcome of any request. */
 static void request_key(const struct json_object *req, char *out, size_t size)
 {
-	const char *ns = str_at(req, "namespace"), *name = str_at(req, "name");
+	const char *ns = json_field_str(req, "namespace"), *name = json_field_str(req, "name");
 
 	snprintf(out, size, "%s/%s", ns ? ns : "", name ? name : "");
 }
@@ -270,7 +239,7 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 	struct kanary *peek = NULL, *k = NULL;
 	struct catalog *cat = NULL;
 	struct kerr_list errs, scratch;
-	const char *ns = str_at(req, "namespace");
+	const char *ns = json_field_str(req, "namespace");
 	unsigned defaulted = 0;
 	int r;
 
@@ -281,7 +250,7 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 	}
 	object = json_object_get(object);
 	if (ns && ns[0] && json_object_object_get_ex(object, "metadata", &meta) &&
-	    json_object_is_type(meta, json_type_object) && !str_at(meta, "namespace")) {
+	    json_object_is_type(meta, json_type_object) && !json_field_str(meta, "namespace")) {
 		struct json_object *copy = NULL;
 		if (json_object_deep_copy(object, &copy, NULL) != 0) {
 			json_object_put(object);
@@ -410,12 +379,12 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	}
 	json_tokener_free(tok);
 
-	av = str_at(review, "apiVersion");
-	kind = str_at(review, "kind");
+	av = json_field_str(review, "apiVersion");
+	kind = json_field_str(review, "kind");
 	if (!av || strcmp(av, REVIEW_API_VERSION) != 0 || !kind ||
 	    strcmp(kind, "AdmissionReview") != 0 ||
 	    !json_object_object_get_ex(review, "request", &req) ||
-	    !json_object_is_type(req, json_type_object) || !(uid = str_at(req, "uid"))) {
+	    !json_object_is_type(req, json_type_object) || !(uid = json_field_str(req, "uid"))) {
 		errf(ret_err, err_size,
 		     "body is not an %s AdmissionReview with a request and its uid",
 		     REVIEW_API_VERSION);
@@ -430,7 +399,7 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	}
 	json_object_object_add(response, "uid", json_object_new_string(uid));
 	request_key(req, out.key, sizeof(out.key));
-	operation = str_at(req, "operation");
+	operation = json_field_str(req, "operation");
 	if (!operation || !is_kanaries(req) ||
 	    (strcmp(operation, "CREATE") != 0 && strcmp(operation, "UPDATE") != 0)) {
 		/* The webhook configuration never sends these; allow rather than block. */

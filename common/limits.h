@@ -101,4 +101,7 @@
 /* The text of one /metrics answer. */
 #define KANARY_MAX_WEBHOOK_METRICS (1024u * 1024)
 
+/* The longest duration any flag of either daemon takes: a day. */
+#define KANARY_MAX_FLAG_DURATION_MS (24L * 3600 * 1000)
+
 #endif

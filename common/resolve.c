@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "common/json_field.h"
 #include "common/kerr.h"
 
 #define SERVICE_NAME_LABEL "kubernetes.io/service-name"
@@ -59,22 +60,10 @@ void catalog_destroy(struct catalog *cat)
 	free(cat);
 }
 
-/* Borrowed string at obj.a.b, or NULL. */
-static const char *get_str2(const struct json_object *obj, const char *a, const char *b)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, a, &v))
-		return NULL;
-	if (b && !json_object_object_get_ex(v, b, &v))
-		return NULL;
-	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
 static bool is_kind(const struct json_object *obj, const char *api_version, const char *kind)
 {
-	const char *av = get_str2(obj, "apiVersion", NULL);
-	const char *k = get_str2(obj, "kind", NULL);
+	const char *av = json_field_str(obj, "apiVersion");
+	const char *k = json_field_str(obj, "kind");
 
 	return av && k && strcmp(av, api_version) == 0 && strcmp(k, kind) == 0;
 }
@@ -125,11 +114,11 @@ int catalog_add(struct catalog *cat, struct json_object *obj, const char *defaul
 
 	if (!json_object_is_type(obj, json_type_object))
 		return 0;
-	ns = get_str2(obj, "metadata", "namespace");
+	ns = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
 	if (!ns || !ns[0])
 		ns = default_ns;
 	if (is_kind(obj, "v1", "Service")) {
-		name = get_str2(obj, "metadata", "name");
+		name = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name"));
 		if (!name)
 			return 0;
 		r = catalog_list_add(&cat->services, ns, name, obj, true);
@@ -207,14 +196,14 @@ static bool int_field(const struct json_object *obj, const char *key, int64_t *r
 /* Name of a Service or slice port; an absent name is "". */
 static const char *port_name_of(const struct json_object *port)
 {
-	const char *n = get_str2(port, "name", NULL);
+	const char *n = json_field_str(port, "name");
 
 	return n ? n : "";
 }
 
 static bool is_tcp(const struct json_object *port)
 {
-	const char *p = get_str2(port, "protocol", NULL);
+	const char *p = json_field_str(port, "protocol");
 
 	return !p || strcmp(p, "TCP") == 0;
 }
@@ -328,7 +317,7 @@ static int slice_endpoints(const struct json_object *slice, const char *port_nam
                            struct ep_list *eps, int *target_port)
 {
 	struct json_object *ports, *endpoints, *addrs, *ref;
-	const char *type = get_str2(slice, "addressType", NULL);
+	const char *type = json_field_str(slice, "addressType");
 	int64_t port = -1;
 	char addr[INET6_ADDRSTRLEN];
 	int r;
@@ -373,7 +362,7 @@ static int slice_endpoints(const struct json_object *slice, const char *port_nam
 		                       sizeof(addr)))
 			continue;
 		if (json_object_object_get_ex(ep, "targetRef", &ref))
-			name = get_str2(ref, "name", NULL);
+			name = json_field_str(ref, "name");
 		r = ep_list_add(eps, addr, (int)port, name);
 		if (r < 0)
 			return r;

@@ -10,6 +10,8 @@
 
 #include <json-c/json.h>
 
+#include "common/json_field.h"
+
 /* Waiting reasons of the kubelet (pkg/kubelet/images, kuberuntime), by what they mean. */
 static const char *const image_reasons[] = {
     "ErrImagePull",     "ImagePullBackOff",          "ErrImageNeverPull",
@@ -61,13 +63,6 @@ static struct json_object *field(const struct json_object *o, const char *key)
 	return v;
 }
 
-static const char *str(const struct json_object *o, const char *key)
-{
-	struct json_object *v = field(o, key);
-
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
 static int64_t int_or(const struct json_object *o, const char *key, int64_t dflt)
 {
 	struct json_object *v = field(o, key);
@@ -95,7 +90,7 @@ static const struct json_object *pod_condition(const struct json_object *status,
 
 	for (size_t i = 0; i < arr_len(conds); i++) {
 		const struct json_object *c = json_object_array_get_idx(conds, i);
-		const char *t = str(c, "type");
+		const char *t = json_field_str(c, "type");
 
 		if (t && strcmp(t, type) == 0)
 			return c;
@@ -205,10 +200,10 @@ static const char *spec_image(const struct json_object *pod, const char *list, c
 
 	for (size_t i = 0; name && i < arr_len(cs); i++) {
 		const struct json_object *c = json_object_array_get_idx(cs, i);
-		const char *n = str(c, "name");
+		const char *n = json_field_str(c, "name");
 
 		if (n && strcmp(n, name) == 0)
-			return str(c, "image");
+			return json_field_str(c, "image");
 	}
 	return NULL;
 }
@@ -237,8 +232,8 @@ static void containers(const struct json_object *pod, const char *statuses, cons
 		const struct json_object *c = json_object_array_get_idx(cs, i);
 		const struct json_object *w = field(field(c, "state"), "waiting");
 		const struct json_object *last = field(field(c, "lastState"), "terminated");
-		const char *name = str(c, "name"), *reason = str(w, "reason");
-		const char *msg = str(w, "message"), *image = str(c, "image");
+		const char *name = json_field_str(c, "name"), *reason = json_field_str(w, "reason");
+		const char *msg = json_field_str(w, "message"), *image = json_field_str(c, "image");
 		enum pods_verdict v = waiting_verdict(reason);
 
 		if (v == PODS_STARTING || v <= *worst)
@@ -255,7 +250,8 @@ static void containers(const struct json_object *pod, const char *statuses, cons
 		if (v == PODS_CRASH_LOOPING && last)
 			text_add(t, "; last exit %lld (%s), %lld restarts",
 			         (long long)int_or(last, "exitCode", -1),
-			         str(last, "reason") ? str(last, "reason") : "no reason",
+			         json_field_str(last, "reason") ? json_field_str(last, "reason")
+			                                        : "no reason",
 			         (long long)int_or(c, "restartCount", 0));
 		if (image && image[0] && (!msg || !strstr(msg, image)))
 			text_add(t, " (image %s)", image);
@@ -272,7 +268,7 @@ static int64_t running_since(const struct json_object *pod)
 		const struct json_object *run =
 		    field(field(json_object_array_get_idx(cs, i), "state"), "running");
 
-		if (run && parse_time(str(run, "startedAt"), &t) && t > since)
+		if (run && parse_time(json_field_str(run, "startedAt"), &t) && t > since)
 			since = t;
 	}
 	return since;
@@ -281,7 +277,7 @@ static int64_t running_since(const struct json_object *pod)
 /* Appends ": <value>" when o has a string at key. */
 static void text_add_field(struct text *t, const struct json_object *o, const char *key)
 {
-	const char *v = str(o, key);
+	const char *v = json_field_str(o, key);
 
 	if (v)
 		text_add(t, ": %s", v);
@@ -293,7 +289,7 @@ static enum pods_verdict pod_verdict(const struct json_object *pod, int64_t now_
 	const struct json_object *st = field(pod, "status");
 	const struct json_object *sched = pod_condition(st, "PodScheduled");
 	const struct json_object *ready = pod_condition(st, "Ready");
-	const char *phase = str(st, "phase");
+	const char *phase = json_field_str(st, "phase");
 	enum pods_verdict v = PODS_STARTING;
 	int64_t since, changed;
 
@@ -307,18 +303,19 @@ static enum pods_verdict pod_verdict(const struct json_object *pod, int64_t now_
 		text_add_field(t, st, "message");
 		return PODS_NOT_READY;
 	}
-	if (sched && str(sched, "status") && strcmp(str(sched, "status"), "False") == 0) {
+	if (sched && json_field_str(sched, "status") &&
+	    strcmp(json_field_str(sched, "status"), "False") == 0) {
 		text_add(t, "not scheduled");
 		text_add_field(t, sched, "reason");
 		text_add_field(t, sched, "message");
 		return PODS_UNSCHEDULABLE;
 	}
-	if (!phase || strcmp(phase, "Running") != 0 || !ready || !str(ready, "status") ||
-	    strcmp(str(ready, "status"), "True") == 0)
+	if (!phase || strcmp(phase, "Running") != 0 || !ready || !json_field_str(ready, "status") ||
+	    strcmp(json_field_str(ready, "status"), "True") == 0)
 		return PODS_STARTING;
 	/* Not ready since its containers last started, or since it last turned unready. */
 	since = running_since(pod);
-	if (parse_time(str(ready, "lastTransitionTime"), &changed) && changed > since)
+	if (parse_time(json_field_str(ready, "lastTransitionTime"), &changed) && changed > since)
 		since = changed;
 	if (since == 0 || now_s - since < PODS_READY_GRACE_S)
 		return PODS_STARTING;
@@ -395,7 +392,7 @@ int pods_diagnose(const struct json_object *pods, int64_t now_s, struct pods_dia
 		v = pod_verdict(pod, now_s, &t);
 		if (v == PODS_STARTING)
 			continue;
-		p[np].name = str(md, "name") ? str(md, "name") : "?";
+		p[np].name = json_field_str(md, "name") ? json_field_str(md, "name") : "?";
 		p[np].verdict = v;
 		if (v > d.verdict)
 			d.verdict = v;

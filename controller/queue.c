@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/io/monotonic.h"
 #include "common/limits.h"
+#include "common/token_bucket.h"
 #include "controller/strmap.h"
 
 /* A key held back until at; entries whose at no longer matches the waiting map are stale. */
@@ -37,19 +39,16 @@ struct queue {
 	size_t heap_len, heap_cap;
 	unsigned long seq;
 
-	double tokens;
-	long long tokens_at;
+	struct token_bucket retries_bucket; /* every retry takes a token */
 
 	bool shutting_down;
 	unsigned long adds, retries;
 };
 
-static long long mono_ms(void *ctx)
+/* The clock when the options name none. */
+static long long real_clock_ms(void *ctx)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return monotonic_ms();
 }
 
 static long long now(const struct queue *q)
@@ -76,13 +75,12 @@ int queue_create(const struct queue_options *o, struct queue **ret)
 	if (q->o.burst <= 0)
 		q->o.burst = QUEUE_DEFAULT_BURST;
 	if (!q->o.now_ms)
-		q->o.now_ms = mono_ms;
+		q->o.now_ms = real_clock_ms;
 	strmap_init(&q->dirty, KANARY_MAX_QUEUE_KEYS);
 	strmap_init(&q->processing, KANARY_MAX_QUEUE_KEYS);
 	strmap_init(&q->waiting, KANARY_MAX_QUEUE_KEYS);
 	strmap_init(&q->failures, KANARY_MAX_QUEUE_KEYS);
-	q->tokens = q->o.burst;
-	q->tokens_at = now(q);
+	token_bucket_init(&q->retries_bucket, q->o.qps, q->o.burst, now(q));
 	if (pthread_mutex_init(&q->lock, NULL) != 0)
 		goto out_free;
 	/* Timed waits on the monotonic clock: a wall-clock jump must not stretch a delay. */
@@ -340,14 +338,7 @@ static long item_delay(struct queue *q, const char *key)
 /* The overall token bucket: each retry takes a token, and waits when none is left. */
 static long bucket_delay(struct queue *q)
 {
-	long long t = now(q);
-
-	q->tokens += (double)(t - q->tokens_at) * q->o.qps / 1000.0;
-	if (q->tokens > q->o.burst)
-		q->tokens = q->o.burst;
-	q->tokens_at = t;
-	q->tokens -= 1;
-	return q->tokens >= 0 ? 0 : (long)(-q->tokens * 1000.0 / q->o.qps);
+	return token_bucket_reserve(&q->retries_bucket, now(q));
 }
 
 int queue_add_rate_limited(struct queue *q, const char *key)
@@ -430,7 +421,7 @@ int queue_get(struct queue *q, char **ret_key)
 			r = take_locked(q, ret_key);
 			break;
 		}
-		if (next < 0 || q->o.now_ms != mono_ms) {
+		if (next < 0 || q->o.now_ms != real_clock_ms) {
 			/*
 			 * With a test clock, time only moves when the test moves it;
 			 * waiting on the real clock would still wake on adds and shutdown.
@@ -438,14 +429,8 @@ int queue_get(struct queue *q, char **ret_key)
 			if (next < 0) {
 				pthread_cond_wait(&q->cond, &q->lock);
 			} else {
-				struct timespec ts;
+				struct timespec ts = monotonic_after_ms(10);
 
-				clock_gettime(CLOCK_MONOTONIC, &ts);
-				ts.tv_nsec += 10 * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
 				pthread_cond_timedwait(&q->cond, &q->lock, &ts);
 			}
 		} else {

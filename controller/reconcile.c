@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/check.h"
+#include "common/json_field.h"
 #include "common/kerr.h"
 #include "common/kube/client.h"
 #include "common/kube/watch.h"
@@ -132,13 +133,6 @@ static struct json_object *get_path(const struct json_object *o, const char *con
 	return cur;
 }
 
-static const char *str_at(const struct json_object *o, const char *const *keys)
-{
-	struct json_object *v = get_path(o, keys);
-
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
 static bool int_at(const struct json_object *o, const char *const *keys, int64_t *ret)
 {
 	struct json_object *v = get_path(o, keys);
@@ -182,8 +176,10 @@ static bool controlled_by(const struct json_object *obj, const char *uid)
 		static const char *const k_kind[] = {"kind", NULL};
 		struct json_object *ctl;
 
-		if (str_at(ref, k_uid) && strcmp(str_at(ref, k_uid), uid) == 0 &&
-		    str_at(ref, k_kind) && strcmp(str_at(ref, k_kind), KANARY_KIND) == 0 &&
+		if (json_field_str_path(ref, k_uid) &&
+		    strcmp(json_field_str_path(ref, k_uid), uid) == 0 &&
+		    json_field_str_path(ref, k_kind) &&
+		    strcmp(json_field_str_path(ref, k_kind), KANARY_KIND) == 0 &&
 		    json_object_object_get_ex(ref, "controller", &ctl) &&
 		    json_object_get_boolean(ctl))
 			return true;
@@ -285,7 +281,8 @@ static int fill_catalog(struct rc *rc, struct catalog *cat)
 		return 0;
 	for (size_t i = 0; r >= 0 && i < json_object_array_length(routes); i++) {
 		static const char *const sn_path[] = {"backend", "serviceName", NULL};
-		const char *svc = str_at(json_object_array_get_idx(routes, i), sn_path);
+		const char *svc =
+		    json_field_str_path(json_object_array_get_idx(routes, i), sn_path);
 		char group[KANARY_MAX_KEY + 1];
 		struct json_object *o = NULL;
 		char **slices = NULL;
@@ -334,7 +331,7 @@ static const char *template_hash(const struct json_object *dep)
 	static const char *const path[] = {
 	    "spec", "template", "metadata", "annotations", CONTROLLER_HASH_ANNOTATION, NULL};
 
-	return str_at(dep, path);
+	return json_field_str_path(dep, path);
 }
 
 static void record(struct rc *rc, enum kube_record_type type, const char *reason, const char *fmt,
@@ -367,7 +364,7 @@ static int apply_child(struct rc *rc, enum child i, struct json_object *want)
 	static const char *const name_path[] = {"metadata", "name", NULL};
 	const struct child_def *d = &child_defs[i];
 	struct child_memo *m = &rc->memo->child[i];
-	const char *name = str_at(want, name_path);
+	const char *name = json_field_str_path(want, name_path);
 	struct json_object *live = NULL, *got = NULL;
 	char path[KANARY_MAX_URL], digest[65];
 	struct kube_result res;
@@ -477,7 +474,7 @@ static int template_configmaps(const struct json_object *obj, struct strmap *set
 		return 0;
 	for (size_t i = 0; i < json_object_array_length(vols); i++) {
 		static const char *const cm[] = {"configMap", "name", NULL};
-		const char *name = str_at(json_object_array_get_idx(vols, i), cm);
+		const char *name = json_field_str_path(json_object_array_get_idx(vols, i), cm);
 
 		if (name) {
 			r = strmap_put(set, name, NULL, NULL);
@@ -565,7 +562,7 @@ static int collect_garbage(struct rc *rc, const char *current)
 			json_object_put(cm);
 			continue;
 		}
-		dopt.uid = str_at(cm, uid_path);
+		dopt.uid = json_field_str_path(cm, uid_path);
 		r = kube_path(path, sizeof(path), "", "v1", "configmaps", rc->ns, name, NULL);
 		if (r >= 0 && !controller_may_write(rc->c))
 			r = -ECANCELED;
@@ -761,7 +758,8 @@ static void rollout_events(struct rc *rc, const struct json_object *old_st,
 	static const char *const k_msg[] = {"message", NULL};
 	const struct json_object *was = status_condition(old_st, STATUS_COND_READY);
 	const struct json_object *now = status_condition(st, STATUS_COND_READY);
-	const char *old_reason = str_at(was, k_reason), *reason = str_at(now, k_reason);
+	const char *old_reason = json_field_str_path(was, k_reason),
+	           *reason = json_field_str_path(now, k_reason);
 	bool old_pods = status_waits_on_rollout(old_st) && old_reason &&
 	                strcmp(old_reason, STATUS_REASON_ROLLOUT) != 0;
 	bool pods =
@@ -770,10 +768,11 @@ static void rollout_events(struct rc *rc, const struct json_object *old_st,
 	if (!reason || (old_reason && strcmp(old_reason, reason) == 0))
 		return;
 	if (pods)
-		record(rc, KUBE_RECORD_WARNING, reason, "%s", str_at(now, k_msg));
+		record(rc, KUBE_RECORD_WARNING, reason, "%s", json_field_str_path(now, k_msg));
 	else if (old_pods)
 		log_msg(LOG_INFO, rc->key, "HAProxy pods no longer %s; Ready %s: %s: %s",
-		        old_reason, str_at(now, k_status), reason, str_at(now, k_msg));
+		        old_reason, json_field_str_path(now, k_status), reason,
+		        json_field_str_path(now, k_msg));
 }
 
 static void condition_events(struct rc *rc, const struct json_object *old_st,
@@ -787,16 +786,18 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 	struct empty_ctx e = {rc};
 
 	if (status_condition_changed(old_st, st, STATUS_COND_RESOLVED_REFS) && refs &&
-	    strcmp(str_at(refs, k_status), "False") == 0)
-		record(rc, KUBE_RECORD_WARNING, str_at(refs, k_reason), "%s", str_at(refs, k_msg));
+	    strcmp(json_field_str_path(refs, k_status), "False") == 0)
+		record(rc, KUBE_RECORD_WARNING, json_field_str_path(refs, k_reason), "%s",
+		       json_field_str_path(refs, k_msg));
 	if (status_condition_changed(old_st, st, STATUS_COND_READY) && ready &&
-	    strcmp(str_at(ready, k_status), "False") == 0) {
-		const char *reason = str_at(ready, k_reason);
+	    strcmp(json_field_str_path(ready, k_status), "False") == 0) {
+		const char *reason = json_field_str_path(ready, k_reason);
 
 		/* Missing references were told above; a rollout in progress is no warning. */
 		if (strcmp(reason, STATUS_REASON_INVALID_SPEC) == 0 ||
 		    strcmp(reason, STATUS_REASON_SERVICE_CONFLICT) == 0)
-			record(rc, KUBE_RECORD_WARNING, reason, "%s", str_at(ready, k_msg));
+			record(rc, KUBE_RECORD_WARNING, reason, "%s",
+			       json_field_str_path(ready, k_msg));
 	}
 	rollout_events(rc, old_st, st);
 	status_newly_empty(old_st, st, on_newly_empty, &e);
@@ -818,9 +819,9 @@ static void update_metrics(struct rc *rc, const struct json_object *st)
 		static const char *const w[] = {"weight", NULL};
 		static const char *const ep[] = {"endpoints", NULL};
 
-		if (!str_at(r, sn))
+		if (!json_field_str_path(r, sn))
 			continue;
-		mr[n].service = str_at(r, sn);
+		mr[n].service = json_field_str_path(r, sn);
 		mr[n].weight = 0;
 		mr[n].endpoints = 0;
 		int_at(r, w, &mr[n].weight);
@@ -858,7 +859,7 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 	for (size_t i = 0; r == 0 && i < json_object_array_length(objs); i++) {
 		struct json_object *o = json_object_array_get_idx(objs, i);
 		static const char *const kind_path[] = {"kind", NULL};
-		const char *kind = str_at(o, kind_path);
+		const char *kind = json_field_str_path(o, kind_path);
 		size_t ci;
 
 		for (ci = 0; ci < CHILD_N; ci++)
@@ -996,11 +997,12 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 			if (old_hash)
 				record(&rc, KUBE_RECORD_NORMAL, "ConfigChanged",
 				       "configuration %.8s replaced by %.8s (ConfigMap %s): %s",
-				       old_hash, hash, cm_name, str_at(st, summary_path));
+				       old_hash, hash, cm_name,
+				       json_field_str_path(st, summary_path));
 			else
 				record(&rc, KUBE_RECORD_NORMAL, "ConfigChanged",
 				       "configuration %.8s applied (ConfigMap %s): %s", hash,
-				       cm_name, str_at(st, summary_path));
+				       cm_name, json_field_str_path(st, summary_path));
 		}
 		condition_events(&rc, old_st, st);
 	}

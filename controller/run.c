@@ -13,6 +13,8 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
+#include "common/duration.h"
+#include "common/io/monotonic.h"
 #include "common/kanary.h"
 #include "common/kube/client.h"
 #include "common/kube/watch.h"
@@ -157,34 +159,21 @@ static int bad(const char *opt, const char *val, const char *what)
 	return -EINVAL;
 }
 
-/* A Go-style duration with one unit: "1500ms", "15s", "10m", "1h"; "0" alone is zero. */
+/* A duration flag (common/duration.h); zero only where allow_zero says so. */
 static int parse_duration(const char *opt, const char *s, bool allow_zero, long *ret)
 {
-	static const struct {
-		const char *unit;
-		long ms;
-	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-	char *end;
-	long v;
+	long ms;
+	int r;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || v < 0)
+	r = duration_parse(s, KANARY_MAX_FLAG_DURATION_MS, &ms);
+	if (r == -ERANGE)
+		return bad(opt, s, "a duration of at most 24h");
+	if (r < 0)
 		return bad(opt, s, "a duration (\"15s\")");
-	if (*end == '\0' && v == 0 && allow_zero) {
-		*ret = 0;
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].unit) == 0) {
-			if (v > 24L * 3600000 / units[i].ms)
-				return bad(opt, s, "a duration of at most 24h");
-			if (v == 0 && !allow_zero)
-				return bad(opt, s, "a duration above 0");
-			*ret = v * units[i].ms;
-			return 0;
-		}
-	return bad(opt, s, "a duration (\"15s\")");
+	if (ms == 0 && !allow_zero)
+		return bad(opt, s, "a duration above 0");
+	*ret = ms;
+	return 0;
 }
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, int *ret)
@@ -385,14 +374,6 @@ bool controller_may_write(struct controller *c)
 	return !atomic_load(&c->abort) && (!c->lease || lease_is_leader(c->lease));
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -400,11 +381,11 @@ static void *worker_main(void *arg)
 	char *key;
 
 	while (queue_get(c->queue, &key) == 0) {
-		long long t0 = mono_ms();
+		long long t0 = monotonic_ms();
 		struct reconcile_outcome out = {0};
 		int r = reconcile(c, w->kc, key, &out);
 		int retry_after_s = out.retry_after_s;
-		double dt = (double)(mono_ms() - t0) / 1000.0;
+		double dt = (double)(monotonic_ms() - t0) / 1000.0;
 
 		metrics_reconciled(c->metrics, r == 0 ? METRICS_SUCCESS : METRICS_ERROR, dt);
 		if (r == 0) {
@@ -706,12 +687,12 @@ static int serve(struct run *run, const sigset_t *sigs)
 			}
 			atomic_store(&run->leading, true);
 			working = true;
-			next_resync = mono_ms() + run->o.resync_ms;
+			next_resync = monotonic_ms() + run->o.resync_ms;
 			log_msg(LOG_INFO, NULL, "working with %d worker(s)", run->o.workers);
 		}
-		if (working && run->o.resync_ms > 0 && mono_ms() >= next_resync) {
+		if (working && run->o.resync_ms > 0 && monotonic_ms() >= next_resync) {
 			resync(run);
-			next_resync = mono_ms() + run->o.resync_ms;
+			next_resync = monotonic_ms() + run->o.resync_ms;
 		}
 	}
 }

@@ -15,7 +15,8 @@
 
 #include <gnutls/x509.h>
 
-#include "common/io/input.h"
+#include "common/io/file_read.h"
+#include "common/io/monotonic.h"
 #include "common/limits.h"
 #include "common/io/log.h"
 #include "webhook/metrics.h"
@@ -77,19 +78,6 @@ static void errf(char *out, size_t size, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(out, size, fmt, ap);
 	va_end(ap);
-}
-
-static struct timespec mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts;
-}
-
-static long long ms_between(struct timespec a, struct timespec b)
-{
-	return (long long)(b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
 }
 
 static void file_id_from_stat(const struct stat *st, struct file_id *ret)
@@ -157,7 +145,7 @@ static int read_file(const char *path, char **ret, size_t *ret_len, struct file_
 		goto out_close;
 	}
 	file_id_from_stat(&st, &id);
-	r = input_read_fd(fd, KANARY_MAX_CREDENTIAL, &data, &len);
+	r = file_read_fd(fd, KANARY_MAX_CREDENTIAL, &data, &len);
 	if (r < 0) {
 		errf(err, err_size, "%s: %s", path,
 		     r == -E2BIG ? "larger than the credential ceiling" : strerror(-r));
@@ -284,7 +272,7 @@ static void purge_retired(struct certs *c, struct timespec now)
 	size_t kept = 0;
 
 	for (size_t i = 0; i < c->n_retired; i++) {
-		if (ms_between(c->retired[i]->retired_at, now) >= c->grace_ms)
+		if (monotonic_ms_between(c->retired[i]->retired_at, now) >= c->grace_ms)
 			pair_free(c->retired[i]);
 		else
 			c->retired[kept++] = c->retired[i];
@@ -307,7 +295,7 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 	char *cert_pem = NULL, *key_pem = NULL, when[32];
 	size_t cert_len = 0, key_len = 0;
 	struct certpair *p = NULL, *old;
-	struct timespec now = mono_now();
+	struct timespec now = monotonic_now();
 	int r;
 
 	pthread_mutex_lock(&c->check_lock);
@@ -400,14 +388,8 @@ static void *poller_main(void *arg)
 
 	pthread_mutex_lock(&c->stop_lock);
 	while (!c->stop) {
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += c->poll_ms / 1000;
-		until.tv_nsec += (c->poll_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		struct timespec until = monotonic_after_ms(c->poll_ms);
+
 		while (!c->stop &&
 		       pthread_cond_timedwait(&c->stop_cond, &c->stop_lock, &until) == 0)
 			;

@@ -12,8 +12,11 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
+#include "common/io/monotonic.h"
+#include "common/json_field.h"
 #include "common/kube/client.h"
 #include "common/limits.h"
+#include "common/token_bucket.h"
 
 /* One Event we wrote, found again by everything that makes two Events the same. */
 struct rec_entry {
@@ -28,8 +31,7 @@ struct rec_entry {
 /* One object's spam bucket. */
 struct spam_entry {
 	char *key;
-	double tokens;
-	long long at_ms;
+	struct token_bucket bucket;
 	unsigned long used;
 };
 
@@ -118,14 +120,6 @@ void kube_recorder_stats(struct kube_recorder *rec, struct kube_recorder_stats *
 	pthread_mutex_unlock(&rec->lock);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* metav1.Time: RFC 3339 in UTC, whole seconds. */
 static void timestamp_now(char *out, size_t size)
 {
@@ -135,19 +129,6 @@ static void timestamp_now(char *out, size_t size)
 	gmtime_r(&t, &tm);
 	if (strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size)
 		out[0] = '\0';
-}
-
-static const char *str_at(const struct json_object *obj, const char *a, const char *b)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, a, &v))
-		return NULL;
-	if (b && !json_object_object_get_ex(v, b, &v))
-		return NULL;
-	if (!json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
 }
 
 struct involved {
@@ -166,7 +147,7 @@ struct involved {
 static bool spam_allow(struct kube_recorder *rec, const char *key)
 {
 	struct spam_entry *e = NULL, *lru = NULL;
-	long long now = now_ms();
+	long long now = monotonic_ms();
 	char *copy;
 
 	for (size_t i = 0; i < rec->n_spam; i++) {
@@ -188,18 +169,10 @@ static bool spam_allow(struct kube_recorder *rec, const char *key)
 			free(e->key);
 		}
 		e->key = copy;
-		e->tokens = KUBE_EVENT_BURST;
-		e->at_ms = now;
+		token_bucket_init(&e->bucket, 1.0 / KUBE_EVENT_REFILL_S, KUBE_EVENT_BURST, now);
 	}
 	e->used = ++rec->clock;
-	e->tokens += (double)(now - e->at_ms) / (KUBE_EVENT_REFILL_S * 1000.0);
-	if (e->tokens > KUBE_EVENT_BURST)
-		e->tokens = KUBE_EVENT_BURST;
-	e->at_ms = now;
-	if (e->tokens < 1.0)
-		return false;
-	e->tokens -= 1.0;
-	return true;
+	return token_bucket_try_take(&e->bucket, now);
 }
 
 static struct rec_entry *entry_find(struct kube_recorder *rec, const char *key)
@@ -400,12 +373,13 @@ static int event_create(struct kube_recorder *rec, const struct involved *inv, c
 
 static int involved_read(const struct json_object *obj, struct involved *inv)
 {
-	inv->kind = str_at(obj, "kind", NULL);
-	inv->api_version = str_at(obj, "apiVersion", NULL);
-	inv->name = str_at(obj, "metadata", "name");
-	inv->namespace = str_at(obj, "metadata", "namespace");
-	inv->uid = str_at(obj, "metadata", "uid");
-	inv->resource_version = str_at(obj, "metadata", "resourceVersion");
+	inv->kind = json_field_str(obj, "kind");
+	inv->api_version = json_field_str(obj, "apiVersion");
+	inv->name = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name"));
+	inv->namespace = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
+	inv->uid = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "uid"));
+	inv->resource_version =
+	    json_field_str_path(obj, JSON_FIELD_PATH("metadata", "resourceVersion"));
 	if (!inv->kind || !*inv->kind || !inv->api_version || !inv->name || !*inv->name)
 		return -EINVAL;
 	if (!inv->namespace)

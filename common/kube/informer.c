@@ -12,6 +12,8 @@
 
 #include <json-c/json.h>
 
+#include "common/io/monotonic.h"
+#include "common/json_field.h"
 #include "common/kube/watch.h"
 
 struct kube_informer {
@@ -42,14 +44,6 @@ struct kube_informer {
 	unsigned long watch_events;
 	int event_err;
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* xorshift64*: jitter and watch timeouts only need to differ between processes. */
 static uint64_t rng_next(struct kube_informer *inf)
@@ -169,24 +163,10 @@ out_free:
 
 /* ---- waiting ---- */
 
-static struct timespec deadline_after(long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /* Sleeps ms unless stopped first. */
 static void informer_sleep(struct kube_informer *inf, long ms)
 {
-	struct timespec until = deadline_after(ms);
+	struct timespec until = monotonic_after_ms(ms);
 
 	pthread_mutex_lock(&inf->lock);
 	while (!atomic_load(&inf->stop))
@@ -202,7 +182,7 @@ static void informer_sleep(struct kube_informer *inf, long ms)
  */
 static void informer_backoff(struct kube_informer *inf, long floor_ms)
 {
-	long long now = now_ms();
+	long long now = monotonic_ms();
 	long d = inf->o.backoff_initial_ms, wait;
 
 	if (inf->last_backoff_ms && now - inf->last_backoff_ms > inf->o.backoff_reset_ms)
@@ -287,16 +267,6 @@ static void transform(const struct kube_informer *inf, struct json_object *obj)
 		json_object_object_del(md, "managedFields");
 }
 
-static const char *str_field(const struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /*
  * LIST at rv and replace the cache with the result, then tell the handlers:
  * add for new keys, update for changed resourceVersions, delete (final state
@@ -336,8 +306,8 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 		r = -E2BIG;
 		goto out_list;
 	}
-	kind = str_field(list, "kind");
-	api_version = str_field(list, "apiVersion");
+	kind = json_field_str(list, "kind");
+	api_version = json_field_str(list, "apiVersion");
 	fresh = json_object_new_object();
 	if (!fresh) {
 		r = -ENOMEM;
@@ -545,7 +515,7 @@ static void *informer_main(void *arg)
 		    (int)rng_range(inf, inf->o.watch_timeout_min_s, inf->o.watch_timeout_max_s);
 		inf->watch_events = 0;
 		inf->event_err = 0;
-		started = now_ms();
+		started = monotonic_ms();
 		pthread_mutex_lock(&inf->lock);
 		inf->stats.watches++;
 		pthread_mutex_unlock(&inf->lock);
@@ -557,7 +527,7 @@ static void *informer_main(void *arg)
 			inf->stats.watch_ends++;
 			pthread_mutex_unlock(&inf->lock);
 			/* client-go: a watch that ends at once with nothing in it is a failure. */
-			if (inf->watch_events == 0 && now_ms() - started < 1000)
+			if (inf->watch_events == 0 && monotonic_ms() - started < 1000)
 				informer_backoff(inf, 0);
 			continue;
 		}
@@ -653,7 +623,7 @@ bool kube_informer_has_synced(struct kube_informer *inf)
 
 int kube_informer_wait_synced(struct kube_informer *inf, long timeout_ms)
 {
-	struct timespec until = deadline_after(timeout_ms);
+	struct timespec until = monotonic_after_ms(timeout_ms);
 	int r = 0;
 
 	pthread_mutex_lock(&inf->lock);
