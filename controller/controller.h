@@ -14,7 +14,7 @@
 #include "controller/lease.h"
 #include "controller/metrics.h"
 #include "controller/queue.h"
-#include "controller/strmap.h"
+#include "common/string_map.h"
 
 /*
  * What `kanary-controller run` holds while it runs. The informer threads
@@ -72,7 +72,7 @@ struct controller {
 
 	/* What this process wrote, per Kanary key (struct memo *, reconcile.c). */
 	pthread_mutex_t memo_lock;
-	struct strmap memos;
+	struct string_map memos;
 };
 
 /* True while this process may write. */

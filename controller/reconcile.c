@@ -94,10 +94,10 @@ static struct memo *memo_get(struct controller *c, const char *key)
 	struct memo *m;
 
 	pthread_mutex_lock(&c->memo_lock);
-	m = strmap_get(&c->memos, key);
+	m = string_map_get(&c->memos, key);
 	if (!m) {
 		m = calloc(1, sizeof(*m));
-		if (m && strmap_put(&c->memos, key, m, NULL) < 0) {
+		if (m && string_map_put(&c->memos, key, m, NULL) < 0) {
 			free(m);
 			m = NULL;
 		}
@@ -111,14 +111,14 @@ void reconcile_forget(struct controller *c, const char *key)
 	void *m = NULL;
 
 	pthread_mutex_lock(&c->memo_lock);
-	strmap_remove(&c->memos, key, &m);
+	string_map_remove(&c->memos, key, &m);
 	pthread_mutex_unlock(&c->memo_lock);
 	memo_free(m);
 }
 
 void reconcile_memos_free(struct controller *c)
 {
-	strmap_finish(&c->memos, memo_free);
+	string_map_finish(&c->memos, memo_free);
 }
 
 /* ---- small readers ---- */
@@ -464,7 +464,7 @@ out:
 }
 
 /* Adds the ConfigMap names a pod template mounts to set. */
-static int template_configmaps(const struct json_object *obj, struct strmap *set)
+static int template_configmaps(const struct json_object *obj, struct string_map *set)
 {
 	static const char *const path[] = {"spec", "template", "spec", "volumes", NULL};
 	struct json_object *vols = get_path(obj, path);
@@ -477,7 +477,7 @@ static int template_configmaps(const struct json_object *obj, struct strmap *set
 		const char *name = json_field_str_path(json_object_array_get_idx(vols, i), cm);
 
 		if (name) {
-			r = strmap_put(set, name, NULL, NULL);
+			r = string_map_put(set, name, NULL, NULL);
 			if (r < 0)
 				return r;
 		}
@@ -502,7 +502,7 @@ static int collect_garbage(struct rc *rc, const char *current)
 	struct json_object *dep = rc->deployment;
 	char **cms = NULL, **rss = NULL;
 	size_t ncm = 0, nrs = 0, candidates = 0;
-	struct strmap in_use;
+	struct string_map in_use;
 	int64_t gen, ogen;
 	bool observed;
 	int r;
@@ -515,8 +515,8 @@ static int collect_garbage(struct rc *rc, const char *current)
 			candidates++;
 	if (candidates == 0)
 		goto out_cms;
-	strmap_init(&in_use, KANARY_MAX_INDEX_ENTRIES);
-	r = strmap_put(&in_use, current, NULL, NULL);
+	string_map_init(&in_use, KANARY_MAX_INDEX_ENTRIES);
+	r = string_map_put(&in_use, current, NULL, NULL);
 	if (r < 0)
 		goto out_set;
 	r = index_members(rc->c->idx, INDEX_REPLICASETS, rc->key, &rss, &nrs);
@@ -549,7 +549,7 @@ static int collect_garbage(struct rc *rc, const char *current)
 		struct kube_result res;
 		static const char *const uid_path[] = {"metadata", "uid", NULL};
 
-		if (strmap_contains(&in_use, name))
+		if (string_map_contains(&in_use, name))
 			continue;
 		r = kube_informer_get(rc->c->inf[WATCH_CONFIGMAPS], cms[i], &cm);
 		if (r == -ENOENT) {
@@ -584,7 +584,7 @@ static int collect_garbage(struct rc *rc, const char *current)
 out_rss:
 	index_keys_free(rss, nrs);
 out_set:
-	strmap_finish(&in_use, NULL);
+	string_map_finish(&in_use, NULL);
 out_cms:
 	index_keys_free(cms, ncm);
 	return r < 0 ? r : 0;

@@ -729,7 +729,7 @@ int run_main(int argc, char **argv)
 		fprintf(stderr, "kanary-controller run: out of memory\n");
 		goto out_free;
 	}
-	strmap_init(&run->c.memos, KANARY_MAX_QUEUE_KEYS);
+	string_map_init(&run->c.memos, KANARY_MAX_QUEUE_KEYS);
 	run->o.ctl.namespace = run->o.namespace;
 	run->c.o = run->o.ctl;
 	atomic_init(&run->c.abort, false);

@@ -16,6 +16,7 @@
 #include "common/json_field.h"
 #include "common/kube/client.h"
 #include "common/limits.h"
+#include "common/string_map.h"
 #include "common/token_bucket.h"
 
 /* One Event we wrote, found again by everything that makes two Events the same. */
@@ -43,8 +44,10 @@ struct kube_recorder {
 	pthread_mutex_t lock;
 	struct rec_entry *entries; /* KANARY_MAX_EVENT_CACHE slots */
 	size_t n_entries;
-	struct spam_entry *spam; /* KANARY_MAX_EVENT_CACHE slots */
+	struct string_map entry_index; /* key -> its struct rec_entry in entries */
+	struct spam_entry *spam;       /* KANARY_MAX_EVENT_CACHE slots */
 	size_t n_spam;
+	struct string_map spam_index; /* key -> its struct spam_entry in spam */
 	unsigned long clock;
 	struct kube_recorder_stats stats;
 };
@@ -66,6 +69,8 @@ int kube_recorder_create(struct kube_config *cfg, const char *component, const c
 	rec->host = strdup(host ? host : "");
 	rec->entries = calloc(KANARY_MAX_EVENT_CACHE, sizeof(*rec->entries));
 	rec->spam = calloc(KANARY_MAX_EVENT_CACHE, sizeof(*rec->spam));
+	string_map_init(&rec->entry_index, KANARY_MAX_EVENT_CACHE);
+	string_map_init(&rec->spam_index, KANARY_MAX_EVENT_CACHE);
 	if (!rec->component || !rec->host || !rec->entries || !rec->spam)
 		goto out_free;
 	r = kube_client_create(cfg, &co, &rec->client);
@@ -104,6 +109,8 @@ void kube_recorder_destroy(struct kube_recorder *rec)
 		entry_clear(&rec->entries[i]);
 	for (size_t i = 0; i < rec->n_spam; i++)
 		free(rec->spam[i].key);
+	string_map_finish(&rec->entry_index, NULL);
+	string_map_finish(&rec->spam_index, NULL);
 	pthread_mutex_destroy(&rec->lock);
 	kube_client_destroy(rec->client);
 	free(rec->spam);
@@ -146,18 +153,11 @@ struct involved {
  */
 static bool spam_allow(struct kube_recorder *rec, const char *key)
 {
-	struct spam_entry *e = NULL, *lru = NULL;
+	struct spam_entry *e, *lru = NULL;
 	long long now = monotonic_ms();
 	char *copy;
 
-	for (size_t i = 0; i < rec->n_spam; i++) {
-		if (strcmp(rec->spam[i].key, key) == 0) {
-			e = &rec->spam[i];
-			break;
-		}
-		if (!lru || rec->spam[i].used < lru->used)
-			lru = &rec->spam[i];
-	}
+	e = string_map_get(&rec->spam_index, key);
 	if (!e) {
 		copy = strdup(key);
 		if (!copy)
@@ -165,10 +165,17 @@ static bool spam_allow(struct kube_recorder *rec, const char *key)
 		if (rec->n_spam < KANARY_MAX_EVENT_CACHE) {
 			e = &rec->spam[rec->n_spam++];
 		} else {
+			for (size_t i = 0; i < rec->n_spam; i++)
+				if (!lru || rec->spam[i].used < lru->used)
+					lru = &rec->spam[i];
 			e = lru;
+			if (e->key && string_map_get(&rec->spam_index, e->key) == e)
+				(void)string_map_remove(&rec->spam_index, e->key, NULL);
 			free(e->key);
 		}
 		e->key = copy;
+		/* Out of memory: the bucket starts over the next time. */
+		(void)string_map_put(&rec->spam_index, key, e, NULL);
 		token_bucket_init(&e->bucket, 1.0 / KUBE_EVENT_REFILL_S, KUBE_EVENT_BURST, now);
 	}
 	e->used = ++rec->clock;
@@ -177,10 +184,24 @@ static bool spam_allow(struct kube_recorder *rec, const char *key)
 
 static struct rec_entry *entry_find(struct kube_recorder *rec, const char *key)
 {
-	for (size_t i = 0; i < rec->n_entries; i++)
-		if (strcmp(rec->entries[i].key, key) == 0)
-			return &rec->entries[i];
-	return NULL;
+	return string_map_get(&rec->entry_index, key);
+}
+
+/* Forgets e: the last entry moves into its slot. */
+static void entry_remove(struct kube_recorder *rec, struct rec_entry *e)
+{
+	struct rec_entry *last = &rec->entries[rec->n_entries - 1];
+
+	if (e->key && string_map_get(&rec->entry_index, e->key) == e)
+		(void)string_map_remove(&rec->entry_index, e->key, NULL);
+	entry_clear(e);
+	rec->n_entries--;
+	if (e != last) {
+		*e = *last;
+		memset(last, 0, sizeof(*last));
+		/* Same key, so the put replaces and cannot fail. */
+		(void)string_map_put(&rec->entry_index, e->key, e, NULL);
+	}
 }
 
 /* A slot for a new entry: a free one, else the least recently used. */
@@ -193,6 +214,8 @@ static struct rec_entry *entry_slot(struct kube_recorder *rec)
 	for (size_t i = 0; i < rec->n_entries; i++)
 		if (!lru || rec->entries[i].used < lru->used)
 			lru = &rec->entries[i];
+	if (lru->key && string_map_get(&rec->entry_index, lru->key) == lru)
+		(void)string_map_remove(&rec->entry_index, lru->key, NULL);
 	entry_clear(lru);
 	return lru;
 }
@@ -355,14 +378,10 @@ static int event_create(struct kube_recorder *rec, const struct involved *inv, c
 	e->key = strdup(key);
 	e->name = strdup(name);
 	e->namespace = strdup(ns);
-	if (!e->key || !e->name || !e->namespace) {
+	if (!e->key || !e->name || !e->namespace ||
+	    string_map_put(&rec->entry_index, e->key, e, NULL) < 0) {
 		/* The Event is written; we only forget it. */
-		entry_clear(e);
-		rec->n_entries--;
-		if (e != &rec->entries[rec->n_entries]) {
-			*e = rec->entries[rec->n_entries];
-			memset(&rec->entries[rec->n_entries], 0, sizeof(*e));
-		}
+		entry_remove(rec, e);
 		return 0;
 	}
 	e->count = 1;
@@ -441,12 +460,7 @@ int kube_record(struct kube_recorder *rec, const struct json_object *obj,
 		if (res.reason != KUBE_REASON_NOT_FOUND)
 			goto out_failed;
 		/* The Event expired or was deleted: start a new one. */
-		entry_clear(e);
-		rec->n_entries--;
-		if (e != &rec->entries[rec->n_entries]) {
-			*e = rec->entries[rec->n_entries];
-			memset(&rec->entries[rec->n_entries], 0, sizeof(*e));
-		}
+		entry_remove(rec, e);
 	}
 	r = event_create(rec, &inv, key.data, type_name, reason, message, ts, &res);
 	if (r == 0) {
