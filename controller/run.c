@@ -14,6 +14,7 @@
 
 #include "common/buf.h"
 #include "common/duration.h"
+#include "common/io/log_kube.h"
 #include "common/io/monotonic.h"
 #include "common/kanary.h"
 #include "common/kube/client.h"

@@ -16,6 +16,7 @@
 
 #include "common/bind_address.h"
 #include "common/duration.h"
+#include "common/io/log_kube.h"
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/limits.h"

@@ -5,8 +5,6 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
-#include "common/kube/config.h"
-
 /*
  * The daemons' log: one line per decision on standard error,
  *   2026-11-26T03:50:13.123Z INFO  default/myapp: applied configuration 38d6aa4b
@@ -32,8 +30,5 @@ void log_msg(enum log_level level, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, const char *key, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
-
-/* A kube_logger function (ctx unused) writing the Kubernetes client's messages here. */
-void log_kube(void *ctx, enum kube_log_level level, const char *msg);
 
 #endif
