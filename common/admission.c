@@ -12,7 +12,7 @@
 
 #include "common/base64.h"
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/kanary_check.h"
 #include "common/json_field.h"
 #include "common/kerr.h"
 #include "common/limits.h"

@@ -78,15 +78,15 @@ struct controller {
 /* True while this process may write. */
 bool controller_may_write(struct controller *c);
 
-/* ---- informers.c ---- */
+/* ---- watches.c ---- */
 
 /* Creates the informers with handlers that keep c->idx and feed c->queue. */
-int informers_create(struct controller *c);
-int informers_start(struct controller *c);
-void informers_stop(struct controller *c);
-void informers_destroy(struct controller *c);
-bool informers_synced(struct controller *c, char *why, size_t size);
-const char *informers_name(enum watched w);
+int watches_create(struct controller *c);
+int watches_start(struct controller *c);
+void watches_stop(struct controller *c);
+void watches_destroy(struct controller *c);
+bool watches_synced(struct controller *c, char *why, size_t size);
+const char *watches_name(enum watched w);
 
 /* ---- reconcile.c ---- */
 

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "controller/render_cmd.h"
-#include "controller/run.h"
+#include "controller/cmd_render.h"
+#include "controller/cmd_run.h"
 
 static void usage(FILE *out)
 {
@@ -35,9 +35,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "run") == 0)
-		return run_main(argc - 1, argv + 1);
+		return cmd_run_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "render") == 0)
-		return render_main(argc - 1, argv + 1);
+		return cmd_render_main(argc - 1, argv + 1);
 	fprintf(stderr, "kanary-controller: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return 2;

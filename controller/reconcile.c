@@ -8,7 +8,7 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/kanary_check.h"
 #include "common/json_field.h"
 #include "common/kerr.h"
 #include "common/kube/client.h"

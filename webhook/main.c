@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "webhook/check.h"
-#include "webhook/serve.h"
+#include "webhook/cmd_check.h"
+#include "webhook/cmd_serve.h"
 
 static void usage(FILE *out)
 {
@@ -35,9 +35,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "serve") == 0)
-		return serve_main(argc - 1, argv + 1);
+		return cmd_serve_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
-		return check_main(argc - 1, argv + 1);
+		return cmd_check_main(argc - 1, argv + 1);
 	fprintf(stderr, "kanary-webhook: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return 2;

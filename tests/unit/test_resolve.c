@@ -12,7 +12,7 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/kanary_check.h"
 #include "common/doc.h"
 #include "common/kanary.h"
 #include "common/kerr.h"

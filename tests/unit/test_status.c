@@ -11,7 +11,7 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/kanary_check.h"
 #include "common/kerr.h"
 #include "controller/pods.h"
 #include "controller/status.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "controller/run.h"
+#include "controller/cmd_run.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -429,7 +429,7 @@ static int h_readyz(void *ctx, char *why, size_t size)
 {
 	struct run *run = ctx;
 
-	return informers_synced(&run->c, why, size) ? 0 : -1;
+	return watches_synced(&run->c, why, size) ? 0 : -1;
 }
 
 static int extra_metrics(void *ctx, struct buf *out)
@@ -463,7 +463,7 @@ static int extra_metrics(void *ctx, struct buf *out)
 		                  "# TYPE kanary_controller_informer_synced gauge\n");
 	for (size_t w = 0; r == 0 && w < WATCH_N; w++)
 		r = buf_printf(out, "kanary_controller_informer_synced{resource=\"%s\"} %d\n",
-		               informers_name((enum watched)w),
+		               watches_name((enum watched)w),
 		               kube_informer_has_synced(run->c.inf[w]) ? 1 : 0);
 	return r;
 }
@@ -598,7 +598,7 @@ static int setup(struct run *run)
 		r = kube_recorder_create(run->c.cfg, CONTROLLER_COMPONENT, run->identity,
 		                         &run->c.recorder);
 	if (r == 0)
-		r = informers_create(&run->c);
+		r = watches_create(&run->c);
 	if (r < 0)
 		log_msg(LOG_ERROR, NULL, "setting up: %s", strerror(-r));
 	return r;
@@ -639,11 +639,11 @@ static int elect(struct run *run)
 static void teardown(struct run *run)
 {
 	stop_workers(run);
-	informers_stop(&run->c);
+	watches_stop(&run->c);
 	server_stop(run->metrics);
 	server_stop(run->health);
 	lease_destroy(run->c.lease);
-	informers_destroy(&run->c);
+	watches_destroy(&run->c);
 	kube_recorder_destroy(run->c.recorder);
 	metrics_destroy(run->c.metrics);
 	queue_destroy(run->c.queue);
@@ -674,7 +674,7 @@ static int serve(struct run *run, const sigset_t *sigs)
 			return RUN_FAILED;
 		}
 		if (!synced) {
-			synced = informers_synced(&run->c, NULL, 0);
+			synced = watches_synced(&run->c, NULL, 0);
 			if (!synced)
 				continue;
 			log_msg(LOG_INFO, NULL, "caches synced");
@@ -698,7 +698,7 @@ static int serve(struct run *run, const sigset_t *sigs)
 	}
 }
 
-int run_main(int argc, char **argv)
+int cmd_run_main(int argc, char **argv)
 {
 	struct run *run;
 	sigset_t sigs;
@@ -748,7 +748,7 @@ int run_main(int argc, char **argv)
 		log_msg(LOG_ERROR, NULL, "cannot initialise libcurl");
 		goto out_memo;
 	}
-	if (setup(run) < 0 || informers_start(&run->c) < 0 || start_servers(run) < 0)
+	if (setup(run) < 0 || watches_start(&run->c) < 0 || start_servers(run) < 0)
 		goto out_teardown;
 	log_msg(LOG_INFO, NULL, "kanary-controller %s started as %s", KANARY_VERSION,
 	        run->identity);

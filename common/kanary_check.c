@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "common/check.h"
+#include "common/kanary_check.h"
 
 #include <errno.h>
 #include <string.h>

@@ -43,7 +43,7 @@ static const struct watch_def defs[WATCH_N] = {
     [WATCH_REPLICASETS] = {"replicasets", "apps", "v1", "replicasets", true},
 };
 
-const char *informers_name(enum watched w)
+const char *watches_name(enum watched w)
 {
 	return defs[w].name;
 }
@@ -242,7 +242,7 @@ static void h_delete(void *ctx, struct json_object *obj, bool final_state_unknow
 	on_event(ctx, NULL, obj, true);
 }
 
-int informers_create(struct controller *c)
+int watches_create(struct controller *c)
 {
 	char path[KANARY_MAX_URL];
 	int r;
@@ -272,7 +272,7 @@ int informers_create(struct controller *c)
 	return 0;
 }
 
-int informers_start(struct controller *c)
+int watches_start(struct controller *c)
 {
 	for (size_t w = 0; w < WATCH_N; w++) {
 		int r = kube_informer_start(c->inf[w]);
@@ -283,14 +283,14 @@ int informers_start(struct controller *c)
 	return 0;
 }
 
-void informers_stop(struct controller *c)
+void watches_stop(struct controller *c)
 {
 	for (size_t w = 0; w < WATCH_N; w++)
 		if (c->inf[w])
 			kube_informer_stop(c->inf[w]);
 }
 
-void informers_destroy(struct controller *c)
+void watches_destroy(struct controller *c)
 {
 	for (size_t w = 0; w < WATCH_N; w++) {
 		kube_informer_destroy(c->inf[w]);
@@ -298,7 +298,7 @@ void informers_destroy(struct controller *c)
 	}
 }
 
-bool informers_synced(struct controller *c, char *why, size_t size)
+bool watches_synced(struct controller *c, char *why, size_t size)
 {
 	for (size_t w = 0; w < WATCH_N; w++)
 		if (!c->inf[w] || !kube_informer_has_synced(c->inf[w])) {

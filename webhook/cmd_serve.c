@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "webhook/serve.h"
+#include "webhook/cmd_serve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -266,7 +266,7 @@ static int wait_for_stop(const sigset_t *set)
 	return sig;
 }
 
-int serve_main(int argc, char **argv)
+int cmd_serve_main(int argc, char **argv)
 {
 	struct serve_flags f = {
 	    .bind_address = "0.0.0.0",

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef KANARY_CHECK_H
-#define KANARY_CHECK_H
+#ifndef KANARY_KANARY_CHECK_H
+#define KANARY_KANARY_CHECK_H
 
 #include "common/kanary.h"
 #include "common/resolve.h"

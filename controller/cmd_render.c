@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "controller/render_cmd.h"
+#include "controller/cmd_render.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -11,7 +11,7 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/kanary_check.h"
 #include "common/io/input.h"
 #include "common/kerr.h"
 #include "common/limits.h"
@@ -166,7 +166,7 @@ static int render_all(struct json_object *docs, const struct catalog *cat,
 	return r;
 }
 
-int render_main(int argc, char **argv)
+int cmd_render_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"filename", required_argument, NULL, 'f'},
