@@ -20,9 +20,11 @@
 #include "common/kube/client.h"
 #include "common/kube/watch.h"
 #include "common/limits.h"
-#include "controller/controller.h"
 #include "common/io/log.h"
+#include "controller/controller.h"
+#include "controller/reconcile.h"
 #include "controller/server.h"
+#include "controller/watches.h"
 
 #define RUN_DEFAULT_METRICS_BIND ":8080"
 #define RUN_DEFAULT_HEALTH_BIND  ":8081"
@@ -363,17 +365,13 @@ struct worker {
 
 struct run {
 	struct run_options o;
-	struct controller c;
+	struct controller *c;
+	struct kube_config *cfg;
 	struct worker workers[KANARY_MAX_WORKERS];
 	struct server *health, *metrics;
 	atomic_bool leading;
 	char identity[300];
 };
-
-bool controller_may_write(struct controller *c)
-{
-	return !atomic_load(&c->abort) && (!c->lease || lease_is_leader(c->lease));
-}
 
 static void *worker_main(void *arg)
 {
@@ -418,7 +416,7 @@ static int h_healthz(void *ctx, char *why, size_t size)
 {
 	struct run *run = ctx;
 
-	if (run->c.lease && lease_lost(run->c.lease)) {
+	if (run->c->lease && lease_lost(run->c->lease)) {
 		snprintf(why, size, "leadership lost");
 		return -1;
 	}
@@ -429,7 +427,7 @@ static int h_readyz(void *ctx, char *why, size_t size)
 {
 	struct run *run = ctx;
 
-	return watches_synced(&run->c, why, size) ? 0 : -1;
+	return watches_synced(run->c, why, size) ? 0 : -1;
 }
 
 static int extra_metrics(void *ctx, struct buf *out)
@@ -438,7 +436,7 @@ static int extra_metrics(void *ctx, struct buf *out)
 	struct queue_stats qs;
 	int r;
 
-	queue_stats(run->c.queue, &qs);
+	queue_stats(run->c->queue, &qs);
 	r = metrics_gauge(out, "kanary_controller_workqueue_depth",
 	                  "Kanaries waiting for a worker.", "gauge", "", (double)qs.depth);
 	if (r == 0)
@@ -456,7 +454,7 @@ static int extra_metrics(void *ctx, struct buf *out)
 		r = metrics_gauge(
 		    out, "kanary_controller_leader",
 		    "1 while this process holds the lease and may write.", "gauge", "",
-		    controller_may_write(&run->c) && atomic_load(&run->leading) ? 1 : 0);
+		    controller_may_write(run->c) && atomic_load(&run->leading) ? 1 : 0);
 	if (r == 0)
 		r = buf_puts(out, "# HELP kanary_controller_informer_synced 1 once the informer's "
 		                  "first list is in its cache.\n"
@@ -464,7 +462,7 @@ static int extra_metrics(void *ctx, struct buf *out)
 	for (size_t w = 0; r == 0 && w < WATCH_N; w++)
 		r = buf_printf(out, "kanary_controller_informer_synced{resource=\"%s\"} %d\n",
 		               watches_name((enum watched)w),
-		               kube_informer_has_synced(run->c.inf[w]) ? 1 : 0);
+		               kube_informer_has_synced(run->c->inf[w]) ? 1 : 0);
 	return r;
 }
 
@@ -472,7 +470,7 @@ static int h_metrics(void *ctx, struct buf *out)
 {
 	struct run *run = ctx;
 
-	return metrics_render(run->c.metrics, extra_metrics, run, out);
+	return metrics_render(run->c->metrics, extra_metrics, run, out);
 }
 
 static int start_servers(struct run *run)
@@ -525,11 +523,11 @@ static int start_workers(struct run *run)
 	for (int i = 0; i < run->o.workers; i++) {
 		struct worker *w = &run->workers[i];
 
-		w->c = &run->c;
-		r = kube_client_create(run->c.cfg, &co, &w->kc);
+		w->c = run->c;
+		r = kube_client_create(run->c->cfg, &co, &w->kc);
 		if (r < 0)
 			return r;
-		kube_client_set_abort(w->kc, &run->c.abort);
+		kube_client_set_abort(w->kc, &run->c->abort);
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 			return -EAGAIN;
 		w->started = true;
@@ -539,8 +537,8 @@ static int start_workers(struct run *run)
 
 static void stop_workers(struct run *run)
 {
-	if (run->c.queue)
-		queue_shutdown(run->c.queue);
+	if (run->c)
+		queue_shutdown(run->c->queue);
 	for (int i = 0; i < KANARY_MAX_WORKERS; i++) {
 		struct worker *w = &run->workers[i];
 
@@ -557,13 +555,13 @@ static void resync(struct run *run)
 	struct json_object *all = NULL;
 	char key[KANARY_MAX_KEY + 1];
 
-	if (kube_informer_list(run->c.inf[WATCH_KANARIES], &all) < 0) {
+	if (kube_informer_list(run->c->inf[WATCH_KANARIES], &all) < 0) {
 		log_msg(LOG_WARNING, NULL, "resync: cannot read the Kanary cache; next time");
 		return;
 	}
 	for (size_t i = 0; i < json_object_array_length(all); i++)
 		if (kube_object_key(json_object_array_get_idx(all, i), key, sizeof(key)) == 0)
-			queue_add(run->c.queue, key);
+			queue_add(run->c->queue, key);
 	log_msg(LOG_DEBUG, NULL, "resync: %zu Kanaries queued", json_object_array_length(all));
 	json_object_put(all);
 }
@@ -572,10 +570,9 @@ static int setup(struct run *run)
 {
 	struct kube_config_err err = {{0}};
 	struct kube_logger lg = {.fn = log_kube, .ctx = NULL};
-	const struct queue_options qo = {0};
 	int r;
 
-	r = kube_config_load(run->o.kubeconfig, run->o.context, &run->c.cfg, &err);
+	r = kube_config_load(run->o.kubeconfig, run->o.context, &run->cfg, &err);
 	if (r < 0) {
 		log_msg(LOG_ERROR, NULL, "kubeconfig: %s",
 		        err.msg[0]     ? err.msg
@@ -583,22 +580,13 @@ static int setup(struct run *run)
 		                       : strerror(-r));
 		return r;
 	}
-	kube_config_set_logger(run->c.cfg, &lg);
-	log_msg(LOG_INFO, NULL, "API server %s (%s); watching %s", run->c.cfg->server,
-	        run->c.cfg->origin ? run->c.cfg->origin : "?",
+	kube_config_set_logger(run->cfg, &lg);
+	log_msg(LOG_INFO, NULL, "API server %s (%s); watching %s", run->cfg->server,
+	        run->cfg->origin ? run->cfg->origin : "?",
 	        run->o.namespace ? run->o.namespace : "every namespace");
-	r = index_create(&run->c.idx);
+	r = lease_make_identity(run->identity, sizeof(run->identity));
 	if (r == 0)
-		r = queue_create(&qo, &run->c.queue);
-	if (r == 0)
-		r = metrics_create(&run->c.metrics);
-	if (r == 0)
-		r = lease_make_identity(run->identity, sizeof(run->identity));
-	if (r == 0)
-		r = kube_recorder_create(run->c.cfg, CONTROLLER_COMPONENT, run->identity,
-		                         &run->c.recorder);
-	if (r == 0)
-		r = watches_create(&run->c);
+		r = controller_create(&run->o.ctl, run->cfg, run->identity, &run->c);
 	if (r < 0)
 		log_msg(LOG_ERROR, NULL, "setting up: %s", strerror(-r));
 	return r;
@@ -609,16 +597,16 @@ static void on_lost(void *ctx)
 	struct run *run = ctx;
 
 	/* Stop writing now; the main thread exits 1, as client-go's users do. */
-	atomic_store(&run->c.abort, true);
+	atomic_store(&run->c->abort, true);
 }
 
 static int elect(struct run *run)
 {
 	struct lease_options lo = {
-	    .cfg = run->c.cfg,
+	    .cfg = run->cfg,
 	    .namespace = run->o.lease_namespace ? run->o.lease_namespace
 	                 : run->o.namespace     ? run->o.namespace
-	                                        : run->c.cfg->namespace,
+	                                        : run->cfg->namespace,
 	    .name = run->o.lease_name,
 	    .identity = run->identity,
 	    .duration_ms = run->o.lease_ms,
@@ -627,10 +615,10 @@ static int elect(struct run *run)
 	    .on_lost = on_lost,
 	    .ctx = run,
 	};
-	int r = lease_create(&lo, &run->c.lease);
+	int r = lease_create(&lo, &run->c->lease);
 
 	if (r == 0)
-		r = lease_start(run->c.lease);
+		r = lease_start(run->c->lease);
 	if (r < 0)
 		log_msg(LOG_ERROR, NULL, "leader election: %s", strerror(-r));
 	return r;
@@ -639,18 +627,15 @@ static int elect(struct run *run)
 static void teardown(struct run *run)
 {
 	stop_workers(run);
-	watches_stop(&run->c);
+	controller_stop(run->c);
 	server_stop(run->metrics);
 	server_stop(run->health);
-	lease_destroy(run->c.lease);
-	watches_destroy(&run->c);
-	kube_recorder_destroy(run->c.recorder);
-	metrics_destroy(run->c.metrics);
-	queue_destroy(run->c.queue);
-	index_destroy(run->c.idx);
-	reconcile_memos_free(&run->c);
-	pthread_mutex_destroy(&run->c.memo_lock);
-	kube_config_destroy(run->c.cfg);
+	if (run->c) {
+		lease_destroy(run->c->lease);
+		run->c->lease = NULL;
+	}
+	controller_destroy(run->c);
+	kube_config_destroy(run->cfg);
 }
 
 static int serve(struct run *run, const sigset_t *sigs)
@@ -665,23 +650,23 @@ static int serve(struct run *run, const sigset_t *sigs)
 			log_msg(LOG_INFO, NULL, "%s: finishing the current Kanary, then stopping",
 			        sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			stop_workers(run);
-			if (run->c.lease)
-				lease_release(run->c.lease);
+			if (run->c->lease)
+				lease_release(run->c->lease);
 			return RUN_OK;
 		}
-		if (run->c.lease && lease_lost(run->c.lease)) {
+		if (run->c->lease && lease_lost(run->c->lease)) {
 			stop_workers(run);
 			return RUN_FAILED;
 		}
 		if (!synced) {
-			synced = watches_synced(&run->c, NULL, 0);
+			synced = watches_synced(run->c, NULL, 0);
 			if (!synced)
 				continue;
 			log_msg(LOG_INFO, NULL, "caches synced");
 			if (run->o.leader_elect && elect(run) < 0)
 				return RUN_FAILED;
 		}
-		if (!working && controller_may_write(&run->c)) {
+		if (!working && controller_may_write(run->c)) {
 			if (start_workers(run) < 0) {
 				log_msg(LOG_ERROR, NULL, "cannot start the workers");
 				return RUN_FAILED;
@@ -725,15 +710,7 @@ int cmd_run_main(int argc, char **argv)
 		status = r > 0 ? RUN_OK : RUN_USAGE;
 		goto out_free;
 	}
-	/* Before anything that can fail: teardown() destroys it. */
-	if (pthread_mutex_init(&run->c.memo_lock, NULL) != 0) {
-		fprintf(stderr, "kanary-controller run: out of memory\n");
-		goto out_free;
-	}
-	string_map_init(&run->c.memos, KANARY_MAX_QUEUE_KEYS);
 	run->o.ctl.namespace = run->o.namespace;
-	run->c.o = run->o.ctl;
-	atomic_init(&run->c.abort, false);
 	atomic_init(&run->leading, false);
 	log_set_verbosity(run->o.verbosity);
 
@@ -746,9 +723,9 @@ int cmd_run_main(int argc, char **argv)
 
 	if (kube_global_init() < 0) {
 		log_msg(LOG_ERROR, NULL, "cannot initialise libcurl");
-		goto out_memo;
+		goto out_free;
 	}
-	if (setup(run) < 0 || watches_start(&run->c) < 0 || start_servers(run) < 0)
+	if (setup(run) < 0 || controller_start(run->c) < 0 || start_servers(run) < 0)
 		goto out_teardown;
 	log_msg(LOG_INFO, NULL, "kanary-controller %s started as %s", KANARY_VERSION,
 	        run->identity);
@@ -758,8 +735,6 @@ out_teardown:
 	teardown(run);
 	kube_global_cleanup();
 	goto out_free;
-out_memo:
-	pthread_mutex_destroy(&run->c.memo_lock);
 out_free:
 	free(run);
 	return status;

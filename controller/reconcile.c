@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "controller/reconcile.h"
+
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +20,8 @@
 #include "common/objects.h"
 #include "common/render.h"
 #include "common/resolve.h"
-#include "controller/controller.h"
 #include "common/io/log.h"
+#include "common/string_map.h"
 #include "controller/pods.h"
 #include "controller/status.h"
 
@@ -88,37 +91,64 @@ static void memo_free(void *v)
 	free(m);
 }
 
+/* Every Kanary key's struct memo; the workers meet here, so it has a lock. */
+struct reconcile_memos {
+	pthread_mutex_t lock;
+	struct string_map by_key;
+};
+
+int reconcile_memos_create(struct reconcile_memos **ret)
+{
+	struct reconcile_memos *ms;
+
+	ms = calloc(1, sizeof(*ms));
+	if (!ms)
+		return -ENOMEM;
+	if (pthread_mutex_init(&ms->lock, NULL) != 0) {
+		free(ms);
+		return -ENOMEM;
+	}
+	string_map_init(&ms->by_key, KANARY_MAX_QUEUE_KEYS);
+	*ret = ms;
+	return 0;
+}
+
+void reconcile_memos_destroy(struct reconcile_memos *ms)
+{
+	if (!ms)
+		return;
+	string_map_finish(&ms->by_key, memo_free);
+	pthread_mutex_destroy(&ms->lock);
+	free(ms);
+}
+
 /* The memo of key, created when absent; NULL out of memory. Only key's worker uses it. */
-static struct memo *memo_get(struct controller *c, const char *key)
+static struct memo *memo_get(struct reconcile_memos *ms, const char *key)
 {
 	struct memo *m;
 
-	pthread_mutex_lock(&c->memo_lock);
-	m = string_map_get(&c->memos, key);
+	pthread_mutex_lock(&ms->lock);
+	m = string_map_get(&ms->by_key, key);
 	if (!m) {
 		m = calloc(1, sizeof(*m));
-		if (m && string_map_put(&c->memos, key, m, NULL) < 0) {
+		if (m && string_map_put(&ms->by_key, key, m, NULL) < 0) {
 			free(m);
 			m = NULL;
 		}
 	}
-	pthread_mutex_unlock(&c->memo_lock);
+	pthread_mutex_unlock(&ms->lock);
 	return m;
 }
 
-void reconcile_forget(struct controller *c, const char *key)
+/* Forgets what reconcile remembered about key (the Kanary is gone). */
+static void memo_forget(struct reconcile_memos *ms, const char *key)
 {
 	void *m = NULL;
 
-	pthread_mutex_lock(&c->memo_lock);
-	string_map_remove(&c->memos, key, &m);
-	pthread_mutex_unlock(&c->memo_lock);
+	pthread_mutex_lock(&ms->lock);
+	string_map_remove(&ms->by_key, key, &m);
+	pthread_mutex_unlock(&ms->lock);
 	memo_free(m);
-}
-
-void reconcile_memos_free(struct controller *c)
-{
-	string_map_finish(&c->memos, memo_free);
 }
 
 /* ---- small readers ---- */
@@ -907,7 +937,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	r = kube_informer_get(c->inf[WATCH_KANARIES], key, &rc.obj);
 	if (r == -ENOENT) {
 		/* Gone: its children go with it through their ownerReferences. */
-		reconcile_forget(c, key);
+		memo_forget(c->memos, key);
 		metrics_forget(c->metrics, key);
 		return 0;
 	}
@@ -917,7 +947,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		r = 0;
 		goto out_obj;
 	}
-	rc.memo = memo_get(c, key);
+	rc.memo = memo_get(c->memos, key);
 	r = rc.memo ? catalog_create(&cat) : -ENOMEM;
 	if (r < 0)
 		goto out_obj;

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "controller/watches.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +11,6 @@
 #include "common/kanary.h"
 #include "common/json_field.h"
 #include "common/kube/client.h"
-#include "controller/controller.h"
 #include "common/io/log.h"
 
 /*
