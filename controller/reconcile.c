@@ -22,6 +22,7 @@
 #include "common/resolve.h"
 #include "common/io/log.h"
 #include "common/string_map.h"
+#include "controller/apply.h"
 #include "controller/pods.h"
 #include "controller/status.h"
 
@@ -41,44 +42,19 @@
  * is our write. resourceVersions are only compared for equality.
  */
 
-enum child {
-	CHILD_CONFIGMAP = 0,
-	CHILD_DEPLOYMENT,
-	CHILD_PDB,
-	CHILD_SERVICE,
-	CHILD_N,
-};
-
-struct child_def {
-	const char *kind;
-	const char *group;
-	const char *version;
-	const char *resource;
-	enum watched w;
-};
-
-static const struct child_def child_defs[CHILD_N] = {
-    [CHILD_CONFIGMAP] = {"ConfigMap", "", "v1", "configmaps", WATCH_CONFIGMAPS},
-    [CHILD_DEPLOYMENT] = {"Deployment", "apps", "v1", "deployments", WATCH_DEPLOYMENTS},
-    [CHILD_PDB] = {"PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", WATCH_PDBS},
-    [CHILD_SERVICE] = {"Service", "", "v1", "services", WATCH_SERVICES},
-};
-
-#define RV_SIZE (KANARY_MAX_RESOURCE_VERSION + 1)
-
-struct child_memo {
-	char name[KANARY_MAX_NAME + 1];
-	char digest[65];
-	char rv_before[RV_SIZE];
-	char rv_after[RV_SIZE];
-	char hash[65]; /* the Deployment's: the config hash its template carries */
+/* The cache each kind of child is found in. */
+static const enum watched child_cache[CHILD_N] = {
+    [CHILD_CONFIGMAP] = WATCH_CONFIGMAPS,
+    [CHILD_DEPLOYMENT] = WATCH_DEPLOYMENTS,
+    [CHILD_PDB] = WATCH_PDBS,
+    [CHILD_SERVICE] = WATCH_SERVICES,
 };
 
 struct memo {
 	struct child_memo child[CHILD_N];
-	char kanary_rv[RV_SIZE];    /* the Kanary our last status write was computed from */
-	struct json_object *status; /* that write */
-	bool pods_unreadable;       /* the last LIST of its pods failed (told once) */
+	char kanary_rv[APPLY_RV_SIZE]; /* the Kanary our last status write was computed from */
+	struct json_object *status;    /* that write */
+	bool pods_unreadable;          /* the last LIST of its pods failed (told once) */
 };
 
 static void memo_free(void *v)
@@ -180,93 +156,6 @@ static const char *resource_version(const struct json_object *o)
 	return rv ? rv : "";
 }
 
-static void copy_str(char *out, size_t size, const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	/* Every field copied here has a ceiling below size; a longer one is dropped, not cut. */
-	if (n >= size)
-		n = 0;
-	if (n)
-		memcpy(out, s, n);
-	out[n] = '\0';
-}
-
-/* True when obj has a controller ownerReference to the Kanary with this uid. */
-static bool controlled_by(const struct json_object *obj, const char *uid)
-{
-	static const char *const path[] = {"metadata", "ownerReferences", NULL};
-	struct json_object *refs = get_path(obj, path);
-
-	if (!uid || !refs || !json_object_is_type(refs, json_type_array))
-		return false;
-	for (size_t i = 0; i < json_object_array_length(refs); i++) {
-		const struct json_object *ref = json_object_array_get_idx(refs, i);
-		static const char *const k_uid[] = {"uid", NULL};
-		static const char *const k_kind[] = {"kind", NULL};
-		struct json_object *ctl;
-
-		if (json_field_str_path(ref, k_uid) &&
-		    strcmp(json_field_str_path(ref, k_uid), uid) == 0 &&
-		    json_field_str_path(ref, k_kind) &&
-		    strcmp(json_field_str_path(ref, k_kind), KANARY_KIND) == 0 &&
-		    json_object_object_get_ex(ref, "controller", &ctl) &&
-		    json_object_get_boolean(ctl))
-			return true;
-	}
-	return false;
-}
-
-/*
- * True when every field of want is in have with the same value (arrays: the
- * same length, item by item). The API server adds defaults but keeps what we
- * set, so an object that passed our apply is a superset of it; a false "no"
- * only costs an apply that changes nothing.
- */
-static bool subset(const struct json_object *want, const struct json_object *have)
-{
-	if (!have)
-		return false;
-	switch (json_object_get_type(want)) {
-	case json_type_object:
-		if (!json_object_is_type(have, json_type_object))
-			return false;
-		json_object_object_foreach((struct json_object *)want, k, v)
-		{
-			struct json_object *hv;
-
-			if (!json_object_object_get_ex(have, k, &hv) || !subset(v, hv))
-				return false;
-		}
-		return true;
-	case json_type_array:
-		if (!json_object_is_type(have, json_type_array) ||
-		    json_object_array_length(want) != json_object_array_length(have))
-			return false;
-		for (size_t i = 0; i < json_object_array_length(want); i++)
-			if (!subset(json_object_array_get_idx(want, i),
-			            json_object_array_get_idx(have, i)))
-				return false;
-		return true;
-	case json_type_int:
-		return json_object_is_type(have, json_type_int) &&
-		       json_object_get_int64(want) == json_object_get_int64(have);
-	case json_type_string:
-		return json_object_is_type(have, json_type_string) &&
-		       strcmp(json_object_get_string((struct json_object *)want),
-		              json_object_get_string((struct json_object *)have)) == 0;
-	case json_type_boolean:
-		return json_object_is_type(have, json_type_boolean) &&
-		       json_object_get_boolean(want) == json_object_get_boolean(have);
-	case json_type_double:
-		return json_object_is_type(have, json_type_double) &&
-		       json_object_get_double(want) == json_object_get_double(have);
-	case json_type_null:
-		return json_object_is_type(have, json_type_null);
-	}
-	return false;
-}
-
 /* ---- one reconcile ---- */
 
 struct rc {
@@ -277,12 +166,8 @@ struct rc {
 	struct json_object *obj; /* the Kanary, a deep copy from the cache */
 	struct memo *memo;
 	struct kanary *k;
-	const char *hash;
-	struct json_object *deployment; /* freshest known: our apply's answer, else the cache's */
-	char conflict[KANARY_MAX_STATUS_MESSAGE];
-	bool rolled;
-	char rolled_from[65];
-	int retry_after_s;
+	struct apply_io io;   /* the caches and the client, for apply_child */
+	struct apply_run run; /* the children: what applying them found out */
 };
 
 /* Looks up ns/name in a cache. Ownership: *ret (NULL when absent) is the caller's. */
@@ -346,24 +231,6 @@ static int fill_catalog(struct rc *rc, struct catalog *cat)
 	return r < 0 ? r : 0;
 }
 
-static int digest_of(const struct json_object *obj, char out[65])
-{
-	const char *s =
-	    json_object_to_json_string_ext((struct json_object *)obj, JSON_C_TO_STRING_PLAIN);
-
-	if (!s)
-		return -ENOMEM;
-	return render_hash(s, strlen(s), out);
-}
-
-static const char *template_hash(const struct json_object *dep)
-{
-	static const char *const path[] = {
-	    "spec", "template", "metadata", "annotations", CONTROLLER_HASH_ANNOTATION, NULL};
-
-	return json_field_str_path(dep, path);
-}
-
 static void record(struct rc *rc, enum kube_record_type type, const char *reason, const char *fmt,
                    ...) __attribute__((format(printf, 4, 5)));
 
@@ -384,112 +251,44 @@ static void record(struct rc *rc, enum kube_record_type type, const char *reason
 	(void)kube_record(rc->c->recorder, rc->obj, type, reason, "%s", msg);
 }
 
-/*
- * Server-side applies one child when it differs from what the cluster has.
- * The destination Service is never taken from another owner: when it exists
- * without our controller reference, rc->conflict says so and it is skipped.
- */
-static int apply_child(struct rc *rc, enum child i, struct json_object *want)
+/* ---- what apply_child reaches the cluster through ---- */
+
+static int io_lookup(void *ctx, enum child i, const char *ns, const char *name,
+                     struct json_object **ret)
 {
-	static const char *const name_path[] = {"metadata", "name", NULL};
-	const struct child_def *d = &child_defs[i];
-	struct child_memo *m = &rc->memo->child[i];
-	const char *name = json_field_str_path(want, name_path);
-	struct json_object *live = NULL, *got = NULL;
-	char path[KANARY_MAX_URL], digest[65];
+	struct rc *rc = ctx;
+
+	return cache_get(rc->c, child_cache[i], ns, name, ret);
+}
+
+static bool io_may_write(void *ctx)
+{
+	struct rc *rc = ctx;
+
+	return controller_may_write(rc->c);
+}
+
+static int io_apply(void *ctx, enum child i, const char *ns, const char *name,
+                    struct json_object *want, bool force, struct json_object **ret_got,
+                    struct apply_failure *ret_fail)
+{
+	const struct child_def *d = apply_child_def(i);
+	struct rc *rc = ctx;
+	char path[KANARY_MAX_URL];
 	struct kube_result res;
-	const char *live_rv;
-	bool owned;
 	int r;
 
-	if (!name)
-		return -EINVAL;
-	r = cache_get(rc->c, d->w, rc->ns, name, &live);
-	if (r < 0)
-		return r;
-	live_rv = live ? resource_version(live) : "";
-	owned = live && controlled_by(live, rc->k->uid);
-	if (i == CHILD_DEPLOYMENT) {
-		/* The freshest view of the Deployment, for the rollout state and the GC. */
-		json_object_put(rc->deployment);
-		rc->deployment = live ? json_object_get(live) : NULL;
-	}
-	if (live && !owned) {
-		if (i == CHILD_SERVICE) {
-			snprintf(rc->conflict, sizeof(rc->conflict),
-			         "Service %s exists and is not owned by this Kanary; it is left "
-			         "alone until it is deleted or handed over",
-			         name);
-			r = 0;
-		} else {
-			/* An orphan of an earlier Kanary of this name, say; the garbage collector takes it. */
-			log_msg(LOG_WARNING, rc->key,
-			        "%s %s exists and is not controlled by this Kanary; retrying later",
-			        d->kind, name);
-			r = -EEXIST;
-		}
-		goto out;
-	}
-	r = digest_of(want, digest);
-	if (r < 0)
-		goto out;
-	/* Our own write, seen or not yet seen by the cache. */
-	if (strcmp(m->name, name) == 0 && strcmp(m->digest, digest) == 0 &&
-	    (strcmp(live_rv, m->rv_before) == 0 || strcmp(live_rv, m->rv_after) == 0))
-		goto out;
-	if (live && subset(want, live))
-		goto out;
-	if (!controller_may_write(rc->c)) {
-		r = -ECANCELED;
-		goto out;
-	}
-	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, rc->ns, name, NULL);
-	if (r < 0)
-		goto out;
-	/*
-	 * force takes back fields someone else changed on our own objects; an
-	 * object we do not know yet is created without it, so one that appeared
-	 * meanwhile under someone else conflicts instead of being taken over.
-	 */
-	r = kube_apply(rc->kc, path, want, CONTROLLER_FIELD_MANAGER, owned, &got, &res);
-	if (r == -EBUSY && !owned && i == CHILD_SERVICE) {
-		snprintf(rc->conflict, sizeof(rc->conflict),
-		         "Service %s exists and is managed by someone else; it is left alone",
-		         name);
-		r = 0;
-		goto out;
-	}
+	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, ns, name, NULL);
 	if (r < 0) {
-		rc->retry_after_s = res.retry_after_s;
-		log_msg(LOG_WARNING, rc->key, "apply %s %s: %s (%s); will retry", d->kind, name,
-		        kube_reason_name(res.reason), res.message);
-		goto out;
+		*ret_fail = (struct apply_failure){0, "Path", "object path too long"};
+		return r;
 	}
-	log_msg(LOG_DEBUG, rc->key, "applied %s %s", d->kind, name);
-	if (i == CHILD_DEPLOYMENT) {
-		const char *before = NULL;
-
-		/* The hash HAProxy ran before: the cache's, or our own write the cache has not seen. */
-		if (live && strcmp(live_rv, m->rv_before) == 0 && m->hash[0] &&
-		    strcmp(m->name, name) == 0)
-			before = m->hash;
-		else if (live)
-			before = template_hash(live);
-		if (before && strcmp(before, rc->hash) != 0) {
-			rc->rolled = true;
-			copy_str(rc->rolled_from, sizeof(rc->rolled_from), before);
-		}
-		copy_str(m->hash, sizeof(m->hash), rc->hash);
-		json_object_put(rc->deployment);
-		rc->deployment = json_object_get(got);
+	r = kube_apply(rc->kc, path, want, CONTROLLER_FIELD_MANAGER, force, ret_got, &res);
+	if (r < 0) {
+		ret_fail->retry_after_s = res.retry_after_s;
+		ret_fail->reason = kube_reason_name(res.reason);
+		snprintf(ret_fail->message, sizeof(ret_fail->message), "%s", res.message);
 	}
-	copy_str(m->name, sizeof(m->name), name);
-	memcpy(m->digest, digest, sizeof(m->digest));
-	copy_str(m->rv_before, sizeof(m->rv_before), live_rv);
-	copy_str(m->rv_after, sizeof(m->rv_after), resource_version(got));
-out:
-	json_object_put(got);
-	json_object_put(live);
 	return r;
 }
 
@@ -529,7 +328,7 @@ static int collect_garbage(struct rc *rc, const char *current)
 {
 	static const char *const gen_path[] = {"metadata", "generation", NULL};
 	static const char *const ogen_path[] = {"status", "observedGeneration", NULL};
-	struct json_object *dep = rc->deployment;
+	struct json_object *dep = rc->run.deployment;
 	char **cms = NULL, **rss = NULL;
 	size_t ncm = 0, nrs = 0, candidates = 0;
 	struct string_map in_use;
@@ -588,7 +387,7 @@ static int collect_garbage(struct rc *rc, const char *current)
 		}
 		if (r < 0)
 			break;
-		if (!controlled_by(cm, rc->k->uid)) {
+		if (!apply_controlled_by(cm, rc->k->uid)) {
 			json_object_put(cm);
 			continue;
 		}
@@ -630,7 +429,7 @@ static enum status_rollout rollout_state(const struct json_object *dep, const ch
 	static const char *const upd[] = {"status", "updatedReplicas", NULL};
 	static const char *const avail[] = {"status", "availableReplicas", NULL};
 	int64_t g, og, w, h = 0, u = 0, a = 0;
-	const char *th = template_hash(dep);
+	const char *th = apply_template_hash(dep);
 
 	if (!dep || !hash || !th || strcmp(th, hash) != 0 || !int_at(dep, gen, &g) ||
 	    !int_at(dep, ogen, &og) || og < g || !int_at(dep, want, &w))
@@ -684,7 +483,7 @@ static bool diagnose_pods(struct rc *rc, struct pods_diagnosis *ret)
 	struct timespec now;
 	int r;
 
-	if (!rc->deployment || !pod_selector(rc->deployment, selector, sizeof(selector)))
+	if (!rc->run.deployment || !pod_selector(rc->run.deployment, selector, sizeof(selector)))
 		return false;
 	lo.label_selector = selector;
 	r = kube_path(path, sizeof(path), "", "v1", "pods", rc->ns, NULL, NULL);
@@ -725,6 +524,7 @@ static void rfc3339_now(char out[32])
 static int write_status(struct rc *rc, struct json_object *st)
 {
 	struct json_object *patch, *got = NULL;
+	const char *rv;
 	char path[KANARY_MAX_URL];
 	struct kube_result res;
 	int r;
@@ -748,12 +548,15 @@ static int write_status(struct rc *rc, struct json_object *st)
 		return 0; /* deleted meanwhile: the delete event ends it */
 	}
 	if (r < 0) {
-		rc->retry_after_s = res.retry_after_s;
+		rc->run.retry_after_s = res.retry_after_s;
 		log_msg(LOG_WARNING, rc->key, "write status: %s (%s); will retry",
 		        kube_reason_name(res.reason), res.message);
 		return r;
 	}
-	copy_str(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), resource_version(rc->obj));
+	rv = resource_version(rc->obj);
+	/* A resourceVersion past the ceiling is not remembered (the memo then never matches). */
+	snprintf(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), "%s",
+	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "");
 	json_object_put(rc->memo->status);
 	rc->memo->status = json_object_get(st);
 	json_object_put(got);
@@ -885,21 +688,17 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 		log_msg(LOG_ERROR, rc->key, "desired objects: %s", strerror(-r));
 		goto out;
 	}
-	rc->hash = hash;
+	rc->run.hash = hash;
+	rc->run.uid = rc->k->uid;
 	for (size_t i = 0; r == 0 && i < json_object_array_length(objs); i++) {
 		struct json_object *o = json_object_array_get_idx(objs, i);
-		static const char *const kind_path[] = {"kind", NULL};
-		const char *kind = json_field_str_path(o, kind_path);
-		size_t ci;
+		enum child ci;
 
-		for (ci = 0; ci < CHILD_N; ci++)
-			if (kind && strcmp(kind, child_defs[ci].kind) == 0)
-				break;
-		if (ci == CHILD_N) {
+		if (!apply_child_kind(json_field_str(o, "kind"), &ci)) {
 			r = -EINVAL;
 			break;
 		}
-		r = apply_child(rc, (enum child)ci, o);
+		r = apply_child(&rc->run, ci, o);
 	}
 out:
 	json_object_put(objs);
@@ -949,6 +748,14 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	}
 	rc.memo = memo_get(c->memos, key);
 	r = rc.memo ? catalog_create(&cat) : -ENOMEM;
+	if (r == 0) {
+		rc.run.key = key;
+		rc.run.ns = rc.ns;
+		rc.run.memo = rc.memo->child;
+		rc.io = (struct apply_io){
+		    .lookup = io_lookup, .may_write = io_may_write, .apply = io_apply, .ctx = &rc};
+		rc.run.io = &rc.io;
+	}
 	if (r < 0)
 		goto out_obj;
 	r = fill_catalog(&rc, cat);
@@ -986,7 +793,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		if (rc.k->name &&
 		    snprintf(dname, sizeof(dname), "%s-haproxy", rc.k->name) < (int)sizeof(dname) &&
 		    cache_get(c, WATCH_DEPLOYMENTS, rc.ns, dname, &dep) == 0)
-			rc.deployment = dep;
+			rc.run.deployment = dep;
 	}
 
 	old_hash = status_config_hash(old_st);
@@ -999,8 +806,8 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	    .errors = errtext.len ? errtext.data : NULL,
 	    .applied = applied,
 	    .config_hash = applied ? hash : NULL,
-	    .conflict = rc.conflict[0] ? rc.conflict : NULL,
-	    .rollout = rollout_state(rc.deployment, applied ? hash : old_hash),
+	    .conflict = rc.run.conflict[0] ? rc.run.conflict : NULL,
+	    .rollout = rollout_state(rc.run.deployment, applied ? hash : old_hash),
 	    .now = now,
 	};
 	/* Only a rollout that waits, of a configuration served as it is, has pods to ask. */
@@ -1013,10 +820,10 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	r = status_build(&facts, old_st, &st);
 	if (r < 0)
 		goto out_res;
-	if (rc.rolled)
+	if (rc.run.rolled)
 		record(&rc, KUBE_RECORD_NORMAL, "RolloutTriggered",
 		       "Deployment %s-haproxy rolls HAProxy from configuration %.8s to %.8s",
-		       rc.k->name, rc.rolled_from, hash);
+		       rc.k->name, rc.run.rolled_from, hash);
 	if (!old_st || !json_object_equal((struct json_object *)old_st, st)) {
 		r = write_status(&rc, st);
 		if (r < 0)
@@ -1041,7 +848,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		ret_outcome->recheck_ms = RECONCILE_ROLLOUT_RECHECK_MS;
 	r = 0;
 out_res:
-	ret_outcome->retry_after_s = rc.retry_after_s;
+	ret_outcome->retry_after_s = rc.run.retry_after_s;
 	json_object_put(old_st);
 	json_object_put(st);
 	kanary_resolution_finish(&res);
@@ -1052,7 +859,7 @@ out_errs:
 out_cat:
 	catalog_destroy(cat);
 out_obj:
-	json_object_put(rc.deployment);
+	apply_run_finish(&rc.run);
 	json_object_put(rc.obj);
 	return r;
 }
