@@ -44,7 +44,7 @@ struct admission_outcome {
 
 /*
  * Handles one AdmissionReview (admission.k8s.io/v1) request body for
- * /validate or /mutate and writes the AdmissionReview response (DESIGN §6):
+ * /validate or /mutate and writes the AdmissionReview response:
  * request.uid echoed; CREATE and UPDATE of kanaries checked with kanary_check
  * (an UPDATE whose spec equals oldObject's is always allowed, and subresources
  * and other operations are allowed unchecked); a denial has allowed: false,

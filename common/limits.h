@@ -7,7 +7,7 @@
  * Going past one is an error reported to the caller, never a silent truncation.
  */
 
-/* The Kanary resource (DESIGN §1). */
+/* The Kanary resource: routes, weights, replicas, names. */
 #define KANARY_MAX_ROUTES       16
 #define KANARY_MAX_WEIGHT       100
 #define KANARY_WEIGHT_TOTAL     100

@@ -47,8 +47,8 @@ struct render_options {
 void render_options_init(struct render_options *o);
 
 /*
- * Renders haproxy.cfg for a valid, defaulted Kanary and its resolution
- * (DESIGN §4): one backend per route, one random draw per connection with
+ * Renders haproxy.cfg for a valid, defaulted Kanary and its resolution:
+ * one backend per route, one random draw per connection with
  * cumulative thresholds, weight-0 routes never drawn, a fallback backend of
  * every pod with proportional weights and `track`, health checks, probe and
  * metrics frontends. The same input gives the same bytes.

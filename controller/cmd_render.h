@@ -2,7 +2,10 @@
 #ifndef KANARY_CONTROLLER_CMD_RENDER_H
 #define KANARY_CONTROLLER_CMD_RENDER_H
 
-/* `kanary-controller render [-f FILE]... [--config-only]`: DESIGN §7. Returns the exit status. */
+/*
+ * `kanary-controller render [-f FILE]... [--config-only]`: the objects the controller would
+ * apply, offline (README, Offline tools). Returns the exit status.
+ */
 int cmd_render_main(int argc, char **argv);
 
 #endif

@@ -19,7 +19,7 @@
  * fill the caches and index and feed the queue; the workers reconcile; the
  * lease thread decides whether the workers may write. Threads meet only at
  * the queue, the caches, the index, the memo and the metrics, each behind a
- * lock of its own (STYLE.md §13).
+ * lock of its own.
  */
 
 /* The collections the controller watches; the last four are its children, label-selected. */
@@ -34,7 +34,7 @@ enum watched {
 	WATCH_N,
 };
 
-/* Labels every child carries (DESIGN §3). */
+/* Labels and the annotation every child carries, and who writes them. */
 #define CONTROLLER_LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
 #define CONTROLLER_MANAGED_BY       "kanary"
 #define CONTROLLER_LABEL_NAME       "kanary.pyxida.io/name"

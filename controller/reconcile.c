@@ -27,7 +27,7 @@
 #include "controller/status.h"
 
 /*
- * One reconcile of one Kanary (research/c-anchors.md §4.3): read the cache,
+ * One reconcile of one Kanary, level-triggered as a client-go controller's sync: read the cache,
  * check and resolve the Kanary with the same function admission uses, render
  * with the same functions `render` uses, server-side apply what differs,
  * remove superseded ConfigMaps, write the status when it changed.

@@ -12,7 +12,7 @@ struct metrics;
 
 /*
  * The serving certificate and key, read from two PEM files and reloaded
- * without a restart when either changes (research/c-anchors.md §5).
+ * without a restart when either changes.
  *
  * A poller thread stat()s both paths every poll interval, following
  * symlinks, so the atomic swap of a Secret volume's ..data symlink is seen

@@ -2,7 +2,10 @@
 #ifndef KANARY_WEBHOOK_CMD_CHECK_H
 #define KANARY_WEBHOOK_CMD_CHECK_H
 
-/* `kanary-webhook check [-f FILE]...`: DESIGN §7. Returns the exit status. */
+/*
+ * `kanary-webhook check [-f FILE]...`: whether admission would accept each Kanary, offline
+ * (README, Offline tools). Returns the exit status.
+ */
 int cmd_check_main(int argc, char **argv);
 
 #endif

@@ -12,7 +12,7 @@
  * message never spans lines, and one longer than KANARY_MAX_LOG_LINE is cut
  * and says so. Errors, warnings and info are always written; debug lines at
  * verbosity 1 or more (--v). The verbosity is the one global besides the stop
- * flags (STYLE 13), set once before threads start.
+ * flags, set once before threads start.
  */
 enum log_level {
 	LOG_ERROR = 0,
