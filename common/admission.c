@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Answering one AdmissionReview: check the Kanary in it, write the verdict and the patch. */
 #include "common/admission.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Answering one AdmissionReview: check the Kanary in it, write the verdict and the patch. */
 #ifndef KANARY_ADMISSION_H
 #define KANARY_ADMISSION_H
 

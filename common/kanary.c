@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kanary model: reading one from JSON, defaulting it, checking what needs no lookup. */
 #include "common/kanary.h"
 
 #include <errno.h>

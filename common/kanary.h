@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kanary model: reading one from JSON, defaulting it, checking what needs no lookup. */
 #ifndef KANARY_KANARY_H
 #define KANARY_KANARY_H
 

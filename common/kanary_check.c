@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Checking one Kanary end to end: parse, default, validate and resolve against the cluster. */
 #include "common/kanary_check.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Checking one Kanary end to end: parse, default, validate and resolve against the cluster. */
 #ifndef KANARY_KANARY_CHECK_H
 #define KANARY_KANARY_CHECK_H
 

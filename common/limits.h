@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Every named ceiling of Kanary's buffers and lists, in one place. */
 #ifndef KANARY_LIMITS_H
 #define KANARY_LIMITS_H
 

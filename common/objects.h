@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kubernetes objects the controller applies for one Kanary. */
 #ifndef KANARY_OBJECTS_H
 #define KANARY_OBJECTS_H
 

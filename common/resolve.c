@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Resolving a Kanary's backends against the Services and EndpointSlices of the cluster. */
 #include "common/resolve.h"
 
 #include <arpa/inet.h>

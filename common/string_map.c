@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* A hash map from strings to pointers, with a ceiling on its entries. */
 #include "common/string_map.h"
 
 #include <errno.h>

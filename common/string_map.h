@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* A hash map from strings to pointers, with a ceiling on its entries. */
 #ifndef KANARY_STRING_MAP_H
 #define KANARY_STRING_MAP_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The offline `kanary-controller render` subcommand: the objects a Kanary would become. */
 #include "controller/cmd_render.h"
 
 #include <errno.h>

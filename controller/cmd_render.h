@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The offline `kanary-controller render` subcommand: the objects a Kanary would become. */
 #ifndef KANARY_CONTROLLER_CMD_RENDER_H
 #define KANARY_CONTROLLER_CMD_RENDER_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The `kanary-controller run` subcommand: flags, election, workers, probes and signals. */
 #include "controller/cmd_run.h"
 
 #include <errno.h>

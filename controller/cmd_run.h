@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The `kanary-controller run` subcommand: flags, election, workers, probes and signals. */
 #ifndef KANARY_CONTROLLER_CMD_RUN_H
 #define KANARY_CONTROLLER_CMD_RUN_H
 

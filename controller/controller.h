@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's parts, created and destroyed together: caches, index, queue, memos. */
 #ifndef KANARY_CONTROLLER_CONTROLLER_H
 #define KANARY_CONTROLLER_CONTROLLER_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Leader election on a coordination.k8s.io/v1 Lease. */
 #include "controller/lease.h"
 
 #include <errno.h>

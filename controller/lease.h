@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Leader election on a coordination.k8s.io/v1 Lease. */
 #ifndef KANARY_CONTROLLER_LEASE_H
 #define KANARY_CONTROLLER_LEASE_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* kanary-controller: picks the subcommand (run or render). */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's Prometheus metrics. */
 #include "controller/metrics.h"
 
 #include <errno.h>

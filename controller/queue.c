@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The rate-limited work queue of Kanary keys, as client-go's workqueue. */
 #include "controller/queue.h"
 
 #include <errno.h>

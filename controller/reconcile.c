@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* One reconcile of one Kanary: check, render, apply the children, collect garbage, write status. */
 #include "controller/reconcile.h"
 
 #include <errno.h>

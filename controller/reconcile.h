@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* One reconcile of one Kanary: check, render, apply the children, collect garbage, write status. */
 #ifndef KANARY_CONTROLLER_RECONCILE_H
 #define KANARY_CONTROLLER_RECONCILE_H
 

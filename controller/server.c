@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's plain HTTP server for /healthz, /readyz and /metrics. */
 #include "controller/server.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kanary's status and conditions, built from what one reconcile found. */
 #include "controller/status.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* What the controller watches, and which Kanary each change wakes. */
 #ifndef KANARY_CONTROLLER_WATCHES_H
 #define KANARY_CONTROLLER_WATCHES_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The serving certificate and key, reloaded without a restart when their files change. */
 #include "webhook/certs.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The serving certificate and key, reloaded without a restart when their files change. */
 #ifndef KANARY_WEBHOOK_CERTS_H
 #define KANARY_WEBHOOK_CERTS_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The offline `kanary-webhook check` subcommand: would admission accept these Kanaries. */
 #include "webhook/cmd_check.h"
 
 #include <errno.h>

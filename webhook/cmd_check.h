@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The offline `kanary-webhook check` subcommand: would admission accept these Kanaries. */
 #ifndef KANARY_WEBHOOK_CMD_CHECK_H
 #define KANARY_WEBHOOK_CMD_CHECK_H
 

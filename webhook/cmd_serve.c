@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The `kanary-webhook serve` subcommand: flags, wiring and signals of the admission server. */
 #include "webhook/cmd_serve.h"
 
 #include <arpa/inet.h>

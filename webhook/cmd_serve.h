@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The `kanary-webhook serve` subcommand: flags, wiring and signals of the admission server. */
 #ifndef KANARY_WEBHOOK_CMD_SERVE_H
 #define KANARY_WEBHOOK_CMD_SERVE_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* kanary-webhook: picks the subcommand (serve or check). */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Loading the offline tools' input files and standard input as one list of documents. */
 #include "common/io/input.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The daemons' log: one line per decision on standard error. */
 #ifndef KANARY_IO_LOG_H
 #define KANARY_IO_LOG_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Requests to the API server: paths, GET, LIST, server-side apply, PATCH, watches. */
 #include "common/kube/client.h"
 
 #include <errno.h>

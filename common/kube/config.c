@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Where and how to reach the API server: kubeconfig or the pod's service account. */
 /* memfd_create keeps inline credentials off the disk. */
 #define _GNU_SOURCE
 #include "common/kube/config.h"

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* An informer: a local copy of one collection, kept by LIST and WATCH, with change handlers. */
 #ifndef KANARY_KUBE_INFORMER_H
 #define KANARY_KUBE_INFORMER_H
 

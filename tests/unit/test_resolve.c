@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of backend resolution against Services and EndpointSlices. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

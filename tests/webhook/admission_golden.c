@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Runs one golden AdmissionReview through admission and prints the answer. */
 /*
  * admission-golden CASE_DIR: runs one golden AdmissionReview case through
  * admission_handle, exactly as the server does, and prints what the API
