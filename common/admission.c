@@ -13,6 +13,7 @@
 
 #include "common/base64.h"
 #include "common/buf.h"
+#include "common/errmsg.h"
 #include "common/kanary_check.h"
 #include "common/json_field.h"
 #include "common/kerr.h"
@@ -20,20 +21,6 @@
 #include "common/resolve.h"
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
-
-static void errf(char *out, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *out, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!out || size == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(out, size, fmt, ap);
-	va_end(ap);
-}
 
 /* The JSONPatch that writes what kanary_default filled in. Ownership: caller puts *ret. */
 static int defaults_patch(const struct json_object *object, const struct kanary *k,
@@ -246,7 +233,7 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 
 	if (!json_object_object_get_ex(req, "object", &object) ||
 	    !json_object_is_type(object, json_type_object)) {
-		errf(err, err_size, "request.object is missing or not an object");
+		errmsg_format(err, err_size, "request.object is missing or not an object");
 		return -EINVAL;
 	}
 	object = json_object_get(object);
@@ -277,8 +264,8 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 	if (lookup && lookup->fill) {
 		r = lookup->fill(lookup->ctx, peek, cat);
 		if (r < 0) {
-			errf(err, err_size, "looking up the Services of %s: %s", out->key,
-			     strerror(-r));
+			errmsg_format(err, err_size, "looking up the Services of %s: %s", out->key,
+			              strerror(-r));
 			out->verdict = ADMISSION_LOOKUP_FAILED;
 			r = -EIO;
 			goto out_finish;
@@ -359,7 +346,7 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	int r;
 
 	if (len > KANARY_MAX_ADMISSION_BODY) {
-		errf(ret_err, err_size, "body over %u bytes", KANARY_MAX_ADMISSION_BODY);
+		errmsg_format(ret_err, err_size, "body over %u bytes", KANARY_MAX_ADMISSION_BODY);
 		return -EINVAL;
 	}
 	tok = json_tokener_new_ex(KANARY_MAX_DEPTH);
@@ -370,10 +357,10 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	if (json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
 		enum json_tokener_error e = json_tokener_get_error(tok);
-		errf(ret_err, err_size, "body is not one JSON object: %s",
-		     e == json_tokener_success    ? "data after the object"
-		     : e == json_tokener_continue ? "the body ends before the object does"
-		                                  : json_tokener_error_desc(e));
+		errmsg_format(ret_err, err_size, "body is not one JSON object: %s",
+		              e == json_tokener_success    ? "data after the object"
+		              : e == json_tokener_continue ? "the body ends before the object does"
+		                                           : json_tokener_error_desc(e));
 		json_tokener_free(tok);
 		json_object_put(review);
 		return -EINVAL;
@@ -386,9 +373,9 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	    strcmp(kind, "AdmissionReview") != 0 ||
 	    !json_object_object_get_ex(review, "request", &req) ||
 	    !json_object_is_type(req, json_type_object) || !(uid = json_field_str(req, "uid"))) {
-		errf(ret_err, err_size,
-		     "body is not an %s AdmissionReview with a request and its uid",
-		     REVIEW_API_VERSION);
+		errmsg_format(ret_err, err_size,
+		              "body is not an %s AdmissionReview with a request and its uid",
+		              REVIEW_API_VERSION);
 		json_object_put(review);
 		return -EINVAL;
 	}

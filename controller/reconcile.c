@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
+#include "common/io/wallclock.h"
 #include "common/kanary_check.h"
 #include "common/json_field.h"
 #include "common/kerr.h"
@@ -512,16 +513,6 @@ static bool diagnose_pods(struct rc *rc, struct pods_diagnosis *ret)
 	return r == 0;
 }
 
-static void rfc3339_now(char out[32])
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int write_status(struct rc *rc, struct json_object *st)
 {
 	struct json_object *patch, *got = NULL;
@@ -722,7 +713,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	struct catalog *cat = NULL;
 	struct kerr_list errs;
 	struct buf errtext;
-	char cm_name[KANARY_MAX_NAME + 1], hash[65], now[32];
+	char cm_name[KANARY_MAX_NAME + 1], hash[65], now[WALLCLOCK_RFC3339_SIZE];
 	const char *slash = strchr(key, '/');
 	const char *old_hash;
 	unsigned defaulted;
@@ -798,7 +789,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	}
 
 	old_hash = status_config_hash(old_st);
-	rfc3339_now(now);
+	wallclock_rfc3339(now, sizeof(now));
 	facts = (struct status_facts){
 	    .generation = rc.k->generation,
 	    .k = rc.k,

@@ -14,6 +14,7 @@
 
 #include "common/buf.h"
 #include "common/io/monotonic.h"
+#include "common/io/wallclock.h"
 #include "common/json_field.h"
 #include "common/kube/client.h"
 #include "common/limits.h"
@@ -26,7 +27,7 @@ struct rec_entry {
 	char *name;
 	char *namespace;
 	long count;
-	char first_timestamp[32];
+	char first_timestamp[WALLCLOCK_RFC3339_SIZE];
 	unsigned long used;
 };
 
@@ -126,17 +127,6 @@ void kube_recorder_stats(struct kube_recorder *rec, struct kube_recorder_stats *
 	pthread_mutex_lock(&rec->lock);
 	*ret = rec->stats;
 	pthread_mutex_unlock(&rec->lock);
-}
-
-/* metav1.Time: RFC 3339 in UTC, whole seconds. */
-static void timestamp_now(char *out, size_t size)
-{
-	struct tm tm;
-	time_t t = time(NULL);
-
-	gmtime_r(&t, &tm);
-	if (strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size)
-		out[0] = '\0';
 }
 
 struct involved {
@@ -413,7 +403,7 @@ int kube_record(struct kube_recorder *rec, const struct json_object *obj,
                 enum kube_record_type type, const char *reason, const char *fmt, ...)
 {
 	const char *type_name = type == KUBE_RECORD_WARNING ? "Warning" : "Normal";
-	char message[KUBE_EVENT_MESSAGE_MAX], ts[32];
+	char message[KUBE_EVENT_MESSAGE_MAX], ts[WALLCLOCK_RFC3339_SIZE];
 	struct kube_result res = {0};
 	struct involved inv;
 	struct rec_entry *e;
@@ -431,7 +421,7 @@ int kube_record(struct kube_recorder *rec, const struct json_object *obj,
 		return -EINVAL;
 	if ((size_t)n >= sizeof(message))
 		memcpy(message + sizeof(message) - 4, "...", 4);
-	timestamp_now(ts, sizeof(ts));
+	wallclock_rfc3339(ts, sizeof(ts));
 
 	/* Fields joined by a byte no Kubernetes name or reason holds. */
 	buf_init(&spam_key, KANARY_MAX_URL);
