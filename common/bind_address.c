@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/integer.h"
+
 int bind_address_from_host(const char *host, long port, struct bind_address *ret)
 {
 	struct bind_address b;
@@ -40,7 +42,6 @@ int bind_address_parse(const char *s, struct bind_address *ret)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	const char *port;
-	char *end;
 	size_t n;
 	long p;
 	bool v6 = false;
@@ -71,11 +72,8 @@ int bind_address_parse(const char *s, struct bind_address *ret)
 			memcpy(host, "0.0.0.0", sizeof("0.0.0.0"));
 		port = colon + 1;
 	}
-	if (!isdigit((unsigned char)port[0]))
-		return -EINVAL;
-	errno = 0;
-	p = strtol(port, &end, 10);
-	if (errno || *end || p > 65535)
+	/* Digits only: no blank or sign before the port. */
+	if (!isdigit((unsigned char)port[0]) || integer_parse(port, 0, 65535, &p) < 0)
 		return -EINVAL;
 	/* As Go's net.SplitHostPort: an IPv6 literal needs its brackets ("::1:80" is refused). */
 	if (!v6 && strchr(host, ':'))

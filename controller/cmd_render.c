@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
+#include "common/integer.h"
 #include "common/kanary_check.h"
 #include "common/io/input.h"
 #include "common/kerr.h"
@@ -70,12 +71,9 @@ static void render_usage(FILE *out)
 
 static int parse_port(const char *opt, const char *s, int *ret)
 {
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 65535) {
+	if (integer_parse(s, 1, 65535, &v) < 0) {
 		fprintf(stderr, "kanary-controller render: %s: \"%s\" is not a port (1-65535)\n",
 		        opt, s);
 		return -EINVAL;

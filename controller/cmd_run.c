@@ -15,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/duration.h"
+#include "common/integer.h"
 #include "common/io/log_kube.h"
 #include "common/io/monotonic.h"
 #include "common/kanary.h"
@@ -183,12 +184,9 @@ static int parse_duration(const char *opt, const char *s, bool allow_zero, long 
 static int parse_int(const char *opt, const char *s, long lo, long hi, int *ret)
 {
 	char what[64];
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
+	if (integer_parse(s, lo, hi, &v) < 0) {
 		snprintf(what, sizeof(what), "a number from %ld to %ld", lo, hi);
 		return bad(opt, s, what);
 	}

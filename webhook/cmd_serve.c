@@ -17,6 +17,7 @@
 
 #include "common/bind_address.h"
 #include "common/duration.h"
+#include "common/integer.h"
 #include "common/io/log_kube.h"
 #include "common/kube/client.h"
 #include "common/kube/config.h"
@@ -115,19 +116,6 @@ static int parse_duration(const char *s, long *ret_ms)
 	return 0;
 }
 
-static int parse_long(const char *s, long min, long max, long *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* Returns SERVE_OK to go on, or the exit status (help shown: SERVE_OK with *ret_exit). */
 static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_exit)
 {
@@ -189,16 +177,16 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			f->bind_address = optarg;
 			break;
 		case OPT_PORT:
-			r = parse_long(optarg, 0, 65535, &f->secure_port);
+			r = integer_parse(optarg, 0, 65535, &f->secure_port);
 			break;
 		case OPT_HEALTH:
 			f->health_address = optarg;
 			break;
 		case OPT_THREADS:
-			r = parse_long(optarg, 1, 64, &f->threads);
+			r = integer_parse(optarg, 1, 64, &f->threads);
 			break;
 		case OPT_MAXCONN:
-			r = parse_long(optarg, 1, 65536, &f->max_connections);
+			r = integer_parse(optarg, 1, 65536, &f->max_connections);
 			break;
 		case OPT_CONNTIMEOUT:
 			r = parse_duration(optarg, &f->connection_timeout_ms);
@@ -213,7 +201,7 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			r = parse_duration(optarg, &f->shutdown_grace_ms);
 			break;
 		case OPT_V:
-			r = parse_long(optarg, 0, 10, &f->verbosity);
+			r = integer_parse(optarg, 0, 10, &f->verbosity);
 			break;
 		case 'h':
 			serve_usage(stdout);

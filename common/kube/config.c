@@ -19,6 +19,7 @@
 #include "common/base64.h"
 #include "common/buf.h"
 #include "common/doc.h"
+#include "common/integer.h"
 #include "common/io/file_read.h"
 #include "common/io/monotonic.h"
 #include "common/limits.h"
@@ -787,13 +788,10 @@ static int sa_path(const char *dir, const char *file, char **ret)
 static int in_cluster_server(const char *host, const char *port, char **ret)
 {
 	struct buf b;
-	char *end;
 	long p;
 	int r;
 
-	errno = 0;
-	p = strtol(port, &end, 10);
-	if (errno || end == port || *end || p < 1 || p > 65535)
+	if (integer_parse(port, 1, 65535, &p) < 0)
 		return -EINVAL;
 	buf_init(&b, KANARY_MAX_URL / 2);
 	/* An IPv6 literal needs brackets in a URL (net.JoinHostPort). */

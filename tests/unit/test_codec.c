@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of base64, the token bucket and the JSON string getters. */
+/* Unit tests of base64, integers in a range, the token bucket and the JSON string getters. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 
 #include "common/base64.h"
 #include "common/buf.h"
+#include "common/integer.h"
 #include "common/json_field.h"
 #include "common/token_bucket.h"
 
@@ -68,6 +69,24 @@ static void base64_refuses_bad_text_and_past_max(void **state)
 	buf_finish(&b);
 }
 
+static void integer_parse_takes_the_whole_string_in_range(void **state)
+{
+	static const char *const bad[] = {
+	    "", "x", "1x", "1 ", "0", "65536", "99999999999999999999", NULL};
+	long v = 7;
+
+	assert_int_equal(integer_parse("8080", 1, 65535, &v), 0);
+	assert_int_equal(v, 8080);
+	assert_int_equal(integer_parse("+1", 1, 65535, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(integer_parse("-5", -10, 10, &v), 0);
+	assert_int_equal(v, -5);
+	v = 7;
+	for (size_t i = 0; bad[i]; i++)
+		assert_int_equal(integer_parse(bad[i], 1, 65535, &v), -EINVAL);
+	assert_int_equal(v, 7);
+}
+
 static void token_bucket_spends_its_burst_then_refills(void **state)
 {
 	struct token_bucket tb;
@@ -121,6 +140,7 @@ int main(void)
 	    cmocka_unit_test(base64_encodes_with_padding_and_no_breaks),
 	    cmocka_unit_test(base64_decodes_and_skips_white_space),
 	    cmocka_unit_test(base64_refuses_bad_text_and_past_max),
+	    cmocka_unit_test(integer_parse_takes_the_whole_string_in_range),
 	    cmocka_unit_test(token_bucket_spends_its_burst_then_refills),
 	    cmocka_unit_test(token_bucket_reserve_says_how_long_to_wait),
 	    cmocka_unit_test(json_field_reads_strings_only),
