@@ -184,16 +184,6 @@ void kanary_resolution_finish(struct kanary_resolution *res)
 	res->n_routes = 0;
 }
 
-static bool int_field(const struct json_object *obj, const char *key, int64_t *ret)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
-		return false;
-	*ret = json_object_get_int64(v);
-	return true;
-}
-
 /* Name of a Service or slice port; an absent name is "". */
 static const char *port_name_of(const struct json_object *port)
 {
@@ -226,7 +216,7 @@ static const struct json_object *find_service_port(const struct json_object *svc
 			continue;
 		if (ref->is_name && strcmp(port_name_of(p), ref->name) == 0)
 			return p;
-		if (!ref->is_name && int_field(p, "port", &num) && num == ref->number)
+		if (!ref->is_name && json_field_int(p, "port", &num) && num == ref->number)
 			return p;
 	}
 	return NULL;
@@ -330,7 +320,7 @@ static int slice_endpoints(const struct json_object *slice, const char *port_nam
 		const struct json_object *p = json_object_array_get_idx(ports, i);
 		int64_t num;
 		if (json_object_is_type(p, json_type_object) && is_tcp(p) &&
-		    strcmp(port_name_of(p), port_name) == 0 && int_field(p, "port", &num) &&
+		    strcmp(port_name_of(p), port_name) == 0 && json_field_int(p, "port", &num) &&
 		    num >= 1 && num <= 65535) {
 			port = num;
 			break;
@@ -431,7 +421,7 @@ static int resolve_route(const struct kanary *k, size_t i, const struct catalog 
 		return 0;
 	}
 	rr->port_found = true;
-	if (int_field(port, "port", &num) && num >= 1 && num <= 65535)
+	if (json_field_int(port, "port", &num) && num >= 1 && num <= 65535)
 		rr->service_port = (int)num;
 	rr->port_name = strdup(port_name_of(port));
 	if (!rr->port_name)

@@ -141,16 +141,6 @@ out_free:
 	return r;
 }
 
-static int64_t spec_int(const struct json_object *spec, const char *key)
-{
-	struct json_object *v;
-
-	if (!spec || !json_object_object_get_ex(spec, key, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return 0;
-	return json_object_get_int64(v);
-}
-
 /* Remembers spec and, when it changed, the local time it did. spec is borrowed. */
 static void observe(struct lease *l, const struct json_object *spec, long long now)
 {
@@ -270,7 +260,7 @@ static bool try_acquire_or_renew(struct lease *l)
 	acquire = mine && json_field_str(spec, "acquireTime") ? json_field_str(spec, "acquireTime")
 	                                                      : now_s;
 	want = lease_object(l, l->identity, duration_s(l), acquire, now_s,
-	                    spec_int(spec, "leaseTransitions") + (mine ? 0 : 1), l->rv);
+	                    json_field_int_or(spec, "leaseTransitions", 0) + (mine ? 0 : 1), l->rv);
 	if (!want)
 		goto out;
 	r = kube_update(l->client, l->path, want, &got, &res);
@@ -418,8 +408,8 @@ int lease_release(struct lease *l)
 	if (!holder || strcmp(holder, l->identity) != 0 || !l->rv[0])
 		return 0;
 	micro_time(now_s);
-	want =
-	    lease_object(l, "", 1, now_s, now_s, spec_int(l->observed, "leaseTransitions"), l->rv);
+	want = lease_object(l, "", 1, now_s, now_s,
+	                    json_field_int_or(l->observed, "leaseTransitions", 0), l->rv);
 	if (!want)
 		return -ENOMEM;
 	r = kube_update(l->client, l->path, want, NULL, &res);

@@ -131,26 +131,6 @@ static void memo_forget(struct reconcile_memos *ms, const char *key)
 
 /* ---- small readers ---- */
 
-static struct json_object *get_path(const struct json_object *o, const char *const *keys)
-{
-	struct json_object *cur = (struct json_object *)o;
-
-	for (; *keys; keys++)
-		if (!cur || !json_object_object_get_ex(cur, *keys, &cur))
-			return NULL;
-	return cur;
-}
-
-static bool int_at(const struct json_object *o, const char *const *keys, int64_t *ret)
-{
-	struct json_object *v = get_path(o, keys);
-
-	if (!v || !json_object_is_type(v, json_type_int))
-		return false;
-	*ret = json_object_get_int64(v);
-	return true;
-}
-
 static const char *resource_version(const struct json_object *o)
 {
 	const char *rv = kube_object_resource_version(o);
@@ -191,7 +171,7 @@ static int cache_get(struct controller *c, enum watched w, const char *ns, const
 static int fill_catalog(struct rc *rc, struct catalog *cat)
 {
 	static const char *const routes_path[] = {"spec", "routes", NULL};
-	struct json_object *routes = get_path(rc->obj, routes_path);
+	struct json_object *routes = json_field_path(rc->obj, routes_path);
 	int r = 0;
 
 	if (!routes || !json_object_is_type(routes, json_type_array))
@@ -298,7 +278,7 @@ static int io_apply(void *ctx, enum child i, const char *ns, const char *name,
 static int template_configmaps(const struct json_object *obj, struct string_map *set)
 {
 	static const char *const path[] = {"spec", "template", "spec", "volumes", NULL};
-	struct json_object *vols = get_path(obj, path);
+	struct json_object *vols = json_field_path(obj, path);
 	int r;
 
 	if (!vols || !json_object_is_type(vols, json_type_array))
@@ -353,9 +333,9 @@ static int collect_garbage(struct rc *rc, const char *current)
 	r = index_members(rc->c->idx, INDEX_REPLICASETS, rc->key, &rss, &nrs);
 	if (r < 0)
 		goto out_set;
-	observed = int_at(dep, ogen_path, &ogen);
+	observed = json_field_int_path(dep, ogen_path, &ogen);
 	if (nrs > 0 || observed) {
-		if (!observed || !int_at(dep, gen_path, &gen) || gen != ogen)
+		if (!observed || !json_field_int_path(dep, gen_path, &gen) || gen != ogen)
 			goto out_rss; /* the Deployment's status update wakes us again */
 	}
 	if (dep)
@@ -433,12 +413,12 @@ static enum status_rollout rollout_state(const struct json_object *dep, const ch
 	int64_t g, og, w, h = 0, u = 0, a = 0;
 	const char *th = apply_template_hash(dep);
 
-	if (!dep || !hash || !th || strcmp(th, hash) != 0 || !int_at(dep, gen, &g) ||
-	    !int_at(dep, ogen, &og) || og < g || !int_at(dep, want, &w))
+	if (!dep || !hash || !th || strcmp(th, hash) != 0 || !json_field_int_path(dep, gen, &g) ||
+	    !json_field_int_path(dep, ogen, &og) || og < g || !json_field_int_path(dep, want, &w))
 		return STATUS_ROLLOUT_PROGRESSING;
-	int_at(dep, have, &h);
-	int_at(dep, upd, &u);
-	int_at(dep, avail, &a);
+	json_field_int_path(dep, have, &h);
+	json_field_int_path(dep, upd, &u);
+	json_field_int_path(dep, avail, &a);
 	return u >= w && a >= w && h <= w ? STATUS_ROLLOUT_DONE : STATUS_ROLLOUT_PROGRESSING;
 }
 
@@ -450,7 +430,7 @@ static enum status_rollout rollout_state(const struct json_object *dep, const ch
 static bool pod_selector(const struct json_object *dep, char *out, size_t size)
 {
 	static const char *const path[] = {"spec", "selector", "matchLabels", NULL};
-	struct json_object *ml = get_path(dep, path);
+	struct json_object *ml = json_field_path(dep, path);
 	size_t len = 0;
 
 	if (!ml || !json_object_is_type(ml, json_type_object) || json_object_object_length(ml) == 0)
@@ -632,7 +612,7 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 static void update_metrics(struct rc *rc, const struct json_object *st)
 {
 	static const char *const routes_path[] = {"routes", NULL};
-	struct json_object *routes = get_path(st, routes_path);
+	struct json_object *routes = json_field_path(st, routes_path);
 	struct metrics_route mr[KANARY_MAX_ROUTES];
 	size_t n = 0;
 
@@ -649,8 +629,8 @@ static void update_metrics(struct rc *rc, const struct json_object *st)
 		mr[n].service = json_field_str_path(r, sn);
 		mr[n].weight = 0;
 		mr[n].endpoints = 0;
-		int_at(r, w, &mr[n].weight);
-		int_at(r, ep, &mr[n].endpoints);
+		json_field_int_path(r, w, &mr[n].weight);
+		json_field_int_path(r, ep, &mr[n].endpoints);
 		n++;
 	}
 	if (metrics_set_routes(rc->c->metrics, rc->key, mr, n) < 0)
@@ -734,7 +714,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	}
 	if (r < 0)
 		return r;
-	if (get_path(rc.obj, del_path)) {
+	if (json_field_path(rc.obj, del_path)) {
 		r = 0;
 		goto out_obj;
 	}
@@ -763,7 +743,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		buf_reset(&errtext);
 
 	/* The status in force: ours when the cache has not caught up with our last write. */
-	old_st = get_path(rc.obj, status_path);
+	old_st = json_field_path(rc.obj, status_path);
 	if (rc.memo->status && strcmp(rc.memo->kanary_rv, resource_version(rc.obj)) == 0)
 		old_st = rc.memo->status;
 	/* Our own reference: writing the status replaces the memo's. */

@@ -362,15 +362,6 @@ static const struct json_object *routes_of(const struct json_object *status)
 	return v;
 }
 
-static int64_t int_field(const struct json_object *o, const char *key, int64_t dflt)
-{
-	struct json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return dflt;
-	return json_object_get_int64(v);
-}
-
 size_t status_newly_empty(const struct json_object *old_status,
                           const struct json_object *new_status,
                           void (*fn)(void *ctx, const char *service, int64_t weight), void *ctx)
@@ -381,16 +372,17 @@ size_t status_newly_empty(const struct json_object *old_status,
 	for (size_t i = 0; nr && i < json_object_array_length(nr); i++) {
 		const struct json_object *route = json_object_array_get_idx(nr, i);
 		const char *svc = json_field_str(route, "serviceName");
-		int64_t w = int_field(route, "weight", 0);
+		int64_t w = json_field_int_or(route, "weight", 0);
 		bool was_empty = false;
 
-		if (!svc || w <= 0 || int_field(route, "endpoints", 0) > 0)
+		if (!svc || w <= 0 || json_field_int_or(route, "endpoints", 0) > 0)
 			continue;
 		for (size_t j = 0; orr && j < json_object_array_length(orr); j++) {
 			const struct json_object *o = json_object_array_get_idx(orr, j);
 
 			if (same_str(json_field_str(o, "serviceName"), svc) &&
-			    int_field(o, "weight", 0) > 0 && int_field(o, "endpoints", 0) == 0)
+			    json_field_int_or(o, "weight", 0) > 0 &&
+			    json_field_int_or(o, "endpoints", 0) == 0)
 				was_empty = true;
 		}
 		if (was_empty)

@@ -134,6 +134,33 @@ static void json_field_reads_strings_only(void **state)
 	json_object_put(o);
 }
 
+static void json_field_reads_objects_and_integers(void **state)
+{
+	struct json_object *o = json_tokener_parse(
+	    "{\"n\":3,\"s\":\"3\",\"z\":null,\"spec\":{\"replicas\":2,\"ports\":[80]}}");
+	int64_t v = 7;
+
+	assert_non_null(o);
+	assert_non_null(json_field_get(o, "spec"));
+	assert_null(json_field_get(o, "z"));
+	assert_null(json_field_get(o, "missing"));
+	assert_null(json_field_get(NULL, "spec"));
+	assert_true(json_object_is_type(json_field_path(o, JSON_FIELD_PATH("spec", "ports")),
+	                                json_type_array));
+	assert_null(json_field_path(o, JSON_FIELD_PATH("spec", "missing", "deeper")));
+	assert_true(json_field_int(o, "n", &v));
+	assert_int_equal(v, 3);
+	v = 7;
+	assert_false(json_field_int(o, "s", &v));
+	assert_int_equal(v, 7);
+	assert_true(json_field_int_path(o, JSON_FIELD_PATH("spec", "replicas"), &v));
+	assert_int_equal(v, 2);
+	assert_int_equal(json_field_int_or(o, "n", 9), 3);
+	assert_int_equal(json_field_int_or(o, "s", 9), 9);
+	assert_int_equal(json_field_int_or(NULL, "n", 9), 9);
+	json_object_put(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,6 +171,7 @@ int main(void)
 	    cmocka_unit_test(token_bucket_spends_its_burst_then_refills),
 	    cmocka_unit_test(token_bucket_reserve_says_how_long_to_wait),
 	    cmocka_unit_test(json_field_reads_strings_only),
+	    cmocka_unit_test(json_field_reads_objects_and_integers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
