@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Answering one AdmissionReview: check the Kanary in it, write the verdict and the patch. */
 #include "common/admission.h"
 
 #include <errno.h>
@@ -10,60 +11,16 @@
 
 #include <json-c/json.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/errmsg.h"
+#include "common/kanary_check.h"
+#include "common/json_field.h"
 #include "common/kerr.h"
 #include "common/limits.h"
 #include "common/resolve.h"
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
-
-static void errf(char *out, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *out, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!out || size == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(out, size, fmt, ap);
-	va_end(ap);
-}
-
-static const char *str_at(const struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-/* Standard base64 with padding and no line breaks, as the API server expects in `patch`. */
-static int base64_encode(const char *in, size_t len, struct buf *out)
-{
-	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = (const unsigned char *)in;
-	char quad[4];
-	int r = 0;
-
-	for (size_t i = 0; i < len && r == 0; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		quad[0] = tbl[(v >> 18) & 63];
-		quad[1] = tbl[(v >> 12) & 63];
-		quad[2] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-		quad[3] = i + 2 < len ? tbl[v & 63] : '=';
-		r = buf_append(out, quad, 4);
-	}
-	return r;
-}
 
 /* The JSONPatch that writes what kanary_default filled in. Ownership: caller puts *ret. */
 static int defaults_patch(const struct json_object *object, const struct kanary *k,
@@ -229,9 +186,9 @@ static bool is_kanaries(const struct json_object *req)
 
 	if (!json_object_object_get_ex(req, "resource", &res))
 		return false;
-	group = str_at(res, "group");
-	resource = str_at(res, "resource");
-	sub = str_at(req, "subResource");
+	group = json_field_str(res, "group");
+	resource = json_field_str(res, "resource");
+	sub = json_field_str(req, "subResource");
 	return group && resource && strcmp(group, KANARY_GROUP) == 0 &&
 	       strcmp(resource, "kanaries") == 0 && (!sub || !sub[0]);
 }
@@ -239,7 +196,7 @@ static bool is_kanaries(const struct json_object *req)
 /* "namespace/name" from the request itself, for the outcome of any request. */
 static void request_key(const struct json_object *req, char *out, size_t size)
 {
-	const char *ns = str_at(req, "namespace"), *name = str_at(req, "name");
+	const char *ns = json_field_str(req, "namespace"), *name = json_field_str(req, "name");
 
 	snprintf(out, size, "%s/%s", ns ? ns : "", name ? name : "");
 }
@@ -270,18 +227,18 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 	struct kanary *peek = NULL, *k = NULL;
 	struct catalog *cat = NULL;
 	struct kerr_list errs, scratch;
-	const char *ns = str_at(req, "namespace");
+	const char *ns = json_field_str(req, "namespace");
 	unsigned defaulted = 0;
 	int r;
 
 	if (!json_object_object_get_ex(req, "object", &object) ||
 	    !json_object_is_type(object, json_type_object)) {
-		errf(err, err_size, "request.object is missing or not an object");
+		errmsg_format(err, err_size, "request.object is missing or not an object");
 		return -EINVAL;
 	}
 	object = json_object_get(object);
 	if (ns && ns[0] && json_object_object_get_ex(object, "metadata", &meta) &&
-	    json_object_is_type(meta, json_type_object) && !str_at(meta, "namespace")) {
+	    json_object_is_type(meta, json_type_object) && !json_field_str(meta, "namespace")) {
 		struct json_object *copy = NULL;
 		if (json_object_deep_copy(object, &copy, NULL) != 0) {
 			json_object_put(object);
@@ -307,8 +264,8 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 	if (lookup && lookup->fill) {
 		r = lookup->fill(lookup->ctx, peek, cat);
 		if (r < 0) {
-			errf(err, err_size, "looking up the Services of %s: %s", out->key,
-			     strerror(-r));
+			errmsg_format(err, err_size, "looking up the Services of %s: %s", out->key,
+			              strerror(-r));
 			out->verdict = ADMISSION_LOOKUP_FAILED;
 			r = -EIO;
 			goto out_finish;
@@ -389,7 +346,7 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	int r;
 
 	if (len > KANARY_MAX_ADMISSION_BODY) {
-		errf(ret_err, err_size, "body over %u bytes", KANARY_MAX_ADMISSION_BODY);
+		errmsg_format(ret_err, err_size, "body over %u bytes", KANARY_MAX_ADMISSION_BODY);
 		return -EINVAL;
 	}
 	tok = json_tokener_new_ex(KANARY_MAX_DEPTH);
@@ -400,25 +357,25 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	if (json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
 		enum json_tokener_error e = json_tokener_get_error(tok);
-		errf(ret_err, err_size, "body is not one JSON object: %s",
-		     e == json_tokener_success    ? "data after the object"
-		     : e == json_tokener_continue ? "the body ends before the object does"
-		                                  : json_tokener_error_desc(e));
+		errmsg_format(ret_err, err_size, "body is not one JSON object: %s",
+		              e == json_tokener_success    ? "data after the object"
+		              : e == json_tokener_continue ? "the body ends before the object does"
+		                                           : json_tokener_error_desc(e));
 		json_tokener_free(tok);
 		json_object_put(review);
 		return -EINVAL;
 	}
 	json_tokener_free(tok);
 
-	av = str_at(review, "apiVersion");
-	kind = str_at(review, "kind");
+	av = json_field_str(review, "apiVersion");
+	kind = json_field_str(review, "kind");
 	if (!av || strcmp(av, REVIEW_API_VERSION) != 0 || !kind ||
 	    strcmp(kind, "AdmissionReview") != 0 ||
 	    !json_object_object_get_ex(review, "request", &req) ||
-	    !json_object_is_type(req, json_type_object) || !(uid = str_at(req, "uid"))) {
-		errf(ret_err, err_size,
-		     "body is not an %s AdmissionReview with a request and its uid",
-		     REVIEW_API_VERSION);
+	    !json_object_is_type(req, json_type_object) || !(uid = json_field_str(req, "uid"))) {
+		errmsg_format(ret_err, err_size,
+		              "body is not an %s AdmissionReview with a request and its uid",
+		              REVIEW_API_VERSION);
 		json_object_put(review);
 		return -EINVAL;
 	}
@@ -430,7 +387,7 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	}
 	json_object_object_add(response, "uid", json_object_new_string(uid));
 	request_key(req, out.key, sizeof(out.key));
-	operation = str_at(req, "operation");
+	operation = json_field_str(req, "operation");
 	if (!operation || !is_kanaries(req) ||
 	    (strcmp(operation, "CREATE") != 0 && strcmp(operation, "UPDATE") != 0)) {
 		/* The webhook configuration never sends these; allow rather than block. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Answering one AdmissionReview: check the Kanary in it, write the verdict and the patch. */
 #ifndef KANARY_ADMISSION_H
 #define KANARY_ADMISSION_H
 
@@ -44,7 +45,7 @@ struct admission_outcome {
 
 /*
  * Handles one AdmissionReview (admission.k8s.io/v1) request body for
- * /validate or /mutate and writes the AdmissionReview response (DESIGN §6):
+ * /validate or /mutate and writes the AdmissionReview response:
  * request.uid echoed; CREATE and UPDATE of kanaries checked with kanary_check
  * (an UPDATE whose spec equals oldObject's is always allowed, and subresources
  * and other operations are allowed unchecked); a denial has allowed: false,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* A growable byte buffer with a hard ceiling. */
 #include "common/buf.h"
 
 #include <errno.h>

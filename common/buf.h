@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* A growable byte buffer with a hard ceiling. */
 #ifndef KANARY_BUF_H
 #define KANARY_BUF_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Reading YAML and JSON streams into json-c documents, as kubectl reads a manifest. */
 #include "common/doc.h"
 
 #include <errno.h>

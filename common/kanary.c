@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kanary model: reading one from JSON, defaulting it, checking what needs no lookup. */
 #include "common/kanary.h"
 
 #include <errno.h>
@@ -446,7 +447,7 @@ void kanary_validate(const struct kanary *k, struct kerr_list *errs)
 	/*
 	 * The sum only means something when every weight was read and in range.
 	 * Weights of 0..100 that sum to 100 always include one above 0, so that
-	 * rule of DESIGN §1 needs no check of its own.
+	 * rule (at least one route above 0) needs no check of its own.
 	 */
 	if (k->n_routes > 0 && k->n_routes_seen <= KANARY_MAX_ROUTES && sum_known &&
 	    sum != KANARY_WEIGHT_TOTAL)

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kanary model: reading one from JSON, defaulting it, checking what needs no lookup. */
 #ifndef KANARY_KANARY_H
 #define KANARY_KANARY_H
 
@@ -66,7 +67,7 @@ void kanary_destroy(struct kanary *k);
 
 /*
  * Checks the values kanary_from_json could read, everything that needs no
- * lookup (DESIGN §1): DNS-1035 names, the
+ * lookup: DNS-1035 names, the
  * destination not being a backend, no backend twice, ports, weights 0..100
  * summing to 100 with one above 0, replicas. Appends every problem to errs.
  */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Field errors worded like the API server's, collected per object. */
 #include "common/kerr.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Field errors worded like the API server's, collected per object. */
 #ifndef KANARY_KERR_H
 #define KANARY_KERR_H
 

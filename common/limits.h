@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Every named ceiling of Kanary's buffers and lists, in one place. */
 #ifndef KANARY_LIMITS_H
 #define KANARY_LIMITS_H
 
@@ -7,7 +8,7 @@
  * Going past one is an error reported to the caller, never a silent truncation.
  */
 
-/* The Kanary resource (DESIGN §1). */
+/* The Kanary resource: routes, weights, replicas, names. */
 #define KANARY_MAX_ROUTES       16
 #define KANARY_MAX_WEIGHT       100
 #define KANARY_WEIGHT_TOTAL     100
@@ -100,5 +101,8 @@
 #define KANARY_MAX_CONNECTION_MEMORY (64u * 1024)
 /* The text of one /metrics answer. */
 #define KANARY_MAX_WEBHOOK_METRICS (1024u * 1024)
+
+/* The longest duration any flag of either daemon takes: a day. */
+#define KANARY_MAX_FLAG_DURATION_MS (24L * 3600 * 1000)
 
 #endif

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kubernetes objects the controller applies for one Kanary. */
 #include "common/objects.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kubernetes objects the controller applies for one Kanary. */
 #ifndef KANARY_OBJECTS_H
 #define KANARY_OBJECTS_H
 
@@ -44,7 +45,7 @@ void objects_options_init(struct objects_options *o);
 bool objects_pull_policy_valid(const char *p);
 
 /*
- * The objects the controller applies for k (DESIGN §3), in this order:
+ * The objects the controller applies for k, in this order:
  * ConfigMap <name>-haproxy-<hash8> (immutable, data haproxy.cfg), Deployment
  * <name>-haproxy, PodDisruptionBudget <name>-haproxy and Service <destination>.
  * Each carries the managed-by and kanary.pyxida.io/name labels and, when k has

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Rendering haproxy.cfg for one Kanary, deterministically, and its hash. */
 #include "common/render.h"
 
 #include <arpa/inet.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Rendering haproxy.cfg for one Kanary, deterministically, and its hash. */
 #ifndef KANARY_RENDER_H
 #define KANARY_RENDER_H
 
@@ -47,8 +48,8 @@ struct render_options {
 void render_options_init(struct render_options *o);
 
 /*
- * Renders haproxy.cfg for a valid, defaulted Kanary and its resolution
- * (DESIGN §4): one backend per route, one random draw per connection with
+ * Renders haproxy.cfg for a valid, defaulted Kanary and its resolution:
+ * one backend per route, one random draw per connection with
  * cumulative thresholds, weight-0 routes never drawn, a fallback backend of
  * every pod with proportional weights and `track`, health checks, probe and
  * metrics frontends. The same input gives the same bytes.

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Resolving a Kanary's backends against the Services and EndpointSlices of the cluster. */
 #include "common/resolve.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "common/json_field.h"
 #include "common/kerr.h"
 
 #define SERVICE_NAME_LABEL "kubernetes.io/service-name"
@@ -59,22 +61,10 @@ void catalog_destroy(struct catalog *cat)
 	free(cat);
 }
 
-/* Borrowed string at obj.a.b, or NULL. */
-static const char *get_str2(const struct json_object *obj, const char *a, const char *b)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, a, &v))
-		return NULL;
-	if (b && !json_object_object_get_ex(v, b, &v))
-		return NULL;
-	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
 static bool is_kind(const struct json_object *obj, const char *api_version, const char *kind)
 {
-	const char *av = get_str2(obj, "apiVersion", NULL);
-	const char *k = get_str2(obj, "kind", NULL);
+	const char *av = json_field_str(obj, "apiVersion");
+	const char *k = json_field_str(obj, "kind");
 
 	return av && k && strcmp(av, api_version) == 0 && strcmp(k, kind) == 0;
 }
@@ -125,11 +115,11 @@ int catalog_add(struct catalog *cat, struct json_object *obj, const char *defaul
 
 	if (!json_object_is_type(obj, json_type_object))
 		return 0;
-	ns = get_str2(obj, "metadata", "namespace");
+	ns = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
 	if (!ns || !ns[0])
 		ns = default_ns;
 	if (is_kind(obj, "v1", "Service")) {
-		name = get_str2(obj, "metadata", "name");
+		name = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name"));
 		if (!name)
 			return 0;
 		r = catalog_list_add(&cat->services, ns, name, obj, true);
@@ -194,27 +184,17 @@ void kanary_resolution_finish(struct kanary_resolution *res)
 	res->n_routes = 0;
 }
 
-static bool int_field(const struct json_object *obj, const char *key, int64_t *ret)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
-		return false;
-	*ret = json_object_get_int64(v);
-	return true;
-}
-
 /* Name of a Service or slice port; an absent name is "". */
 static const char *port_name_of(const struct json_object *port)
 {
-	const char *n = get_str2(port, "name", NULL);
+	const char *n = json_field_str(port, "name");
 
 	return n ? n : "";
 }
 
 static bool is_tcp(const struct json_object *port)
 {
-	const char *p = get_str2(port, "protocol", NULL);
+	const char *p = json_field_str(port, "protocol");
 
 	return !p || strcmp(p, "TCP") == 0;
 }
@@ -236,7 +216,7 @@ static const struct json_object *find_service_port(const struct json_object *svc
 			continue;
 		if (ref->is_name && strcmp(port_name_of(p), ref->name) == 0)
 			return p;
-		if (!ref->is_name && int_field(p, "port", &num) && num == ref->number)
+		if (!ref->is_name && json_field_int(p, "port", &num) && num == ref->number)
 			return p;
 	}
 	return NULL;
@@ -328,7 +308,7 @@ static int slice_endpoints(const struct json_object *slice, const char *port_nam
                            struct ep_list *eps, int *target_port)
 {
 	struct json_object *ports, *endpoints, *addrs, *ref;
-	const char *type = get_str2(slice, "addressType", NULL);
+	const char *type = json_field_str(slice, "addressType");
 	int64_t port = -1;
 	char addr[INET6_ADDRSTRLEN];
 	int r;
@@ -340,7 +320,7 @@ static int slice_endpoints(const struct json_object *slice, const char *port_nam
 		const struct json_object *p = json_object_array_get_idx(ports, i);
 		int64_t num;
 		if (json_object_is_type(p, json_type_object) && is_tcp(p) &&
-		    strcmp(port_name_of(p), port_name) == 0 && int_field(p, "port", &num) &&
+		    strcmp(port_name_of(p), port_name) == 0 && json_field_int(p, "port", &num) &&
 		    num >= 1 && num <= 65535) {
 			port = num;
 			break;
@@ -373,7 +353,7 @@ static int slice_endpoints(const struct json_object *slice, const char *port_nam
 		                       sizeof(addr)))
 			continue;
 		if (json_object_object_get_ex(ep, "targetRef", &ref))
-			name = get_str2(ref, "name", NULL);
+			name = json_field_str(ref, "name");
 		r = ep_list_add(eps, addr, (int)port, name);
 		if (r < 0)
 			return r;
@@ -441,7 +421,7 @@ static int resolve_route(const struct kanary *k, size_t i, const struct catalog 
 		return 0;
 	}
 	rr->port_found = true;
-	if (int_field(port, "port", &num) && num >= 1 && num <= 65535)
+	if (json_field_int(port, "port", &num) && num >= 1 && num <= 65535)
 		rr->service_port = (int)num;
 	rr->port_name = strdup(port_name_of(port));
 	if (!rr->port_name)

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Resolving a Kanary's backends against the Services and EndpointSlices of the cluster. */
 #ifndef KANARY_RESOLVE_H
 #define KANARY_RESOLVE_H
 

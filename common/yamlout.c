@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Writing json-c objects out as YAML documents. */
 #include "common/yamlout.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Writing json-c objects out as YAML documents. */
 #ifndef KANARY_YAMLOUT_H
 #define KANARY_YAMLOUT_H
 

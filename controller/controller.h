@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's parts, created and destroyed together: caches, index, queue, memos. */
 #ifndef KANARY_CONTROLLER_CONTROLLER_H
 #define KANARY_CONTROLLER_CONTROLLER_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -14,14 +14,13 @@
 #include "controller/lease.h"
 #include "controller/metrics.h"
 #include "controller/queue.h"
-#include "controller/strmap.h"
 
 /*
  * What `kanary-controller run` holds while it runs. The informer threads
  * fill the caches and index and feed the queue; the workers reconcile; the
  * lease thread decides whether the workers may write. Threads meet only at
  * the queue, the caches, the index, the memo and the metrics, each behind a
- * lock of its own (STYLE.md §13).
+ * lock of its own.
  */
 
 /* The collections the controller watches; the last four are its children, label-selected. */
@@ -36,13 +35,15 @@ enum watched {
 	WATCH_N,
 };
 
-/* Labels every child carries (DESIGN §3). */
+/* Labels and the annotation every child carries, and who writes them. */
 #define CONTROLLER_LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
 #define CONTROLLER_MANAGED_BY       "kanary"
 #define CONTROLLER_LABEL_NAME       "kanary.pyxida.io/name"
 #define CONTROLLER_HASH_ANNOTATION  "kanary.pyxida.io/config-hash"
 #define CONTROLLER_FIELD_MANAGER    "kanary"
 #define CONTROLLER_COMPONENT        "kanary-controller"
+
+struct reconcile_memos;
 
 struct controller_options {
 	const char *namespace; /* NULL: every namespace */
@@ -67,56 +68,31 @@ struct controller {
 	struct queue *queue;
 	struct metrics *metrics;
 	struct kube_recorder *recorder;
-	struct lease *lease; /* NULL without leader election: then always leader */
-	atomic_bool abort;   /* cut writes in flight: leadership is gone */
-
-	/* What this process wrote, per Kanary key (struct memo *, reconcile.c). */
-	pthread_mutex_t memo_lock;
-	struct strmap memos;
-};
-
-/* True while this process may write. */
-bool controller_may_write(struct controller *c);
-
-/* ---- informers.c ---- */
-
-/* Creates the informers with handlers that keep c->idx and feed c->queue. */
-int informers_create(struct controller *c);
-int informers_start(struct controller *c);
-void informers_stop(struct controller *c);
-void informers_destroy(struct controller *c);
-bool informers_synced(struct controller *c, char *why, size_t size);
-const char *informers_name(enum watched w);
-
-/* ---- reconcile.c ---- */
-
-struct kube_client;
-
-/*
- * How often a Kanary whose rollout is not done is looked at again: the pods
- * change (an image pull fails, a probe passes) without any object the
- * controller watches changing.
- */
-#define RECONCILE_ROLLOUT_RECHECK_MS 5000L
-
-struct reconcile_outcome {
-	int retry_after_s; /* the server's Retry-After of a failed call, or 0 */
-	long recheck_ms;   /* above 0: reconcile again after this long, even if nothing changes */
+	struct lease *lease;           /* the daemon's, set once elected; NULL: always leader */
+	atomic_bool abort;             /* cut writes in flight: leadership is gone */
+	struct reconcile_memos *memos; /* what reconcile remembers per Kanary */
 };
 
 /*
- * Brings the children and status of the Kanary "namespace/name" in line
- * with its spec and the cluster (level-triggered: no event type). Returns 0
- * when done (also for a spec that cannot be served: that is a condition,
- * not a retry), or a negative errno to retry with backoff. *ret_outcome is
- * always written: a failure's Retry-After, and after a success whether to
- * look again (RECONCILE_ROLLOUT_RECHECK_MS while the rollout is pending).
+ * Creates every part the controller owns: the index, the work queue, the
+ * metrics, the event recorder (as identity), reconcile's memos and the
+ * informers (not started). cfg is borrowed and must outlive the controller.
+ * Returns 0 or a negative errno. Ownership: *ret is the caller's, freed with
+ * controller_destroy.
  */
-int reconcile(struct controller *c, struct kube_client *kc, const char *key,
-              struct reconcile_outcome *ret_outcome);
+int controller_create(const struct controller_options *o, struct kube_config *cfg,
+                      const char *identity, struct controller **ret);
+/* Starts the informers. */
+int controller_start(struct controller *c);
+/* Stops the informers' threads; the caches stay readable. */
+void controller_stop(struct controller *c);
+/* Frees what controller_create made (not the lease nor cfg); NULL does nothing. */
+void controller_destroy(struct controller *c);
 
-/* Forgets what reconcile remembered about key (the Kanary is gone). */
-void reconcile_forget(struct controller *c, const char *key);
-void reconcile_memos_free(struct controller *c);
+/* True while this process may write: leading (or not electing) and not told to abort. */
+static inline bool controller_may_write(struct controller *c)
+{
+	return !atomic_load(&c->abort) && (!c->lease || lease_is_leader(c->lease));
+}
 
 #endif

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's indexes over its caches: which Kanary a Service or child belongs to. */
 #include "controller/index.h"
 
 #include <errno.h>
@@ -7,12 +8,12 @@
 #include <string.h>
 
 #include "common/limits.h"
-#include "controller/strmap.h"
+#include "common/string_map.h"
 
-/* A many-to-many relation; each value is a set (struct strmap * of key -> NULL). */
+/* A many-to-many relation; each value is a set (struct string_map * of key -> NULL). */
 struct rel {
-	struct strmap fwd; /* member -> its groups */
-	struct strmap rev; /* group -> its members */
+	struct string_map fwd; /* member -> its groups */
+	struct string_map rev; /* group -> its members */
 };
 
 struct index {
@@ -22,9 +23,9 @@ struct index {
 
 static void set_free(void *v)
 {
-	struct strmap *s = v;
+	struct string_map *s = v;
 
-	strmap_finish(s, NULL);
+	string_map_finish(s, NULL);
 	free(s);
 }
 
@@ -39,8 +40,8 @@ int index_create(struct index **ret)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < INDEX_N; i++) {
-		strmap_init(&idx->rels[i].fwd, KANARY_MAX_INDEX_ENTRIES);
-		strmap_init(&idx->rels[i].rev, KANARY_MAX_INDEX_ENTRIES);
+		string_map_init(&idx->rels[i].fwd, KANARY_MAX_INDEX_ENTRIES);
+		string_map_init(&idx->rels[i].rev, KANARY_MAX_INDEX_ENTRIES);
 	}
 	*ret = idx;
 	return 0;
@@ -51,44 +52,44 @@ void index_destroy(struct index *idx)
 	if (!idx)
 		return;
 	for (size_t i = 0; i < INDEX_N; i++) {
-		strmap_finish(&idx->rels[i].fwd, set_free);
-		strmap_finish(&idx->rels[i].rev, set_free);
+		string_map_finish(&idx->rels[i].fwd, set_free);
+		string_map_finish(&idx->rels[i].rev, set_free);
 	}
 	pthread_mutex_destroy(&idx->lock);
 	free(idx);
 }
 
 /* Adds key to the set stored under name in map, creating the set. */
-static int set_add(struct strmap *map, const char *name, const char *key)
+static int set_add(struct string_map *map, const char *name, const char *key)
 {
-	struct strmap *s = strmap_get(map, name);
+	struct string_map *s = string_map_get(map, name);
 	int r;
 
 	if (!s) {
 		s = malloc(sizeof(*s));
 		if (!s)
 			return -ENOMEM;
-		strmap_init(s, KANARY_MAX_INDEX_ENTRIES);
-		r = strmap_put(map, name, s, NULL);
+		string_map_init(s, KANARY_MAX_INDEX_ENTRIES);
+		r = string_map_put(map, name, s, NULL);
 		if (r < 0) {
 			free(s);
 			return r;
 		}
 	}
-	r = strmap_put(s, key, NULL, NULL);
+	r = string_map_put(s, key, NULL, NULL);
 	return r < 0 ? r : 0;
 }
 
 /* Removes key from the set under name, dropping the set when it empties. */
-static void set_del(struct strmap *map, const char *name, const char *key)
+static void set_del(struct string_map *map, const char *name, const char *key)
 {
-	struct strmap *s = strmap_get(map, name);
+	struct string_map *s = string_map_get(map, name);
 
 	if (!s)
 		return;
-	strmap_remove(s, key, NULL);
-	if (strmap_size(s) == 0) {
-		strmap_remove(map, name, NULL);
+	string_map_remove(s, key, NULL);
+	if (string_map_size(s) == 0) {
+		string_map_remove(map, name, NULL);
 		set_free(s);
 	}
 }
@@ -97,18 +98,18 @@ static int unlink_group(void *ctx, const char *group, void *value)
 {
 	const void *const *args = ctx;
 
-	set_del((struct strmap *)args[0], group, (const char *)args[1]);
+	set_del((struct string_map *)args[0], group, (const char *)args[1]);
 	return 0;
 }
 
 static void remove_locked(struct rel *rel, const char *member)
 {
-	struct strmap *groups = NULL;
+	struct string_map *groups = NULL;
 	const void *args[2] = {&rel->rev, member};
 
-	if (strmap_remove(&rel->fwd, member, (void **)&groups) < 0)
+	if (string_map_remove(&rel->fwd, member, (void **)&groups) < 0)
 		return;
-	strmap_foreach(groups, unlink_group, (void *)args);
+	string_map_foreach(groups, unlink_group, (void *)args);
 	set_free(groups);
 }
 
@@ -165,17 +166,17 @@ static int cmp_keys(const void *a, const void *b)
 int index_members(struct index *idx, enum index_rel rel, const char *group, char ***ret_keys,
                   size_t *ret_n)
 {
-	const struct strmap *set;
+	const struct string_map *set;
 	struct collect c = {0};
 
 	pthread_mutex_lock(&idx->lock);
-	set = group ? strmap_get(&idx->rels[rel].rev, group) : &idx->rels[rel].fwd;
-	if (set && strmap_size(set) > 0) {
-		c.keys = calloc(strmap_size(set), sizeof(*c.keys));
+	set = group ? string_map_get(&idx->rels[rel].rev, group) : &idx->rels[rel].fwd;
+	if (set && string_map_size(set) > 0) {
+		c.keys = calloc(string_map_size(set), sizeof(*c.keys));
 		if (!c.keys)
 			c.err = -ENOMEM;
 		else
-			strmap_foreach(set, collect_key, &c);
+			string_map_foreach(set, collect_key, &c);
 	}
 	pthread_mutex_unlock(&idx->lock);
 	if (c.err < 0) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's indexes over its caches: which Kanary a Service or child belongs to. */
 #ifndef KANARY_CONTROLLER_INDEX_H
 #define KANARY_CONTROLLER_INDEX_H
 

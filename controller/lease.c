@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Leader election on a coordination.k8s.io/v1 Lease. */
 #include "controller/lease.h"
 
 #include <errno.h>
@@ -14,6 +15,8 @@
 
 #include <json-c/json.h>
 
+#include "common/io/monotonic.h"
+#include "common/json_field.h"
 #include "common/kube/client.h"
 #include "common/limits.h"
 #include "common/io/log.h"
@@ -38,14 +41,6 @@ struct lease {
 	char rv[KANARY_MAX_RESOURCE_VERSION + 1];
 	uint64_t rng;
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* metav1.MicroTime: "2006-01-02T15:04:05.000000Z". */
 static void micro_time(char out[32])
@@ -77,7 +72,7 @@ int lease_make_identity(char *out, size_t size)
 		close(fd);
 	}
 	if (rnd == 0)
-		rnd = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32);
+		rnd = (uint64_t)monotonic_ms() ^ ((uint64_t)getpid() << 32);
 	n = snprintf(out, size, "%s_%016llx", host, (unsigned long long)rnd);
 	return n < 0 || (size_t)n >= size ? -E2BIG : 0;
 }
@@ -131,7 +126,7 @@ int lease_create(const struct lease_options *o, struct lease **ret)
 		goto out_lock;
 	}
 	pthread_condattr_destroy(&ca);
-	l->rng = (uint64_t)mono_ms() * 0x9E3779B97F4A7C15ULL + (uint64_t)(uintptr_t)l;
+	l->rng = (uint64_t)monotonic_ms() * 0x9E3779B97F4A7C15ULL + (uint64_t)(uintptr_t)l;
 	*ret = l;
 	return 0;
 out_lock:
@@ -144,26 +139,6 @@ out_free:
 	free(l->identity);
 	free(l);
 	return r;
-}
-
-static const char *spec_str(const struct json_object *spec, const char *key)
-{
-	struct json_object *v;
-
-	if (!spec || !json_object_object_get_ex(spec, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static int64_t spec_int(const struct json_object *spec, const char *key)
-{
-	struct json_object *v;
-
-	if (!spec || !json_object_object_get_ex(spec, key, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return 0;
-	return json_object_get_int64(v);
 }
 
 /* Remembers spec and, when it changed, the local time it did. spec is borrowed. */
@@ -247,7 +222,7 @@ static bool try_acquire_or_renew(struct lease *l)
 	struct kube_result res;
 	char now_s[32];
 	const char *holder, *acquire;
-	long long now = mono_ms();
+	long long now = monotonic_ms();
 	bool mine, ok = false;
 	int r;
 
@@ -277,14 +252,15 @@ static bool try_acquire_or_renew(struct lease *l)
 	json_object_object_get_ex(cur, "spec", &spec);
 	observe(l, spec, now);
 	keep_rv(l, cur);
-	holder = spec_str(spec, "holderIdentity");
+	holder = json_field_str(spec, "holderIdentity");
 	mine = holder && strcmp(holder, l->identity) == 0;
 	/* Someone else's, and their record moved within the lease duration by our clock. */
 	if (holder && holder[0] && !mine && now < l->observed_at + l->o.duration_ms)
 		goto out;
-	acquire = mine && spec_str(spec, "acquireTime") ? spec_str(spec, "acquireTime") : now_s;
+	acquire = mine && json_field_str(spec, "acquireTime") ? json_field_str(spec, "acquireTime")
+	                                                      : now_s;
 	want = lease_object(l, l->identity, duration_s(l), acquire, now_s,
-	                    spec_int(spec, "leaseTransitions") + (mine ? 0 : 1), l->rv);
+	                    json_field_int_or(spec, "leaseTransitions", 0) + (mine ? 0 : 1), l->rv);
 	if (!want)
 		goto out;
 	r = kube_update(l->client, l->path, want, &got, &res);
@@ -295,7 +271,7 @@ static bool try_acquire_or_renew(struct lease *l)
 	}
 won:
 	if (json_object_object_get_ex(got, "spec", &wspec))
-		observe(l, wspec, mono_ms());
+		observe(l, wspec, monotonic_ms());
 	keep_rv(l, got);
 	ok = true;
 out:
@@ -355,24 +331,24 @@ static void *lease_thread(void *arg)
 	        l->identity);
 	if (l->o.on_started)
 		l->o.on_started(l->o.ctx);
-	last_renew = mono_ms();
+	last_renew = monotonic_ms();
 	while (!atomic_load(&l->stop)) {
 		lease_sleep(l, l->o.retry_period_ms);
 		if (atomic_load(&l->stop))
 			break;
 		if (try_acquire_or_renew(l)) {
-			last_renew = mono_ms();
+			last_renew = monotonic_ms();
 			continue;
 		}
 		if (atomic_load(&l->stop))
 			break;
-		if (mono_ms() - last_renew >= l->o.renew_deadline_ms) {
+		if (monotonic_ms() - last_renew >= l->o.renew_deadline_ms) {
 			atomic_store(&l->leader, false);
 			atomic_store(&l->lost, true);
 			log_msg(LOG_ERROR, NULL,
 			        "lease %s/%s: leadership lost: no renewal for %lld ms (deadline "
 			        "%ld ms)",
-			        l->namespace, l->name, mono_ms() - last_renew,
+			        l->namespace, l->name, monotonic_ms() - last_renew,
 			        l->o.renew_deadline_ms);
 			if (l->o.on_lost)
 				l->o.on_lost(l->o.ctx);
@@ -428,12 +404,12 @@ int lease_release(struct lease *l)
 	atomic_store(&l->leader, false);
 	/* The thread's abort flag is up; this last write needs the client back. */
 	kube_client_set_abort(l->client, NULL);
-	holder = spec_str(l->observed, "holderIdentity");
+	holder = json_field_str(l->observed, "holderIdentity");
 	if (!holder || strcmp(holder, l->identity) != 0 || !l->rv[0])
 		return 0;
 	micro_time(now_s);
-	want =
-	    lease_object(l, "", 1, now_s, now_s, spec_int(l->observed, "leaseTransitions"), l->rv);
+	want = lease_object(l, "", 1, now_s, now_s,
+	                    json_field_int_or(l->observed, "leaseTransitions", 0), l->rv);
 	if (!want)
 		return -ENOMEM;
 	r = kube_update(l->client, l->path, want, NULL, &res);

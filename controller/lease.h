@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Leader election on a coordination.k8s.io/v1 Lease. */
 #ifndef KANARY_CONTROLLER_LEASE_H
 #define KANARY_CONTROLLER_LEASE_H
 
@@ -9,7 +10,7 @@
 
 /*
  * Leader election on a coordination.k8s.io/v1 Lease, as client-go's
- * leaderelection package does it (research/c-anchors.md §4):
+ * leaderelection package does it:
  *   - GET the Lease; CREATE it when absent.
  *   - Take it over only when its holder is empty, or its record has not
  *     changed for the lease duration by our own monotonic clock (renewTime

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* kanary-controller: picks the subcommand (run or render). */
 #include <stdio.h>
-#include <string.h>
 
-#include "controller/render_cmd.h"
-#include "controller/run.h"
+#include "common/io/subcommand.h"
+#include "controller/cmd_render.h"
+#include "controller/cmd_run.h"
 
 static void usage(FILE *out)
 {
@@ -22,23 +23,11 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("kanary-controller %s\n", KANARY_VERSION);
-		return 0;
-	}
-	if (strcmp(argv[1], "run") == 0)
-		return run_main(argc - 1, argv + 1);
-	if (strcmp(argv[1], "render") == 0)
-		return render_main(argc - 1, argv + 1);
-	fprintf(stderr, "kanary-controller: unknown command \"%s\"\n", argv[1]);
-	usage(stderr);
-	return 2;
+	static const struct subcommand cmds[] = {
+	    {"run", cmd_run_main},
+	    {"render", cmd_render_main},
+	};
+
+	return subcommand_run("kanary-controller", usage, cmds, sizeof(cmds) / sizeof(cmds[0]),
+	                      argc, argv);
 }

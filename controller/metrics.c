@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's Prometheus metrics. */
 #include "controller/metrics.h"
 
 #include <errno.h>
@@ -9,7 +10,7 @@
 
 #include "common/buf.h"
 #include "common/limits.h"
-#include "controller/strmap.h"
+#include "common/string_map.h"
 
 /* Seconds; a reconcile is a handful of API calls, so most land well below one second. */
 static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -30,7 +31,7 @@ struct metrics {
 	unsigned long hist[N_BUCKETS]; /* not cumulative; summed when rendered */
 	unsigned long hist_count;
 	double hist_sum;
-	struct strmap kanaries; /* "ns/name" -> struct series * */
+	struct string_map kanaries; /* "ns/name" -> struct series * */
 };
 
 int metrics_create(struct metrics **ret)
@@ -43,7 +44,7 @@ int metrics_create(struct metrics **ret)
 		free(m);
 		return -ENOMEM;
 	}
-	strmap_init(&m->kanaries, KANARY_MAX_METRICS_KANARIES);
+	string_map_init(&m->kanaries, KANARY_MAX_METRICS_KANARIES);
 	*ret = m;
 	return 0;
 }
@@ -52,7 +53,7 @@ void metrics_destroy(struct metrics *m)
 {
 	if (!m)
 		return;
-	strmap_finish(&m->kanaries, free);
+	string_map_finish(&m->kanaries, free);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -98,7 +99,7 @@ int metrics_set_routes(struct metrics *m, const char *key, const struct metrics_
 	}
 	s->n = n;
 	pthread_mutex_lock(&m->lock);
-	r = strmap_put(&m->kanaries, key, s, (void **)&old);
+	r = string_map_put(&m->kanaries, key, s, (void **)&old);
 	pthread_mutex_unlock(&m->lock);
 	if (r < 0) {
 		free(s);
@@ -113,7 +114,7 @@ void metrics_forget(struct metrics *m, const char *key)
 	void *old = NULL;
 
 	pthread_mutex_lock(&m->lock);
-	strmap_remove(&m->kanaries, key, &old);
+	string_map_remove(&m->kanaries, key, &old);
 	pthread_mutex_unlock(&m->lock);
 	free(old);
 }
@@ -232,14 +233,14 @@ static int render_locked(struct metrics *m, struct buf *out)
 		                  "percent.\n# TYPE kanary_route_weight gauge\n");
 	rr.metric = "kanary_route_weight";
 	if (r == 0)
-		strmap_foreach(&m->kanaries, render_series, &rr);
+		string_map_foreach(&m->kanaries, render_series, &rr);
 	if (r == 0 && rr.err == 0)
 		r = buf_puts(out, "# HELP kanary_route_ready_endpoints Ready endpoints behind a "
 		                  "route in force.\n# TYPE kanary_route_ready_endpoints gauge\n");
 	rr.metric = "kanary_route_ready_endpoints";
 	rr.endpoints = true;
 	if (r == 0 && rr.err == 0)
-		strmap_foreach(&m->kanaries, render_series, &rr);
+		string_map_foreach(&m->kanaries, render_series, &rr);
 	return r < 0 ? r : rr.err;
 }
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's Prometheus metrics. */
 #ifndef KANARY_CONTROLLER_METRICS_H
 #define KANARY_CONTROLLER_METRICS_H
 

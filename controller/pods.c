@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Why the HAProxy pods of a rollout do not become ready, read from their statuses. */
 #include "controller/pods.h"
 
 #include <errno.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 
 #include <json-c/json.h>
+
+#include "common/json_field.h"
 
 /* Waiting reasons of the kubelet (pkg/kubelet/images, kuberuntime), by what they mean. */
 static const char *const image_reasons[] = {
@@ -51,30 +54,6 @@ const char *pods_reason(enum pods_verdict v)
 
 /* ---- reading ---- */
 
-static struct json_object *field(const struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v))
-		return NULL;
-	return v;
-}
-
-static const char *str(const struct json_object *o, const char *key)
-{
-	struct json_object *v = field(o, key);
-
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
-static int64_t int_or(const struct json_object *o, const char *key, int64_t dflt)
-{
-	struct json_object *v = field(o, key);
-
-	return v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : dflt;
-}
-
 static bool in(const char *s, const char *const *set)
 {
 	for (; s && *set; set++)
@@ -91,11 +70,11 @@ static size_t arr_len(const struct json_object *a)
 /* The condition of that type in a pod's status, borrowed, or NULL. */
 static const struct json_object *pod_condition(const struct json_object *status, const char *type)
 {
-	const struct json_object *conds = field(status, "conditions");
+	const struct json_object *conds = json_field_get(status, "conditions");
 
 	for (size_t i = 0; i < arr_len(conds); i++) {
 		const struct json_object *c = json_object_array_get_idx(conds, i);
-		const char *t = str(c, "type");
+		const char *t = json_field_str(c, "type");
 
 		if (t && strcmp(t, type) == 0)
 			return c;
@@ -201,14 +180,14 @@ static void text_add(struct text *t, const char *fmt, ...)
 /* The image a container of the pod's spec names, or NULL. */
 static const char *spec_image(const struct json_object *pod, const char *list, const char *name)
 {
-	const struct json_object *cs = field(field(pod, "spec"), list);
+	const struct json_object *cs = json_field_get(json_field_get(pod, "spec"), list);
 
 	for (size_t i = 0; name && i < arr_len(cs); i++) {
 		const struct json_object *c = json_object_array_get_idx(cs, i);
-		const char *n = str(c, "name");
+		const char *n = json_field_str(c, "name");
 
 		if (n && strcmp(n, name) == 0)
-			return str(c, "image");
+			return json_field_str(c, "image");
 	}
 	return NULL;
 }
@@ -231,14 +210,15 @@ static enum pods_verdict waiting_verdict(const char *reason)
 static void containers(const struct json_object *pod, const char *statuses, const char *specs,
                        enum pods_verdict *worst, struct text *t)
 {
-	const struct json_object *cs = field(field(pod, "status"), statuses);
+	const struct json_object *cs = json_field_get(json_field_get(pod, "status"), statuses);
 
 	for (size_t i = 0; i < arr_len(cs); i++) {
 		const struct json_object *c = json_object_array_get_idx(cs, i);
-		const struct json_object *w = field(field(c, "state"), "waiting");
-		const struct json_object *last = field(field(c, "lastState"), "terminated");
-		const char *name = str(c, "name"), *reason = str(w, "reason");
-		const char *msg = str(w, "message"), *image = str(c, "image");
+		const struct json_object *w = json_field_get(json_field_get(c, "state"), "waiting");
+		const struct json_object *last =
+		    json_field_get(json_field_get(c, "lastState"), "terminated");
+		const char *name = json_field_str(c, "name"), *reason = json_field_str(w, "reason");
+		const char *msg = json_field_str(w, "message"), *image = json_field_str(c, "image");
 		enum pods_verdict v = waiting_verdict(reason);
 
 		if (v == PODS_STARTING || v <= *worst)
@@ -254,9 +234,10 @@ static void containers(const struct json_object *pod, const char *statuses, cons
 			text_add(t, ": %s", msg);
 		if (v == PODS_CRASH_LOOPING && last)
 			text_add(t, "; last exit %lld (%s), %lld restarts",
-			         (long long)int_or(last, "exitCode", -1),
-			         str(last, "reason") ? str(last, "reason") : "no reason",
-			         (long long)int_or(c, "restartCount", 0));
+			         (long long)json_field_int_or(last, "exitCode", -1),
+			         json_field_str(last, "reason") ? json_field_str(last, "reason")
+			                                        : "no reason",
+			         (long long)json_field_int_or(c, "restartCount", 0));
 		if (image && image[0] && (!msg || !strstr(msg, image)))
 			text_add(t, " (image %s)", image);
 	}
@@ -265,14 +246,15 @@ static void containers(const struct json_object *pod, const char *statuses, cons
 /* The newest start of a running container of the pod, or 0. */
 static int64_t running_since(const struct json_object *pod)
 {
-	const struct json_object *cs = field(field(pod, "status"), "containerStatuses");
+	const struct json_object *cs =
+	    json_field_get(json_field_get(pod, "status"), "containerStatuses");
 	int64_t since = 0, t;
 
 	for (size_t i = 0; i < arr_len(cs); i++) {
-		const struct json_object *run =
-		    field(field(json_object_array_get_idx(cs, i), "state"), "running");
+		const struct json_object *run = json_field_get(
+		    json_field_get(json_object_array_get_idx(cs, i), "state"), "running");
 
-		if (run && parse_time(str(run, "startedAt"), &t) && t > since)
+		if (run && parse_time(json_field_str(run, "startedAt"), &t) && t > since)
 			since = t;
 	}
 	return since;
@@ -281,7 +263,7 @@ static int64_t running_since(const struct json_object *pod)
 /* Appends ": <value>" when o has a string at key. */
 static void text_add_field(struct text *t, const struct json_object *o, const char *key)
 {
-	const char *v = str(o, key);
+	const char *v = json_field_str(o, key);
 
 	if (v)
 		text_add(t, ": %s", v);
@@ -290,10 +272,10 @@ static void text_add_field(struct text *t, const struct json_object *o, const ch
 /* The pod's worst problem, its words in t. */
 static enum pods_verdict pod_verdict(const struct json_object *pod, int64_t now_s, struct text *t)
 {
-	const struct json_object *st = field(pod, "status");
+	const struct json_object *st = json_field_get(pod, "status");
 	const struct json_object *sched = pod_condition(st, "PodScheduled");
 	const struct json_object *ready = pod_condition(st, "Ready");
-	const char *phase = str(st, "phase");
+	const char *phase = json_field_str(st, "phase");
 	enum pods_verdict v = PODS_STARTING;
 	int64_t since, changed;
 
@@ -307,18 +289,19 @@ static enum pods_verdict pod_verdict(const struct json_object *pod, int64_t now_
 		text_add_field(t, st, "message");
 		return PODS_NOT_READY;
 	}
-	if (sched && str(sched, "status") && strcmp(str(sched, "status"), "False") == 0) {
+	if (sched && json_field_str(sched, "status") &&
+	    strcmp(json_field_str(sched, "status"), "False") == 0) {
 		text_add(t, "not scheduled");
 		text_add_field(t, sched, "reason");
 		text_add_field(t, sched, "message");
 		return PODS_UNSCHEDULABLE;
 	}
-	if (!phase || strcmp(phase, "Running") != 0 || !ready || !str(ready, "status") ||
-	    strcmp(str(ready, "status"), "True") == 0)
+	if (!phase || strcmp(phase, "Running") != 0 || !ready || !json_field_str(ready, "status") ||
+	    strcmp(json_field_str(ready, "status"), "True") == 0)
 		return PODS_STARTING;
 	/* Not ready since its containers last started, or since it last turned unready. */
 	since = running_since(pod);
-	if (parse_time(str(ready, "lastTransitionTime"), &changed) && changed > since)
+	if (parse_time(json_field_str(ready, "lastTransitionTime"), &changed) && changed > since)
 		since = changed;
 	if (since == 0 || now_s - since < PODS_READY_GRACE_S)
 		return PODS_STARTING;
@@ -373,7 +356,7 @@ int pods_diagnose(const struct json_object *pods, int64_t now_s, struct pods_dia
 	size_t n, np = 0;
 
 	if (items && json_object_is_type(items, json_type_object))
-		items = field(items, "items");
+		items = json_field_get(items, "items");
 	if (!items || !json_object_is_type(items, json_type_array))
 		return -EINVAL;
 	n = json_object_array_length(items);
@@ -384,18 +367,18 @@ int pods_diagnose(const struct json_object *pods, int64_t now_s, struct pods_dia
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct json_object *pod = json_object_array_get_idx(items, i);
-		const struct json_object *md = field(pod, "metadata");
+		const struct json_object *md = json_field_get(pod, "metadata");
 		struct text t = {.s = p[np].detail, .size = sizeof(p[np].detail)};
 		enum pods_verdict v;
 
-		if (!md || field(md, "deletionTimestamp"))
+		if (!md || json_field_get(md, "deletionTimestamp"))
 			continue;
 		d.pods++;
 		p[np].detail[0] = '\0';
 		v = pod_verdict(pod, now_s, &t);
 		if (v == PODS_STARTING)
 			continue;
-		p[np].name = str(md, "name") ? str(md, "name") : "?";
+		p[np].name = json_field_str(md, "name") ? json_field_str(md, "name") : "?";
 		p[np].verdict = v;
 		if (v > d.verdict)
 			d.verdict = v;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Why the HAProxy pods of a rollout do not become ready, read from their statuses. */
 #ifndef KANARY_CONTROLLER_PODS_H
 #define KANARY_CONTROLLER_PODS_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The rate-limited work queue of Kanary keys, as client-go's workqueue. */
 #include "controller/queue.h"
 
 #include <errno.h>
@@ -8,8 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/io/monotonic.h"
 #include "common/limits.h"
-#include "controller/strmap.h"
+#include "common/token_bucket.h"
+#include "common/string_map.h"
 
 /* A key held back until at; entries whose at no longer matches the waiting map are stale. */
 struct delayed {
@@ -27,29 +30,26 @@ struct queue {
 	char **fifo;
 	size_t fifo_head, fifo_len, fifo_cap;
 
-	struct strmap dirty;      /* key -> NULL: queued, or to be queued at queue_done */
-	struct strmap processing; /* key -> NULL */
-	struct strmap waiting;    /* key -> long long *: when it is due */
-	struct strmap failures;   /* key -> (uintptr_t) failures since forget */
+	struct string_map dirty;      /* key -> NULL: queued, or to be queued at queue_done */
+	struct string_map processing; /* key -> NULL */
+	struct string_map waiting;    /* key -> long long *: when it is due */
+	struct string_map failures;   /* key -> (uintptr_t) failures since forget */
 
 	/* Min-heap on (at, seq), with stale entries skipped when popped. */
 	struct delayed *heap;
 	size_t heap_len, heap_cap;
 	unsigned long seq;
 
-	double tokens;
-	long long tokens_at;
+	struct token_bucket retries_bucket; /* every retry takes a token */
 
 	bool shutting_down;
 	unsigned long adds, retries;
 };
 
-static long long mono_ms(void *ctx)
+/* The clock when the options name none. */
+static long long real_clock_ms(void *ctx)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return monotonic_ms();
 }
 
 static long long now(const struct queue *q)
@@ -76,13 +76,12 @@ int queue_create(const struct queue_options *o, struct queue **ret)
 	if (q->o.burst <= 0)
 		q->o.burst = QUEUE_DEFAULT_BURST;
 	if (!q->o.now_ms)
-		q->o.now_ms = mono_ms;
-	strmap_init(&q->dirty, KANARY_MAX_QUEUE_KEYS);
-	strmap_init(&q->processing, KANARY_MAX_QUEUE_KEYS);
-	strmap_init(&q->waiting, KANARY_MAX_QUEUE_KEYS);
-	strmap_init(&q->failures, KANARY_MAX_QUEUE_KEYS);
-	q->tokens = q->o.burst;
-	q->tokens_at = now(q);
+		q->o.now_ms = real_clock_ms;
+	string_map_init(&q->dirty, KANARY_MAX_QUEUE_KEYS);
+	string_map_init(&q->processing, KANARY_MAX_QUEUE_KEYS);
+	string_map_init(&q->waiting, KANARY_MAX_QUEUE_KEYS);
+	string_map_init(&q->failures, KANARY_MAX_QUEUE_KEYS);
+	token_bucket_init(&q->retries_bucket, q->o.qps, q->o.burst, now(q));
 	if (pthread_mutex_init(&q->lock, NULL) != 0)
 		goto out_free;
 	/* Timed waits on the monotonic clock: a wall-clock jump must not stretch a delay. */
@@ -113,10 +112,10 @@ void queue_destroy(struct queue *q)
 	for (size_t i = 0; i < q->heap_len; i++)
 		free(q->heap[i].key);
 	free(q->heap);
-	strmap_finish(&q->dirty, NULL);
-	strmap_finish(&q->processing, NULL);
-	strmap_finish(&q->waiting, free);
-	strmap_finish(&q->failures, NULL);
+	string_map_finish(&q->dirty, NULL);
+	string_map_finish(&q->processing, NULL);
+	string_map_finish(&q->waiting, free);
+	string_map_finish(&q->failures, NULL);
 	pthread_cond_destroy(&q->cond);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
@@ -227,18 +226,18 @@ static int add_locked(struct queue *q, const char *key)
 {
 	int r;
 
-	if (strmap_contains(&q->dirty, key))
+	if (string_map_contains(&q->dirty, key))
 		return 0;
-	r = strmap_put(&q->dirty, key, NULL, NULL);
+	r = string_map_put(&q->dirty, key, NULL, NULL);
 	if (r < 0)
 		return r;
 	q->adds++;
 	/* In a worker now: queue_done puts it back. */
-	if (strmap_contains(&q->processing, key))
+	if (string_map_contains(&q->processing, key))
 		return 0;
 	r = fifo_push(q, key);
 	if (r < 0) {
-		strmap_remove(&q->dirty, key, NULL);
+		string_map_remove(&q->dirty, key, NULL);
 		return r;
 	}
 	pthread_cond_signal(&q->cond);
@@ -250,11 +249,11 @@ static long long promote_due(struct queue *q, long long t)
 {
 	while (q->heap_len > 0 && q->heap[0].at <= t) {
 		struct delayed d = heap_pop(q);
-		long long *due = strmap_get(&q->waiting, d.key);
+		long long *due = string_map_get(&q->waiting, d.key);
 
 		/* Stale: an earlier time replaced this entry, and was promoted already or waits. */
 		if (due && *due == d.at) {
-			strmap_remove(&q->waiting, d.key, NULL);
+			string_map_remove(&q->waiting, d.key, NULL);
 			free(due);
 			/* Out of memory, the key is dropped; its next event or the resync brings it back. */
 			(void)add_locked(q, d.key);
@@ -272,7 +271,7 @@ static int add_after_locked(struct queue *q, const char *key, long delay_ms)
 	if (delay_ms <= 0)
 		return add_locked(q, key);
 	at = now(q) + delay_ms;
-	due = strmap_get(&q->waiting, key);
+	due = string_map_get(&q->waiting, key);
 	if (due) {
 		if (*due <= at)
 			return 0; /* the earlier time wins: a burst waits for its first change */
@@ -285,14 +284,14 @@ static int add_after_locked(struct queue *q, const char *key, long delay_ms)
 		if (!due)
 			return -ENOMEM;
 		*due = at;
-		r = strmap_put(&q->waiting, key, due, NULL);
+		r = string_map_put(&q->waiting, key, due, NULL);
 		if (r < 0) {
 			free(due);
 			return r;
 		}
 		r = heap_push(q, key, at);
 		if (r < 0) {
-			strmap_remove(&q->waiting, key, NULL);
+			string_map_remove(&q->waiting, key, NULL);
 			free(due);
 			return r;
 		}
@@ -325,7 +324,7 @@ int queue_add_after(struct queue *q, const char *key, long delay_ms)
 /* Per-key exponential backoff: base * 2^failures, capped; counts this failure. */
 static long item_delay(struct queue *q, const char *key)
 {
-	uintptr_t n = (uintptr_t)strmap_get(&q->failures, key);
+	uintptr_t n = (uintptr_t)string_map_get(&q->failures, key);
 	double d = (double)q->o.base_delay_ms;
 
 	for (uintptr_t i = 0; i < n && d < (double)q->o.max_delay_ms; i++)
@@ -333,21 +332,14 @@ static long item_delay(struct queue *q, const char *key)
 	if (d > (double)q->o.max_delay_ms)
 		d = (double)q->o.max_delay_ms;
 	/* Out of memory, the count stays put: the delay is still bounded below by base. */
-	(void)strmap_put(&q->failures, key, (void *)(n + 1), NULL);
+	(void)string_map_put(&q->failures, key, (void *)(n + 1), NULL);
 	return (long)d;
 }
 
 /* The overall token bucket: each retry takes a token, and waits when none is left. */
 static long bucket_delay(struct queue *q)
 {
-	long long t = now(q);
-
-	q->tokens += (double)(t - q->tokens_at) * q->o.qps / 1000.0;
-	if (q->tokens > q->o.burst)
-		q->tokens = q->o.burst;
-	q->tokens_at = t;
-	q->tokens -= 1;
-	return q->tokens >= 0 ? 0 : (long)(-q->tokens * 1000.0 / q->o.qps);
+	return token_bucket_reserve(&q->retries_bucket, now(q));
 }
 
 int queue_add_rate_limited(struct queue *q, const char *key)
@@ -373,7 +365,7 @@ unsigned queue_requeues(struct queue *q, const char *key)
 	uintptr_t n;
 
 	pthread_mutex_lock(&q->lock);
-	n = (uintptr_t)strmap_get(&q->failures, key);
+	n = (uintptr_t)string_map_get(&q->failures, key);
 	pthread_mutex_unlock(&q->lock);
 	return (unsigned)n;
 }
@@ -381,7 +373,7 @@ unsigned queue_requeues(struct queue *q, const char *key)
 void queue_forget(struct queue *q, const char *key)
 {
 	pthread_mutex_lock(&q->lock);
-	strmap_remove(&q->failures, key, NULL);
+	string_map_remove(&q->failures, key, NULL);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -393,14 +385,14 @@ static int take_locked(struct queue *q, char **ret_key)
 	int r;
 
 	key = fifo_pop(q);
-	r = strmap_put(&q->processing, key, NULL, NULL);
+	r = string_map_put(&q->processing, key, NULL, NULL);
 	if (r < 0) {
 		/* Put it back at the end; the worker retries later. */
 		q->fifo[(q->fifo_head + q->fifo_len) % q->fifo_cap] = key;
 		q->fifo_len++;
 		return r;
 	}
-	strmap_remove(&q->dirty, key, NULL);
+	string_map_remove(&q->dirty, key, NULL);
 	*ret_key = key;
 	return 0;
 }
@@ -430,7 +422,7 @@ int queue_get(struct queue *q, char **ret_key)
 			r = take_locked(q, ret_key);
 			break;
 		}
-		if (next < 0 || q->o.now_ms != mono_ms) {
+		if (next < 0 || q->o.now_ms != real_clock_ms) {
 			/*
 			 * With a test clock, time only moves when the test moves it;
 			 * waiting on the real clock would still wake on adds and shutdown.
@@ -438,14 +430,8 @@ int queue_get(struct queue *q, char **ret_key)
 			if (next < 0) {
 				pthread_cond_wait(&q->cond, &q->lock);
 			} else {
-				struct timespec ts;
+				struct timespec ts = monotonic_after_ms(10);
 
-				clock_gettime(CLOCK_MONOTONIC, &ts);
-				ts.tv_nsec += 10 * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
 				pthread_cond_timedwait(&q->cond, &q->lock, &ts);
 			}
 		} else {
@@ -476,11 +462,11 @@ int queue_try_get(struct queue *q, char **ret_key)
 void queue_done(struct queue *q, const char *key)
 {
 	pthread_mutex_lock(&q->lock);
-	strmap_remove(&q->processing, key, NULL);
-	if (strmap_contains(&q->dirty, key)) {
+	string_map_remove(&q->processing, key, NULL);
+	if (string_map_contains(&q->dirty, key)) {
 		if (fifo_push(q, key) < 0)
-			strmap_remove(&q->dirty, key,
-			              NULL); /* lost; the next event brings it back */
+			string_map_remove(&q->dirty, key,
+			                  NULL); /* lost; the next event brings it back */
 		else
 			pthread_cond_signal(&q->cond);
 	}
@@ -510,8 +496,8 @@ void queue_stats(struct queue *q, struct queue_stats *ret)
 	pthread_mutex_lock(&q->lock);
 	promote_due(q, now(q));
 	ret->depth = q->fifo_len;
-	ret->waiting = strmap_size(&q->waiting);
-	ret->processing = strmap_size(&q->processing);
+	ret->waiting = string_map_size(&q->waiting);
+	ret->processing = string_map_size(&q->processing);
 	ret->adds = q->adds;
 	ret->retries = q->retries;
 	pthread_mutex_unlock(&q->lock);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The rate-limited work queue of Kanary keys, as client-go's workqueue. */
 #ifndef KANARY_CONTROLLER_QUEUE_H
 #define KANARY_CONTROLLER_QUEUE_H
 

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* One reconcile of one Kanary: check, render, apply the children, collect garbage, write status. */
+#include "controller/reconcile.h"
+
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +12,9 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/io/wallclock.h"
+#include "common/kanary_check.h"
+#include "common/json_field.h"
 #include "common/kerr.h"
 #include "common/kube/client.h"
 #include "common/kube/watch.h"
@@ -16,13 +22,14 @@
 #include "common/objects.h"
 #include "common/render.h"
 #include "common/resolve.h"
-#include "controller/controller.h"
 #include "common/io/log.h"
+#include "common/string_map.h"
+#include "controller/apply.h"
 #include "controller/pods.h"
 #include "controller/status.h"
 
 /*
- * One reconcile of one Kanary (research/c-anchors.md §4.3): read the cache,
+ * One reconcile of one Kanary, level-triggered as a client-go controller's sync: read the cache,
  * check and resolve the Kanary with the same function admission uses, render
  * with the same functions `render` uses, server-side apply what differs,
  * remove superseded ConfigMaps, write the status when it changed.
@@ -37,44 +44,19 @@
  * is our write. resourceVersions are only compared for equality.
  */
 
-enum child {
-	CHILD_CONFIGMAP = 0,
-	CHILD_DEPLOYMENT,
-	CHILD_PDB,
-	CHILD_SERVICE,
-	CHILD_N,
-};
-
-struct child_def {
-	const char *kind;
-	const char *group;
-	const char *version;
-	const char *resource;
-	enum watched w;
-};
-
-static const struct child_def child_defs[CHILD_N] = {
-    [CHILD_CONFIGMAP] = {"ConfigMap", "", "v1", "configmaps", WATCH_CONFIGMAPS},
-    [CHILD_DEPLOYMENT] = {"Deployment", "apps", "v1", "deployments", WATCH_DEPLOYMENTS},
-    [CHILD_PDB] = {"PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", WATCH_PDBS},
-    [CHILD_SERVICE] = {"Service", "", "v1", "services", WATCH_SERVICES},
-};
-
-#define RV_SIZE (KANARY_MAX_RESOURCE_VERSION + 1)
-
-struct child_memo {
-	char name[KANARY_MAX_NAME + 1];
-	char digest[65];
-	char rv_before[RV_SIZE];
-	char rv_after[RV_SIZE];
-	char hash[65]; /* the Deployment's: the config hash its template carries */
+/* The cache each kind of child is found in. */
+static const enum watched child_cache[CHILD_N] = {
+    [CHILD_CONFIGMAP] = WATCH_CONFIGMAPS,
+    [CHILD_DEPLOYMENT] = WATCH_DEPLOYMENTS,
+    [CHILD_PDB] = WATCH_PDBS,
+    [CHILD_SERVICE] = WATCH_SERVICES,
 };
 
 struct memo {
 	struct child_memo child[CHILD_N];
-	char kanary_rv[RV_SIZE];    /* the Kanary our last status write was computed from */
-	struct json_object *status; /* that write */
-	bool pods_unreadable;       /* the last LIST of its pods failed (told once) */
+	char kanary_rv[APPLY_RV_SIZE]; /* the Kanary our last status write was computed from */
+	struct json_object *status;    /* that write */
+	bool pods_unreadable;          /* the last LIST of its pods failed (told once) */
 };
 
 static void memo_free(void *v)
@@ -87,158 +69,73 @@ static void memo_free(void *v)
 	free(m);
 }
 
+/* Every Kanary key's struct memo; the workers meet here, so it has a lock. */
+struct reconcile_memos {
+	pthread_mutex_t lock;
+	struct string_map by_key;
+};
+
+int reconcile_memos_create(struct reconcile_memos **ret)
+{
+	struct reconcile_memos *ms;
+
+	ms = calloc(1, sizeof(*ms));
+	if (!ms)
+		return -ENOMEM;
+	if (pthread_mutex_init(&ms->lock, NULL) != 0) {
+		free(ms);
+		return -ENOMEM;
+	}
+	string_map_init(&ms->by_key, KANARY_MAX_QUEUE_KEYS);
+	*ret = ms;
+	return 0;
+}
+
+void reconcile_memos_destroy(struct reconcile_memos *ms)
+{
+	if (!ms)
+		return;
+	string_map_finish(&ms->by_key, memo_free);
+	pthread_mutex_destroy(&ms->lock);
+	free(ms);
+}
+
 /* The memo of key, created when absent; NULL out of memory. Only key's worker uses it. */
-static struct memo *memo_get(struct controller *c, const char *key)
+static struct memo *memo_get(struct reconcile_memos *ms, const char *key)
 {
 	struct memo *m;
 
-	pthread_mutex_lock(&c->memo_lock);
-	m = strmap_get(&c->memos, key);
+	pthread_mutex_lock(&ms->lock);
+	m = string_map_get(&ms->by_key, key);
 	if (!m) {
 		m = calloc(1, sizeof(*m));
-		if (m && strmap_put(&c->memos, key, m, NULL) < 0) {
+		if (m && string_map_put(&ms->by_key, key, m, NULL) < 0) {
 			free(m);
 			m = NULL;
 		}
 	}
-	pthread_mutex_unlock(&c->memo_lock);
+	pthread_mutex_unlock(&ms->lock);
 	return m;
 }
 
-void reconcile_forget(struct controller *c, const char *key)
+/* Forgets what reconcile remembered about key (the Kanary is gone). */
+static void memo_forget(struct reconcile_memos *ms, const char *key)
 {
 	void *m = NULL;
 
-	pthread_mutex_lock(&c->memo_lock);
-	strmap_remove(&c->memos, key, &m);
-	pthread_mutex_unlock(&c->memo_lock);
+	pthread_mutex_lock(&ms->lock);
+	string_map_remove(&ms->by_key, key, &m);
+	pthread_mutex_unlock(&ms->lock);
 	memo_free(m);
 }
 
-void reconcile_memos_free(struct controller *c)
-{
-	strmap_finish(&c->memos, memo_free);
-}
-
 /* ---- small readers ---- */
-
-static struct json_object *get_path(const struct json_object *o, const char *const *keys)
-{
-	struct json_object *cur = (struct json_object *)o;
-
-	for (; *keys; keys++)
-		if (!cur || !json_object_object_get_ex(cur, *keys, &cur))
-			return NULL;
-	return cur;
-}
-
-static const char *str_at(const struct json_object *o, const char *const *keys)
-{
-	struct json_object *v = get_path(o, keys);
-
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
-static bool int_at(const struct json_object *o, const char *const *keys, int64_t *ret)
-{
-	struct json_object *v = get_path(o, keys);
-
-	if (!v || !json_object_is_type(v, json_type_int))
-		return false;
-	*ret = json_object_get_int64(v);
-	return true;
-}
 
 static const char *resource_version(const struct json_object *o)
 {
 	const char *rv = kube_object_resource_version(o);
 
 	return rv ? rv : "";
-}
-
-static void copy_str(char *out, size_t size, const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	/* Every field copied here has a ceiling below size; a longer one is dropped, not cut. */
-	if (n >= size)
-		n = 0;
-	if (n)
-		memcpy(out, s, n);
-	out[n] = '\0';
-}
-
-/* True when obj has a controller ownerReference to the Kanary with this uid. */
-static bool controlled_by(const struct json_object *obj, const char *uid)
-{
-	static const char *const path[] = {"metadata", "ownerReferences", NULL};
-	struct json_object *refs = get_path(obj, path);
-
-	if (!uid || !refs || !json_object_is_type(refs, json_type_array))
-		return false;
-	for (size_t i = 0; i < json_object_array_length(refs); i++) {
-		const struct json_object *ref = json_object_array_get_idx(refs, i);
-		static const char *const k_uid[] = {"uid", NULL};
-		static const char *const k_kind[] = {"kind", NULL};
-		struct json_object *ctl;
-
-		if (str_at(ref, k_uid) && strcmp(str_at(ref, k_uid), uid) == 0 &&
-		    str_at(ref, k_kind) && strcmp(str_at(ref, k_kind), KANARY_KIND) == 0 &&
-		    json_object_object_get_ex(ref, "controller", &ctl) &&
-		    json_object_get_boolean(ctl))
-			return true;
-	}
-	return false;
-}
-
-/*
- * True when every field of want is in have with the same value (arrays: the
- * same length, item by item). The API server adds defaults but keeps what we
- * set, so an object that passed our apply is a superset of it; a false "no"
- * only costs an apply that changes nothing.
- */
-static bool subset(const struct json_object *want, const struct json_object *have)
-{
-	if (!have)
-		return false;
-	switch (json_object_get_type(want)) {
-	case json_type_object:
-		if (!json_object_is_type(have, json_type_object))
-			return false;
-		json_object_object_foreach((struct json_object *)want, k, v)
-		{
-			struct json_object *hv;
-
-			if (!json_object_object_get_ex(have, k, &hv) || !subset(v, hv))
-				return false;
-		}
-		return true;
-	case json_type_array:
-		if (!json_object_is_type(have, json_type_array) ||
-		    json_object_array_length(want) != json_object_array_length(have))
-			return false;
-		for (size_t i = 0; i < json_object_array_length(want); i++)
-			if (!subset(json_object_array_get_idx(want, i),
-			            json_object_array_get_idx(have, i)))
-				return false;
-		return true;
-	case json_type_int:
-		return json_object_is_type(have, json_type_int) &&
-		       json_object_get_int64(want) == json_object_get_int64(have);
-	case json_type_string:
-		return json_object_is_type(have, json_type_string) &&
-		       strcmp(json_object_get_string((struct json_object *)want),
-		              json_object_get_string((struct json_object *)have)) == 0;
-	case json_type_boolean:
-		return json_object_is_type(have, json_type_boolean) &&
-		       json_object_get_boolean(want) == json_object_get_boolean(have);
-	case json_type_double:
-		return json_object_is_type(have, json_type_double) &&
-		       json_object_get_double(want) == json_object_get_double(have);
-	case json_type_null:
-		return json_object_is_type(have, json_type_null);
-	}
-	return false;
 }
 
 /* ---- one reconcile ---- */
@@ -251,12 +148,8 @@ struct rc {
 	struct json_object *obj; /* the Kanary, a deep copy from the cache */
 	struct memo *memo;
 	struct kanary *k;
-	const char *hash;
-	struct json_object *deployment; /* freshest known: our apply's answer, else the cache's */
-	char conflict[KANARY_MAX_STATUS_MESSAGE];
-	bool rolled;
-	char rolled_from[65];
-	int retry_after_s;
+	struct apply_io io;   /* the caches and the client, for apply_child */
+	struct apply_run run; /* the children: what applying them found out */
 };
 
 /* Looks up ns/name in a cache. Ownership: *ret (NULL when absent) is the caller's. */
@@ -278,14 +171,15 @@ static int cache_get(struct controller *c, enum watched w, const char *ns, const
 static int fill_catalog(struct rc *rc, struct catalog *cat)
 {
 	static const char *const routes_path[] = {"spec", "routes", NULL};
-	struct json_object *routes = get_path(rc->obj, routes_path);
+	struct json_object *routes = json_field_path(rc->obj, routes_path);
 	int r = 0;
 
 	if (!routes || !json_object_is_type(routes, json_type_array))
 		return 0;
 	for (size_t i = 0; r >= 0 && i < json_object_array_length(routes); i++) {
 		static const char *const sn_path[] = {"backend", "serviceName", NULL};
-		const char *svc = str_at(json_object_array_get_idx(routes, i), sn_path);
+		const char *svc =
+		    json_field_str_path(json_object_array_get_idx(routes, i), sn_path);
 		char group[KANARY_MAX_KEY + 1];
 		struct json_object *o = NULL;
 		char **slices = NULL;
@@ -319,24 +213,6 @@ static int fill_catalog(struct rc *rc, struct catalog *cat)
 	return r < 0 ? r : 0;
 }
 
-static int digest_of(const struct json_object *obj, char out[65])
-{
-	const char *s =
-	    json_object_to_json_string_ext((struct json_object *)obj, JSON_C_TO_STRING_PLAIN);
-
-	if (!s)
-		return -ENOMEM;
-	return render_hash(s, strlen(s), out);
-}
-
-static const char *template_hash(const struct json_object *dep)
-{
-	static const char *const path[] = {
-	    "spec", "template", "metadata", "annotations", CONTROLLER_HASH_ANNOTATION, NULL};
-
-	return str_at(dep, path);
-}
-
 static void record(struct rc *rc, enum kube_record_type type, const char *reason, const char *fmt,
                    ...) __attribute__((format(printf, 4, 5)));
 
@@ -357,130 +233,62 @@ static void record(struct rc *rc, enum kube_record_type type, const char *reason
 	(void)kube_record(rc->c->recorder, rc->obj, type, reason, "%s", msg);
 }
 
-/*
- * Server-side applies one child when it differs from what the cluster has.
- * The destination Service is never taken from another owner: when it exists
- * without our controller reference, rc->conflict says so and it is skipped.
- */
-static int apply_child(struct rc *rc, enum child i, struct json_object *want)
+/* ---- what apply_child reaches the cluster through ---- */
+
+static int io_lookup(void *ctx, enum child i, const char *ns, const char *name,
+                     struct json_object **ret)
 {
-	static const char *const name_path[] = {"metadata", "name", NULL};
-	const struct child_def *d = &child_defs[i];
-	struct child_memo *m = &rc->memo->child[i];
-	const char *name = str_at(want, name_path);
-	struct json_object *live = NULL, *got = NULL;
-	char path[KANARY_MAX_URL], digest[65];
+	struct rc *rc = ctx;
+
+	return cache_get(rc->c, child_cache[i], ns, name, ret);
+}
+
+static bool io_may_write(void *ctx)
+{
+	struct rc *rc = ctx;
+
+	return controller_may_write(rc->c);
+}
+
+static int io_apply(void *ctx, enum child i, const char *ns, const char *name,
+                    struct json_object *want, bool force, struct json_object **ret_got,
+                    struct apply_failure *ret_fail)
+{
+	const struct child_def *d = apply_child_def(i);
+	struct rc *rc = ctx;
+	char path[KANARY_MAX_URL];
 	struct kube_result res;
-	const char *live_rv;
-	bool owned;
 	int r;
 
-	if (!name)
-		return -EINVAL;
-	r = cache_get(rc->c, d->w, rc->ns, name, &live);
-	if (r < 0)
-		return r;
-	live_rv = live ? resource_version(live) : "";
-	owned = live && controlled_by(live, rc->k->uid);
-	if (i == CHILD_DEPLOYMENT) {
-		/* The freshest view of the Deployment, for the rollout state and the GC. */
-		json_object_put(rc->deployment);
-		rc->deployment = live ? json_object_get(live) : NULL;
-	}
-	if (live && !owned) {
-		if (i == CHILD_SERVICE) {
-			snprintf(rc->conflict, sizeof(rc->conflict),
-			         "Service %s exists and is not owned by this Kanary; it is left "
-			         "alone until it is deleted or handed over",
-			         name);
-			r = 0;
-		} else {
-			/* An orphan of an earlier Kanary of this name, say; the garbage collector takes it. */
-			log_msg(LOG_WARNING, rc->key,
-			        "%s %s exists and is not controlled by this Kanary; retrying later",
-			        d->kind, name);
-			r = -EEXIST;
-		}
-		goto out;
-	}
-	r = digest_of(want, digest);
-	if (r < 0)
-		goto out;
-	/* Our own write, seen or not yet seen by the cache. */
-	if (strcmp(m->name, name) == 0 && strcmp(m->digest, digest) == 0 &&
-	    (strcmp(live_rv, m->rv_before) == 0 || strcmp(live_rv, m->rv_after) == 0))
-		goto out;
-	if (live && subset(want, live))
-		goto out;
-	if (!controller_may_write(rc->c)) {
-		r = -ECANCELED;
-		goto out;
-	}
-	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, rc->ns, name, NULL);
-	if (r < 0)
-		goto out;
-	/*
-	 * force takes back fields someone else changed on our own objects; an
-	 * object we do not know yet is created without it, so one that appeared
-	 * meanwhile under someone else conflicts instead of being taken over.
-	 */
-	r = kube_apply(rc->kc, path, want, CONTROLLER_FIELD_MANAGER, owned, &got, &res);
-	if (r == -EBUSY && !owned && i == CHILD_SERVICE) {
-		snprintf(rc->conflict, sizeof(rc->conflict),
-		         "Service %s exists and is managed by someone else; it is left alone",
-		         name);
-		r = 0;
-		goto out;
-	}
+	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, ns, name, NULL);
 	if (r < 0) {
-		rc->retry_after_s = res.retry_after_s;
-		log_msg(LOG_WARNING, rc->key, "apply %s %s: %s (%s); will retry", d->kind, name,
-		        kube_reason_name(res.reason), res.message);
-		goto out;
+		*ret_fail = (struct apply_failure){0, "Path", "object path too long"};
+		return r;
 	}
-	log_msg(LOG_DEBUG, rc->key, "applied %s %s", d->kind, name);
-	if (i == CHILD_DEPLOYMENT) {
-		const char *before = NULL;
-
-		/* The hash HAProxy ran before: the cache's, or our own write the cache has not seen. */
-		if (live && strcmp(live_rv, m->rv_before) == 0 && m->hash[0] &&
-		    strcmp(m->name, name) == 0)
-			before = m->hash;
-		else if (live)
-			before = template_hash(live);
-		if (before && strcmp(before, rc->hash) != 0) {
-			rc->rolled = true;
-			copy_str(rc->rolled_from, sizeof(rc->rolled_from), before);
-		}
-		copy_str(m->hash, sizeof(m->hash), rc->hash);
-		json_object_put(rc->deployment);
-		rc->deployment = json_object_get(got);
+	r = kube_apply(rc->kc, path, want, CONTROLLER_FIELD_MANAGER, force, ret_got, &res);
+	if (r < 0) {
+		ret_fail->retry_after_s = res.retry_after_s;
+		ret_fail->reason = kube_reason_name(res.reason);
+		snprintf(ret_fail->message, sizeof(ret_fail->message), "%s", res.message);
 	}
-	copy_str(m->name, sizeof(m->name), name);
-	memcpy(m->digest, digest, sizeof(m->digest));
-	copy_str(m->rv_before, sizeof(m->rv_before), live_rv);
-	copy_str(m->rv_after, sizeof(m->rv_after), resource_version(got));
-out:
-	json_object_put(got);
-	json_object_put(live);
 	return r;
 }
 
 /* Adds the ConfigMap names a pod template mounts to set. */
-static int template_configmaps(const struct json_object *obj, struct strmap *set)
+static int template_configmaps(const struct json_object *obj, struct string_map *set)
 {
 	static const char *const path[] = {"spec", "template", "spec", "volumes", NULL};
-	struct json_object *vols = get_path(obj, path);
+	struct json_object *vols = json_field_path(obj, path);
 	int r;
 
 	if (!vols || !json_object_is_type(vols, json_type_array))
 		return 0;
 	for (size_t i = 0; i < json_object_array_length(vols); i++) {
 		static const char *const cm[] = {"configMap", "name", NULL};
-		const char *name = str_at(json_object_array_get_idx(vols, i), cm);
+		const char *name = json_field_str_path(json_object_array_get_idx(vols, i), cm);
 
 		if (name) {
-			r = strmap_put(set, name, NULL, NULL);
+			r = string_map_put(set, name, NULL, NULL);
 			if (r < 0)
 				return r;
 		}
@@ -502,10 +310,10 @@ static int collect_garbage(struct rc *rc, const char *current)
 {
 	static const char *const gen_path[] = {"metadata", "generation", NULL};
 	static const char *const ogen_path[] = {"status", "observedGeneration", NULL};
-	struct json_object *dep = rc->deployment;
+	struct json_object *dep = rc->run.deployment;
 	char **cms = NULL, **rss = NULL;
 	size_t ncm = 0, nrs = 0, candidates = 0;
-	struct strmap in_use;
+	struct string_map in_use;
 	int64_t gen, ogen;
 	bool observed;
 	int r;
@@ -518,16 +326,16 @@ static int collect_garbage(struct rc *rc, const char *current)
 			candidates++;
 	if (candidates == 0)
 		goto out_cms;
-	strmap_init(&in_use, KANARY_MAX_INDEX_ENTRIES);
-	r = strmap_put(&in_use, current, NULL, NULL);
+	string_map_init(&in_use, KANARY_MAX_INDEX_ENTRIES);
+	r = string_map_put(&in_use, current, NULL, NULL);
 	if (r < 0)
 		goto out_set;
 	r = index_members(rc->c->idx, INDEX_REPLICASETS, rc->key, &rss, &nrs);
 	if (r < 0)
 		goto out_set;
-	observed = int_at(dep, ogen_path, &ogen);
+	observed = json_field_int_path(dep, ogen_path, &ogen);
 	if (nrs > 0 || observed) {
-		if (!observed || !int_at(dep, gen_path, &gen) || gen != ogen)
+		if (!observed || !json_field_int_path(dep, gen_path, &gen) || gen != ogen)
 			goto out_rss; /* the Deployment's status update wakes us again */
 	}
 	if (dep)
@@ -552,7 +360,7 @@ static int collect_garbage(struct rc *rc, const char *current)
 		struct kube_result res;
 		static const char *const uid_path[] = {"metadata", "uid", NULL};
 
-		if (strmap_contains(&in_use, name))
+		if (string_map_contains(&in_use, name))
 			continue;
 		r = kube_informer_get(rc->c->inf[WATCH_CONFIGMAPS], cms[i], &cm);
 		if (r == -ENOENT) {
@@ -561,11 +369,11 @@ static int collect_garbage(struct rc *rc, const char *current)
 		}
 		if (r < 0)
 			break;
-		if (!controlled_by(cm, rc->k->uid)) {
+		if (!apply_controlled_by(cm, rc->k->uid)) {
 			json_object_put(cm);
 			continue;
 		}
-		dopt.uid = str_at(cm, uid_path);
+		dopt.uid = json_field_str_path(cm, uid_path);
 		r = kube_path(path, sizeof(path), "", "v1", "configmaps", rc->ns, name, NULL);
 		if (r >= 0 && !controller_may_write(rc->c))
 			r = -ECANCELED;
@@ -587,7 +395,7 @@ static int collect_garbage(struct rc *rc, const char *current)
 out_rss:
 	index_keys_free(rss, nrs);
 out_set:
-	strmap_finish(&in_use, NULL);
+	string_map_finish(&in_use, NULL);
 out_cms:
 	index_keys_free(cms, ncm);
 	return r < 0 ? r : 0;
@@ -603,14 +411,14 @@ static enum status_rollout rollout_state(const struct json_object *dep, const ch
 	static const char *const upd[] = {"status", "updatedReplicas", NULL};
 	static const char *const avail[] = {"status", "availableReplicas", NULL};
 	int64_t g, og, w, h = 0, u = 0, a = 0;
-	const char *th = template_hash(dep);
+	const char *th = apply_template_hash(dep);
 
-	if (!dep || !hash || !th || strcmp(th, hash) != 0 || !int_at(dep, gen, &g) ||
-	    !int_at(dep, ogen, &og) || og < g || !int_at(dep, want, &w))
+	if (!dep || !hash || !th || strcmp(th, hash) != 0 || !json_field_int_path(dep, gen, &g) ||
+	    !json_field_int_path(dep, ogen, &og) || og < g || !json_field_int_path(dep, want, &w))
 		return STATUS_ROLLOUT_PROGRESSING;
-	int_at(dep, have, &h);
-	int_at(dep, upd, &u);
-	int_at(dep, avail, &a);
+	json_field_int_path(dep, have, &h);
+	json_field_int_path(dep, upd, &u);
+	json_field_int_path(dep, avail, &a);
 	return u >= w && a >= w && h <= w ? STATUS_ROLLOUT_DONE : STATUS_ROLLOUT_PROGRESSING;
 }
 
@@ -622,7 +430,7 @@ static enum status_rollout rollout_state(const struct json_object *dep, const ch
 static bool pod_selector(const struct json_object *dep, char *out, size_t size)
 {
 	static const char *const path[] = {"spec", "selector", "matchLabels", NULL};
-	struct json_object *ml = get_path(dep, path);
+	struct json_object *ml = json_field_path(dep, path);
 	size_t len = 0;
 
 	if (!ml || !json_object_is_type(ml, json_type_object) || json_object_object_length(ml) == 0)
@@ -657,7 +465,7 @@ static bool diagnose_pods(struct rc *rc, struct pods_diagnosis *ret)
 	struct timespec now;
 	int r;
 
-	if (!rc->deployment || !pod_selector(rc->deployment, selector, sizeof(selector)))
+	if (!rc->run.deployment || !pod_selector(rc->run.deployment, selector, sizeof(selector)))
 		return false;
 	lo.label_selector = selector;
 	r = kube_path(path, sizeof(path), "", "v1", "pods", rc->ns, NULL, NULL);
@@ -685,19 +493,10 @@ static bool diagnose_pods(struct rc *rc, struct pods_diagnosis *ret)
 	return r == 0;
 }
 
-static void rfc3339_now(char out[32])
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int write_status(struct rc *rc, struct json_object *st)
 {
 	struct json_object *patch, *got = NULL;
+	const char *rv;
 	char path[KANARY_MAX_URL];
 	struct kube_result res;
 	int r;
@@ -721,12 +520,15 @@ static int write_status(struct rc *rc, struct json_object *st)
 		return 0; /* deleted meanwhile: the delete event ends it */
 	}
 	if (r < 0) {
-		rc->retry_after_s = res.retry_after_s;
+		rc->run.retry_after_s = res.retry_after_s;
 		log_msg(LOG_WARNING, rc->key, "write status: %s (%s); will retry",
 		        kube_reason_name(res.reason), res.message);
 		return r;
 	}
-	copy_str(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), resource_version(rc->obj));
+	rv = resource_version(rc->obj);
+	/* A resourceVersion past the ceiling is not remembered (the memo then never matches). */
+	snprintf(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), "%s",
+	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "");
 	json_object_put(rc->memo->status);
 	rc->memo->status = json_object_get(st);
 	json_object_put(got);
@@ -761,7 +563,8 @@ static void rollout_events(struct rc *rc, const struct json_object *old_st,
 	static const char *const k_msg[] = {"message", NULL};
 	const struct json_object *was = status_condition(old_st, STATUS_COND_READY);
 	const struct json_object *now = status_condition(st, STATUS_COND_READY);
-	const char *old_reason = str_at(was, k_reason), *reason = str_at(now, k_reason);
+	const char *old_reason = json_field_str_path(was, k_reason),
+	           *reason = json_field_str_path(now, k_reason);
 	bool old_pods = status_waits_on_rollout(old_st) && old_reason &&
 	                strcmp(old_reason, STATUS_REASON_ROLLOUT) != 0;
 	bool pods =
@@ -770,10 +573,11 @@ static void rollout_events(struct rc *rc, const struct json_object *old_st,
 	if (!reason || (old_reason && strcmp(old_reason, reason) == 0))
 		return;
 	if (pods)
-		record(rc, KUBE_RECORD_WARNING, reason, "%s", str_at(now, k_msg));
+		record(rc, KUBE_RECORD_WARNING, reason, "%s", json_field_str_path(now, k_msg));
 	else if (old_pods)
 		log_msg(LOG_INFO, rc->key, "HAProxy pods no longer %s; Ready %s: %s: %s",
-		        old_reason, str_at(now, k_status), reason, str_at(now, k_msg));
+		        old_reason, json_field_str_path(now, k_status), reason,
+		        json_field_str_path(now, k_msg));
 }
 
 static void condition_events(struct rc *rc, const struct json_object *old_st,
@@ -787,16 +591,18 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 	struct empty_ctx e = {rc};
 
 	if (status_condition_changed(old_st, st, STATUS_COND_RESOLVED_REFS) && refs &&
-	    strcmp(str_at(refs, k_status), "False") == 0)
-		record(rc, KUBE_RECORD_WARNING, str_at(refs, k_reason), "%s", str_at(refs, k_msg));
+	    strcmp(json_field_str_path(refs, k_status), "False") == 0)
+		record(rc, KUBE_RECORD_WARNING, json_field_str_path(refs, k_reason), "%s",
+		       json_field_str_path(refs, k_msg));
 	if (status_condition_changed(old_st, st, STATUS_COND_READY) && ready &&
-	    strcmp(str_at(ready, k_status), "False") == 0) {
-		const char *reason = str_at(ready, k_reason);
+	    strcmp(json_field_str_path(ready, k_status), "False") == 0) {
+		const char *reason = json_field_str_path(ready, k_reason);
 
 		/* Missing references were told above; a rollout in progress is no warning. */
 		if (strcmp(reason, STATUS_REASON_INVALID_SPEC) == 0 ||
 		    strcmp(reason, STATUS_REASON_SERVICE_CONFLICT) == 0)
-			record(rc, KUBE_RECORD_WARNING, reason, "%s", str_at(ready, k_msg));
+			record(rc, KUBE_RECORD_WARNING, reason, "%s",
+			       json_field_str_path(ready, k_msg));
 	}
 	rollout_events(rc, old_st, st);
 	status_newly_empty(old_st, st, on_newly_empty, &e);
@@ -806,7 +612,7 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 static void update_metrics(struct rc *rc, const struct json_object *st)
 {
 	static const char *const routes_path[] = {"routes", NULL};
-	struct json_object *routes = get_path(st, routes_path);
+	struct json_object *routes = json_field_path(st, routes_path);
 	struct metrics_route mr[KANARY_MAX_ROUTES];
 	size_t n = 0;
 
@@ -818,13 +624,13 @@ static void update_metrics(struct rc *rc, const struct json_object *st)
 		static const char *const w[] = {"weight", NULL};
 		static const char *const ep[] = {"endpoints", NULL};
 
-		if (!str_at(r, sn))
+		if (!json_field_str_path(r, sn))
 			continue;
-		mr[n].service = str_at(r, sn);
+		mr[n].service = json_field_str_path(r, sn);
 		mr[n].weight = 0;
 		mr[n].endpoints = 0;
-		int_at(r, w, &mr[n].weight);
-		int_at(r, ep, &mr[n].endpoints);
+		json_field_int_path(r, w, &mr[n].weight);
+		json_field_int_path(r, ep, &mr[n].endpoints);
 		n++;
 	}
 	if (metrics_set_routes(rc->c->metrics, rc->key, mr, n) < 0)
@@ -854,21 +660,17 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 		log_msg(LOG_ERROR, rc->key, "desired objects: %s", strerror(-r));
 		goto out;
 	}
-	rc->hash = hash;
+	rc->run.hash = hash;
+	rc->run.uid = rc->k->uid;
 	for (size_t i = 0; r == 0 && i < json_object_array_length(objs); i++) {
 		struct json_object *o = json_object_array_get_idx(objs, i);
-		static const char *const kind_path[] = {"kind", NULL};
-		const char *kind = str_at(o, kind_path);
-		size_t ci;
+		enum child ci;
 
-		for (ci = 0; ci < CHILD_N; ci++)
-			if (kind && strcmp(kind, child_defs[ci].kind) == 0)
-				break;
-		if (ci == CHILD_N) {
+		if (!apply_child_kind(json_field_str(o, "kind"), &ci)) {
 			r = -EINVAL;
 			break;
 		}
-		r = apply_child(rc, (enum child)ci, o);
+		r = apply_child(&rc->run, ci, o);
 	}
 out:
 	json_object_put(objs);
@@ -891,7 +693,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	struct catalog *cat = NULL;
 	struct kerr_list errs;
 	struct buf errtext;
-	char cm_name[KANARY_MAX_NAME + 1], hash[65], now[32];
+	char cm_name[KANARY_MAX_NAME + 1], hash[65], now[WALLCLOCK_RFC3339_SIZE];
 	const char *slash = strchr(key, '/');
 	const char *old_hash;
 	unsigned defaulted;
@@ -906,18 +708,26 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	r = kube_informer_get(c->inf[WATCH_KANARIES], key, &rc.obj);
 	if (r == -ENOENT) {
 		/* Gone: its children go with it through their ownerReferences. */
-		reconcile_forget(c, key);
+		memo_forget(c->memos, key);
 		metrics_forget(c->metrics, key);
 		return 0;
 	}
 	if (r < 0)
 		return r;
-	if (get_path(rc.obj, del_path)) {
+	if (json_field_path(rc.obj, del_path)) {
 		r = 0;
 		goto out_obj;
 	}
-	rc.memo = memo_get(c, key);
+	rc.memo = memo_get(c->memos, key);
 	r = rc.memo ? catalog_create(&cat) : -ENOMEM;
+	if (r == 0) {
+		rc.run.key = key;
+		rc.run.ns = rc.ns;
+		rc.run.memo = rc.memo->child;
+		rc.io = (struct apply_io){
+		    .lookup = io_lookup, .may_write = io_may_write, .apply = io_apply, .ctx = &rc};
+		rc.run.io = &rc.io;
+	}
 	if (r < 0)
 		goto out_obj;
 	r = fill_catalog(&rc, cat);
@@ -933,7 +743,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		buf_reset(&errtext);
 
 	/* The status in force: ours when the cache has not caught up with our last write. */
-	old_st = get_path(rc.obj, status_path);
+	old_st = json_field_path(rc.obj, status_path);
 	if (rc.memo->status && strcmp(rc.memo->kanary_rv, resource_version(rc.obj)) == 0)
 		old_st = rc.memo->status;
 	/* Our own reference: writing the status replaces the memo's. */
@@ -955,11 +765,11 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		if (rc.k->name &&
 		    snprintf(dname, sizeof(dname), "%s-haproxy", rc.k->name) < (int)sizeof(dname) &&
 		    cache_get(c, WATCH_DEPLOYMENTS, rc.ns, dname, &dep) == 0)
-			rc.deployment = dep;
+			rc.run.deployment = dep;
 	}
 
 	old_hash = status_config_hash(old_st);
-	rfc3339_now(now);
+	wallclock_rfc3339(now, sizeof(now));
 	facts = (struct status_facts){
 	    .generation = rc.k->generation,
 	    .k = rc.k,
@@ -968,8 +778,8 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	    .errors = errtext.len ? errtext.data : NULL,
 	    .applied = applied,
 	    .config_hash = applied ? hash : NULL,
-	    .conflict = rc.conflict[0] ? rc.conflict : NULL,
-	    .rollout = rollout_state(rc.deployment, applied ? hash : old_hash),
+	    .conflict = rc.run.conflict[0] ? rc.run.conflict : NULL,
+	    .rollout = rollout_state(rc.run.deployment, applied ? hash : old_hash),
 	    .now = now,
 	};
 	/* Only a rollout that waits, of a configuration served as it is, has pods to ask. */
@@ -982,10 +792,10 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	r = status_build(&facts, old_st, &st);
 	if (r < 0)
 		goto out_res;
-	if (rc.rolled)
+	if (rc.run.rolled)
 		record(&rc, KUBE_RECORD_NORMAL, "RolloutTriggered",
 		       "Deployment %s-haproxy rolls HAProxy from configuration %.8s to %.8s",
-		       rc.k->name, rc.rolled_from, hash);
+		       rc.k->name, rc.run.rolled_from, hash);
 	if (!old_st || !json_object_equal((struct json_object *)old_st, st)) {
 		r = write_status(&rc, st);
 		if (r < 0)
@@ -996,11 +806,12 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 			if (old_hash)
 				record(&rc, KUBE_RECORD_NORMAL, "ConfigChanged",
 				       "configuration %.8s replaced by %.8s (ConfigMap %s): %s",
-				       old_hash, hash, cm_name, str_at(st, summary_path));
+				       old_hash, hash, cm_name,
+				       json_field_str_path(st, summary_path));
 			else
 				record(&rc, KUBE_RECORD_NORMAL, "ConfigChanged",
 				       "configuration %.8s applied (ConfigMap %s): %s", hash,
-				       cm_name, str_at(st, summary_path));
+				       cm_name, json_field_str_path(st, summary_path));
 		}
 		condition_events(&rc, old_st, st);
 	}
@@ -1009,7 +820,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		ret_outcome->recheck_ms = RECONCILE_ROLLOUT_RECHECK_MS;
 	r = 0;
 out_res:
-	ret_outcome->retry_after_s = rc.retry_after_s;
+	ret_outcome->retry_after_s = rc.run.retry_after_s;
 	json_object_put(old_st);
 	json_object_put(st);
 	kanary_resolution_finish(&res);
@@ -1020,7 +831,7 @@ out_errs:
 out_cat:
 	catalog_destroy(cat);
 out_obj:
-	json_object_put(rc.deployment);
+	apply_run_finish(&rc.run);
 	json_object_put(rc.obj);
 	return r;
 }

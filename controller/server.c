@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's plain HTTP server for /healthz, /readyz and /metrics. */
 #include "controller/server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -12,6 +12,7 @@
 
 #include <microhttpd.h>
 
+#include "common/bind_address.h"
 #include "common/buf.h"
 #include "common/limits.h"
 
@@ -29,70 +30,20 @@ struct server {
 #define SERVER_CONNECTION_LIMIT 32
 #define SERVER_TIMEOUT_S        10
 
-struct bind_addr {
-	bool any;
-	bool v6;
-	struct sockaddr_in in4;
-	struct sockaddr_in6 in6;
-	uint16_t port;
-};
-
-static int parse_bind(const char *s, struct bind_addr *ret)
+/* A bind address the server takes: a bind_address with a port other than 0. */
+static int parse_bind(const char *s, struct bind_address *ret)
 {
-	struct bind_addr b = {0};
-	char host[64];
-	const char *colon, *port;
-	size_t hl;
-	char *end;
-	long p;
+	struct bind_address b;
 
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		hl = (size_t)(close - s - 1);
-		if (hl == 0 || hl >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, s + 1, hl);
-		host[hl] = '\0';
-		port = close + 2;
-		b.v6 = true;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -EINVAL;
-		hl = (size_t)(colon - s);
-		if (hl >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, s, hl);
-		host[hl] = '\0';
-		port = colon + 1;
-		b.any = hl == 0;
-	}
-	errno = 0;
-	p = strtol(port, &end, 10);
-	if (errno || end == port || *end || p < 1 || p > 65535)
+	if (bind_address_parse(s, &b) < 0 || b.port == 0)
 		return -EINVAL;
-	b.port = (uint16_t)p;
-	if (b.v6) {
-		b.in6.sin6_family = AF_INET6;
-		b.in6.sin6_port = htons(b.port);
-		if (inet_pton(AF_INET6, host, &b.in6.sin6_addr) != 1)
-			return -EINVAL;
-	} else if (!b.any) {
-		b.in4.sin_family = AF_INET;
-		b.in4.sin_port = htons(b.port);
-		if (inet_pton(AF_INET, host, &b.in4.sin_addr) != 1)
-			return -EINVAL;
-	}
 	*ret = b;
 	return 0;
 }
 
 int server_parse_bind(const char *s, bool *ret_off)
 {
-	struct bind_addr b;
+	struct bind_address b;
 
 	if (strcmp(s, "0") == 0) {
 		*ret_off = true;
@@ -168,7 +119,7 @@ int server_start(const char *bind, unsigned paths, const struct server_handlers 
                  struct server **ret)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
-	struct bind_addr b;
+	struct bind_address b;
 	struct server *s;
 
 	if (parse_bind(bind, &b) < 0)
@@ -186,11 +137,11 @@ int server_start(const char *bind, unsigned paths, const struct server_handlers 
 		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVER_TIMEOUT_S,
 		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	} else {
-		const struct sockaddr *sa =
-		    b.v6 ? (const struct sockaddr *)&b.in6 : (const struct sockaddr *)&b.in4;
+		const struct sockaddr *sa = (const struct sockaddr *)&b.addr;
+		bool v6 = b.addr.ss_family == AF_INET6;
 
 		s->daemon = MHD_start_daemon(
-		    flags | (b.v6 ? MHD_USE_IPv6 : 0), b.port, NULL, NULL, handle, s,
+		    flags | (v6 ? MHD_USE_IPv6 : 0), b.port, NULL, NULL, handle, s,
 		    MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT,
 		    (unsigned)SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
 		    (unsigned)SERVER_TIMEOUT_S, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The controller's plain HTTP server for /healthz, /readyz and /metrics. */
 #ifndef KANARY_CONTROLLER_SERVER_H
 #define KANARY_CONTROLLER_SERVER_H
 

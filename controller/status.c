@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kanary's status and conditions, built from what one reconcile found. */
 #include "controller/status.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "common/json_field.h"
 #include "common/kerr.h"
 #include "common/limits.h"
 #include "controller/pods.h"
@@ -50,16 +52,6 @@ void status_classify(const struct kanary *k, const struct kanary_resolution *res
 
 /* ---- reading ---- */
 
-static const char *str_field(const struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 const struct json_object *status_condition(const struct json_object *status, const char *type)
 {
 	struct json_object *conds;
@@ -69,7 +61,7 @@ const struct json_object *status_condition(const struct json_object *status, con
 		return NULL;
 	for (size_t i = 0; i < json_object_array_length(conds); i++) {
 		const struct json_object *c = json_object_array_get_idx(conds, i);
-		const char *t = str_field(c, "type");
+		const char *t = json_field_str(c, "type");
 
 		if (t && strcmp(t, type) == 0)
 			return c;
@@ -92,17 +84,17 @@ bool status_condition_changed(const struct json_object *old_status,
 
 	if (!a || !b)
 		return a != b;
-	return !same_str(str_field(a, "status"), str_field(b, "status")) ||
-	       !same_str(str_field(a, "reason"), str_field(b, "reason")) ||
-	       !same_str(str_field(a, "message"), str_field(b, "message"));
+	return !same_str(json_field_str(a, "status"), json_field_str(b, "status")) ||
+	       !same_str(json_field_str(a, "reason"), json_field_str(b, "reason")) ||
+	       !same_str(json_field_str(a, "message"), json_field_str(b, "message"));
 }
 
 bool status_waits_on_rollout(const struct json_object *status)
 {
 	const struct json_object *c = status_condition(status, STATUS_COND_READY);
-	const char *reason = str_field(c, "reason");
+	const char *reason = json_field_str(c, "reason");
 
-	if (!c || !same_str(str_field(c, "status"), "False") || !reason)
+	if (!c || !same_str(json_field_str(c, "status"), "False") || !reason)
 		return false;
 	if (strcmp(reason, STATUS_REASON_ROLLOUT) == 0)
 		return true;
@@ -114,7 +106,7 @@ bool status_waits_on_rollout(const struct json_object *status)
 
 const char *status_config_hash(const struct json_object *status)
 {
-	return str_field(status, "configHash");
+	return json_field_str(status, "configHash");
 }
 
 /* ---- building ---- */
@@ -154,9 +146,9 @@ static int cond_json(const struct cond *c, int64_t generation, const struct json
 	struct json_object *o;
 
 	/* metav1 SetStatusCondition: the transition time moves with the status only. */
-	if (old && same_str(str_field(old, "status"), c->status) &&
-	    str_field(old, "lastTransitionTime"))
-		since = str_field(old, "lastTransitionTime");
+	if (old && same_str(json_field_str(old, "status"), c->status) &&
+	    json_field_str(old, "lastTransitionTime"))
+		since = json_field_str(old, "lastTransitionTime");
 	o = json_object_new_object();
 	if (!o)
 		return -ENOMEM;
@@ -370,15 +362,6 @@ static const struct json_object *routes_of(const struct json_object *status)
 	return v;
 }
 
-static int64_t int_field(const struct json_object *o, const char *key, int64_t dflt)
-{
-	struct json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return dflt;
-	return json_object_get_int64(v);
-}
-
 size_t status_newly_empty(const struct json_object *old_status,
                           const struct json_object *new_status,
                           void (*fn)(void *ctx, const char *service, int64_t weight), void *ctx)
@@ -388,17 +371,18 @@ size_t status_newly_empty(const struct json_object *old_status,
 
 	for (size_t i = 0; nr && i < json_object_array_length(nr); i++) {
 		const struct json_object *route = json_object_array_get_idx(nr, i);
-		const char *svc = str_field(route, "serviceName");
-		int64_t w = int_field(route, "weight", 0);
+		const char *svc = json_field_str(route, "serviceName");
+		int64_t w = json_field_int_or(route, "weight", 0);
 		bool was_empty = false;
 
-		if (!svc || w <= 0 || int_field(route, "endpoints", 0) > 0)
+		if (!svc || w <= 0 || json_field_int_or(route, "endpoints", 0) > 0)
 			continue;
 		for (size_t j = 0; orr && j < json_object_array_length(orr); j++) {
 			const struct json_object *o = json_object_array_get_idx(orr, j);
 
-			if (same_str(str_field(o, "serviceName"), svc) &&
-			    int_field(o, "weight", 0) > 0 && int_field(o, "endpoints", 0) == 0)
+			if (same_str(json_field_str(o, "serviceName"), svc) &&
+			    json_field_int_or(o, "weight", 0) > 0 &&
+			    json_field_int_or(o, "endpoints", 0) == 0)
 				was_empty = true;
 		}
 		if (was_empty)

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Kanary's status and conditions, built from what one reconcile found. */
 #ifndef KANARY_CONTROLLER_STATUS_H
 #define KANARY_CONTROLLER_STATUS_H
 
@@ -13,7 +14,7 @@ struct json_object;
 struct kerr_list;
 
 /*
- * The Kanary's status (DESIGN §1), built from what one reconcile found. Pure:
+ * The Kanary's status, built from what one reconcile found. Pure:
  * no I/O, the time comes in as text, so the same facts give the same status
  * and a resync that changed nothing writes nothing.
  *

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The serving certificate and key, reloaded without a restart when their files change. */
 #include "webhook/certs.h"
 
 #include <errno.h>
@@ -15,7 +16,9 @@
 
 #include <gnutls/x509.h>
 
-#include "common/io/input.h"
+#include "common/errmsg.h"
+#include "common/io/file_read.h"
+#include "common/io/monotonic.h"
 #include "common/limits.h"
 #include "common/io/log.h"
 #include "webhook/metrics.h"
@@ -64,33 +67,6 @@ struct certs {
 	pthread_cond_t stop_cond;
 	bool stop;
 };
-
-static void errf(char *out, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *out, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!out || size == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(out, size, fmt, ap);
-	va_end(ap);
-}
-
-static struct timespec mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts;
-}
-
-static long long ms_between(struct timespec a, struct timespec b)
-{
-	return (long long)(b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
-}
 
 static void file_id_from_stat(const struct stat *st, struct file_id *ret)
 {
@@ -148,19 +124,19 @@ static int read_file(const char *path, char **ret, size_t *ret_len, struct file_
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
-		errf(err, err_size, "%s: %s", path, strerror(-r));
+		errmsg_format(err, err_size, "%s: %s", path, strerror(-r));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
-		errf(err, err_size, "%s: %s", path, strerror(-r));
+		errmsg_format(err, err_size, "%s: %s", path, strerror(-r));
 		goto out_close;
 	}
 	file_id_from_stat(&st, &id);
-	r = input_read_fd(fd, KANARY_MAX_CREDENTIAL, &data, &len);
+	r = file_read_fd(fd, KANARY_MAX_CREDENTIAL, &data, &len);
 	if (r < 0) {
-		errf(err, err_size, "%s: %s", path,
-		     r == -E2BIG ? "larger than the credential ceiling" : strerror(-r));
+		errmsg_format(err, err_size, "%s: %s", path,
+		              r == -E2BIG ? "larger than the credential ceiling" : strerror(-r));
 		goto out_close;
 	}
 	*ret = data;
@@ -224,13 +200,13 @@ static int pair_parse(const char *cert_pem, size_t cert_len, const char *key_pem
 		return -ENOMEM;
 	g = gnutls_pcert_list_import_x509_raw(p->chain, &n, &cd, GNUTLS_X509_FMT_PEM, 0);
 	if (g == GNUTLS_E_SHORT_MEMORY_BUFFER) {
-		errf(err, err_size, "%s: more than %d certificates", cert_path,
-		     KANARY_MAX_CERT_CHAIN);
+		errmsg_format(err, err_size, "%s: more than %d certificates", cert_path,
+		              KANARY_MAX_CERT_CHAIN);
 		goto out_invalid;
 	}
 	if (g < 0 || n == 0) {
-		errf(err, err_size, "%s: no PEM certificate: %s", cert_path,
-		     g < 0 ? gnutls_strerror(g) : "empty");
+		errmsg_format(err, err_size, "%s: no PEM certificate: %s", cert_path,
+		              g < 0 ? gnutls_strerror(g) : "empty");
 		goto out_invalid;
 	}
 	p->n = n;
@@ -240,15 +216,17 @@ static int pair_parse(const char *cert_pem, size_t cert_len, const char *key_pem
 	}
 	g = gnutls_privkey_import_x509_raw(p->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (g < 0) {
-		errf(err, err_size, "%s: no PEM private key: %s", key_path, gnutls_strerror(g));
+		errmsg_format(err, err_size, "%s: no PEM private key: %s", key_path,
+		              gnutls_strerror(g));
 		goto out_invalid;
 	}
 	if (!same_public_key(p->chain[0].pubkey, p->key)) {
-		errf(err, err_size, "%s does not match the certificate in %s", key_path, cert_path);
+		errmsg_format(err, err_size, "%s does not match the certificate in %s", key_path,
+		              cert_path);
 		goto out_invalid;
 	}
 	if (gnutls_pcert_export_x509(&p->chain[0], &crt) < 0) {
-		errf(err, err_size, "%s: the certificate cannot be read back", cert_path);
+		errmsg_format(err, err_size, "%s: the certificate cannot be read back", cert_path);
 		goto out_invalid;
 	}
 	nb = gnutls_x509_crt_get_activation_time(crt);
@@ -256,18 +234,20 @@ static int pair_parse(const char *cert_pem, size_t cert_len, const char *key_pem
 	serial_hex(crt, p->serial, sizeof(p->serial));
 	gnutls_x509_crt_deinit(crt);
 	if (nb == (time_t)-1 || na == (time_t)-1) {
-		errf(err, err_size, "%s: the certificate has no readable validity period",
-		     cert_path);
+		errmsg_format(err, err_size, "%s: the certificate has no readable validity period",
+		              cert_path);
 		goto out_invalid;
 	}
 	if (na <= now) {
-		errf(err, err_size, "%s: the certificate (serial %s) expired %lld seconds ago",
-		     cert_path, p->serial, (long long)(now - na));
+		errmsg_format(err, err_size,
+		              "%s: the certificate (serial %s) expired %lld seconds ago", cert_path,
+		              p->serial, (long long)(now - na));
 		goto out_invalid;
 	}
 	if (nb > now + CERTS_CLOCK_SKEW_S) {
-		errf(err, err_size, "%s: the certificate (serial %s) is not valid for %lld seconds",
-		     cert_path, p->serial, (long long)(nb - now));
+		errmsg_format(err, err_size,
+		              "%s: the certificate (serial %s) is not valid for %lld seconds",
+		              cert_path, p->serial, (long long)(nb - now));
 		goto out_invalid;
 	}
 	p->not_after = (int64_t)na;
@@ -284,7 +264,7 @@ static void purge_retired(struct certs *c, struct timespec now)
 	size_t kept = 0;
 
 	for (size_t i = 0; i < c->n_retired; i++) {
-		if (ms_between(c->retired[i]->retired_at, now) >= c->grace_ms)
+		if (monotonic_ms_between(c->retired[i]->retired_at, now) >= c->grace_ms)
 			pair_free(c->retired[i]);
 		else
 			c->retired[kept++] = c->retired[i];
@@ -307,7 +287,7 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 	char *cert_pem = NULL, *key_pem = NULL, when[32];
 	size_t cert_len = 0, key_len = 0;
 	struct certpair *p = NULL, *old;
-	struct timespec now = mono_now();
+	struct timespec now = monotonic_now();
 	int r;
 
 	pthread_mutex_lock(&c->check_lock);
@@ -316,7 +296,8 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 	if (r == 0)
 		r = stat_id(c->key_file, &key_now);
 	if (r < 0) {
-		errf(err, err_size, "%s or %s: %s", c->cert_file, c->key_file, strerror(-r));
+		errmsg_format(err, err_size, "%s or %s: %s", c->cert_file, c->key_file,
+		              strerror(-r));
 		/* Missing for a moment is normal while files are replaced: say it once. */
 		if (c->current && !c->missing_logged)
 			log_msg(LOG_WARNING, NULL,
@@ -361,8 +342,9 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 	if (c->current && c->n_retired == KANARY_MAX_RETIRED_CERTS) {
 		/* Reloads faster than the grace period: the files are still there next poll. */
 		pair_free(p);
-		errf(err, err_size, "%d reloads within %ld ms; waiting for older pairs to expire",
-		     KANARY_MAX_RETIRED_CERTS, c->grace_ms);
+		errmsg_format(err, err_size,
+		              "%d reloads within %ld ms; waiting for older pairs to expire",
+		              KANARY_MAX_RETIRED_CERTS, c->grace_ms);
 		log_msg(LOG_DEBUG, NULL, "new serving certificate not taken yet: %s", err);
 		r = -EBUSY;
 		goto out_unlock;
@@ -400,14 +382,8 @@ static void *poller_main(void *arg)
 
 	pthread_mutex_lock(&c->stop_lock);
 	while (!c->stop) {
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += c->poll_ms / 1000;
-		until.tv_nsec += (c->poll_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		struct timespec until = monotonic_after_ms(c->poll_ms);
+
 		while (!c->stop &&
 		       pthread_cond_timedwait(&c->stop_cond, &c->stop_lock, &until) == 0)
 			;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The serving certificate and key, reloaded without a restart when their files change. */
 #ifndef KANARY_WEBHOOK_CERTS_H
 #define KANARY_WEBHOOK_CERTS_H
 
@@ -12,7 +13,7 @@ struct metrics;
 
 /*
  * The serving certificate and key, read from two PEM files and reloaded
- * without a restart when either changes (research/c-anchors.md §5).
+ * without a restart when either changes.
  *
  * A poller thread stat()s both paths every poll interval, following
  * symlinks, so the atomic swap of a Secret volume's ..data symlink is seen

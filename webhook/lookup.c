@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Services and EndpointSlices admission checks against: watch-fed caches and live GETs. */
 #include "webhook/lookup.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "common/kube/watch.h"
 #include "common/limits.h"
 #include "common/resolve.h"
+#include "common/string_map.h"
 #include "common/io/log.h"
 #include "webhook/metrics.h"
 
@@ -31,10 +33,11 @@ struct lookup {
 	/*
 	 * "namespace/service" -> array of the keys of its EndpointSlices, kept by
 	 * the slice informer's handlers, so a lookup reads only the slices of one
-	 * Service. A json-c object used as a hash table; index_lock guards it.
+	 * Service (each array a json-c reference the map owns); index_lock
+	 * guards it. No more entries than the slice informer holds objects.
 	 */
 	pthread_mutex_t index_lock;
-	struct json_object *index;
+	struct string_map index;
 
 	/* Idle clients for live GETs; pool_lock guards them. */
 	pthread_mutex_t pool_lock;
@@ -69,14 +72,12 @@ static void index_change(struct lookup *l, const struct json_object *slice, bool
 	    kube_object_key(slice, key, sizeof(key)) < 0)
 		return;
 	pthread_mutex_lock(&l->index_lock);
-	if (!json_object_object_get_ex(l->index, svc, &keys)) {
-		keys = NULL;
-		if (add) {
-			keys = json_object_new_array();
-			if (!keys || json_object_object_add(l->index, svc, keys) != 0) {
-				json_object_put(keys);
-				keys = NULL;
-			}
+	keys = string_map_get(&l->index, svc);
+	if (!keys && add) {
+		keys = json_object_new_array();
+		if (!keys || string_map_put(&l->index, svc, keys, NULL) < 0) {
+			json_object_put(keys);
+			keys = NULL;
 		}
 	}
 	for (size_t i = 0; keys && i < json_object_array_length(keys); i++) {
@@ -95,8 +96,10 @@ static void index_change(struct lookup *l, const struct json_object *slice, bool
 			        key);
 		}
 	}
-	if (keys && json_object_array_length(keys) == 0)
-		json_object_object_del(l->index, svc);
+	if (keys && json_object_array_length(keys) == 0) {
+		(void)string_map_remove(&l->index, svc, NULL);
+		json_object_put(keys);
+	}
 	pthread_mutex_unlock(&l->index_lock);
 }
 
@@ -142,11 +145,7 @@ int lookup_create(struct kube_config *cfg, const struct lookup_options *o, struc
 	l->metrics = o->metrics;
 	pthread_mutex_init(&l->index_lock, NULL);
 	pthread_mutex_init(&l->pool_lock, NULL);
-	l->index = json_object_new_object();
-	if (!l->index) {
-		r = -ENOMEM;
-		goto out_destroy;
-	}
+	string_map_init(&l->index, KANARY_MAX_INFORMER_OBJECTS);
 	io.path = svc_path;
 	r = kube_informer_create(cfg, &io, &l->services);
 	if (r < 0)
@@ -175,6 +174,11 @@ int lookup_start(struct lookup *l)
 	return r;
 }
 
+static void put_keys(void *keys)
+{
+	json_object_put(keys);
+}
+
 void lookup_destroy(struct lookup *l)
 {
 	if (!l)
@@ -184,7 +188,7 @@ void lookup_destroy(struct lookup *l)
 	kube_informer_destroy(l->slices);
 	for (size_t i = 0; i < l->n_idle; i++)
 		kube_client_destroy(l->idle[i]);
-	json_object_put(l->index);
+	string_map_finish(&l->index, put_keys);
 	pthread_mutex_destroy(&l->pool_lock);
 	pthread_mutex_destroy(&l->index_lock);
 	free(l);
@@ -301,7 +305,8 @@ static int add_slices(struct lookup *l, const char *ns, const char *name, struct
 
 	snprintf(svc, sizeof(svc), "%s/%s", ns, name);
 	pthread_mutex_lock(&l->index_lock);
-	if (json_object_object_get_ex(l->index, svc, &keys)) {
+	keys = string_map_get(&l->index, svc);
+	if (keys) {
 		if (json_object_array_length(keys) > KANARY_MAX_SERVICE_SLICES)
 			r = -E2BIG;
 		else if (json_object_deep_copy(keys, &copy, NULL) != 0)

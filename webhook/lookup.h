@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The Services and EndpointSlices admission checks against: watch-fed caches and live GETs. */
 #ifndef KANARY_WEBHOOK_LOOKUP_H
 #define KANARY_WEBHOOK_LOOKUP_H
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* kanary-webhook: picks the subcommand (serve or check). */
 #include <stdio.h>
-#include <string.h>
 
-#include "webhook/check.h"
-#include "webhook/serve.h"
+#include "common/io/subcommand.h"
+#include "webhook/cmd_check.h"
+#include "webhook/cmd_serve.h"
 
 static void usage(FILE *out)
 {
@@ -22,23 +23,11 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("kanary-webhook %s\n", KANARY_VERSION);
-		return 0;
-	}
-	if (strcmp(argv[1], "serve") == 0)
-		return serve_main(argc - 1, argv + 1);
-	if (strcmp(argv[1], "check") == 0)
-		return check_main(argc - 1, argv + 1);
-	fprintf(stderr, "kanary-webhook: unknown command \"%s\"\n", argv[1]);
-	usage(stderr);
-	return 2;
+	static const struct subcommand cmds[] = {
+	    {"serve", cmd_serve_main},
+	    {"check", cmd_check_main},
+	};
+
+	return subcommand_run("kanary-webhook", usage, cmds, sizeof(cmds) / sizeof(cmds[0]), argc,
+	                      argv);
 }

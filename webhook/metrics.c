@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The webhook's Prometheus counters. */
 #include "webhook/metrics.h"
 
 #include <errno.h>

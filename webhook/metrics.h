@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The webhook's Prometheus counters. */
 #ifndef KANARY_WEBHOOK_METRICS_H
 #define KANARY_WEBHOOK_METRICS_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The webhook's two HTTP servers: admission over TLS, and probes and metrics in plain HTTP. */
 #include "webhook/server.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 
 #include "common/admission.h"
 #include "common/buf.h"
+#include "common/io/monotonic.h"
 #include "common/limits.h"
 #include "webhook/certs.h"
 #include "common/io/log.h"
@@ -55,14 +57,6 @@ struct request {
 	unsigned code;
 	enum metrics_verdict verdict;
 };
-
-static double seconds_since(struct timespec start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-}
 
 /* libmicrohttpd's own messages end with a newline; the log adds its own. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -316,7 +310,7 @@ static enum MHD_Result handle_admission(void *cls, struct MHD_Connection *conn, 
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
-		clock_gettime(CLOCK_MONOTONIC, &rq->start);
+		rq->start = monotonic_now();
 		rq->path = strcmp(url, "/validate") == 0 ? METRICS_PATH_VALIDATE
 		           : strcmp(url, "/mutate") == 0 ? METRICS_PATH_MUTATE
 		                                         : METRICS_PATH_OTHER;
@@ -368,7 +362,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
 		return;
 	if (rq->answered && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		metrics_request(s->metrics, rq->path, rq->verdict, rq->code,
-		                seconds_since(rq->start));
+		                monotonic_seconds_since(rq->start));
 	else if (log_enabled(1))
 		log_msg(LOG_DEBUG, NULL, "a request ended before it was answered (code %d)",
 		        (int)toe);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The webhook's two HTTP servers: admission over TLS, and probes and metrics in plain HTTP. */
 #ifndef KANARY_WEBHOOK_SERVER_H
 #define KANARY_WEBHOOK_SERVER_H
 

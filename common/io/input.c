@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Loading the offline tools' input files and standard input as one list of documents. */
 #include "common/io/input.h"
 
 #include <errno.h>
@@ -13,35 +14,8 @@
 
 #include "common/buf.h"
 #include "common/doc.h"
+#include "common/io/file_read.h"
 #include "common/limits.h"
-
-int input_read_fd(int fd, size_t max, char **ret, size_t *ret_len)
-{
-	struct buf b;
-	char chunk[65536];
-	ssize_t n;
-	int r = 0;
-
-	buf_init(&b, max);
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n == 0)
-			break;
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		r = buf_append(&b, chunk, (size_t)n);
-		if (r < 0)
-			break;
-	}
-	if (r == 0)
-		r = buf_steal(&b, ret, ret_len);
-	buf_finish(&b);
-	return r;
-}
 
 static bool is_list(const struct json_object *doc)
 {
@@ -112,7 +86,7 @@ static int load_one(const char *prog, const char *path, struct json_object *out,
 			return r;
 		}
 	}
-	r = input_read_fd(fd, KANARY_MAX_INPUT, &data, &len);
+	r = file_read_fd(fd, KANARY_MAX_INPUT, &data, &len);
 	if (fd != STDIN_FILENO)
 		(void)close(fd);
 	if (r == -E2BIG) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Loading the offline tools' input files and standard input as one list of documents. */
 #ifndef KANARY_IO_INPUT_H
 #define KANARY_IO_INPUT_H
 
@@ -23,11 +24,5 @@ struct input_err {
  */
 int input_load(const char *prog, const char *const *paths, size_t n, struct json_object **ret_docs,
                struct input_err *ret_err);
-
-/*
- * Reads all of fd into a NUL-terminated buffer of at most max bytes.
- * -E2BIG past max. Ownership: *ret is the caller's (free()).
- */
-int input_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
 
 #endif

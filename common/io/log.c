@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The daemons' log: one line per decision on standard error. */
 #include "common/io/log.h"
 
 #include <errno.h>
@@ -89,18 +90,4 @@ void log_msg(enum log_level level, const char *key, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(level, key, fmt, ap);
 	va_end(ap);
-}
-
-void log_kube(void *ctx, enum kube_log_level level, const char *msg)
-{
-	static const enum log_level map[] = {
-	    [KUBE_LOG_DEBUG] = LOG_DEBUG,
-	    [KUBE_LOG_INFO] = LOG_INFO,
-	    [KUBE_LOG_WARNING] = LOG_WARNING,
-	    [KUBE_LOG_ERROR] = LOG_ERROR,
-	};
-
-	(void)ctx;
-	log_msg((unsigned)level < sizeof(map) / sizeof(map[0]) ? map[level] : LOG_INFO, NULL,
-	        "kube: %s", msg);
 }

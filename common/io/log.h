@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The daemons' log: one line per decision on standard error. */
 #ifndef KANARY_IO_LOG_H
 #define KANARY_IO_LOG_H
 
 #include <stdarg.h>
 #include <stdbool.h>
-
-#include "common/kube/config.h"
 
 /*
  * The daemons' log: one line per decision on standard error,
@@ -14,7 +13,7 @@
  * message never spans lines, and one longer than KANARY_MAX_LOG_LINE is cut
  * and says so. Errors, warnings and info are always written; debug lines at
  * verbosity 1 or more (--v). The verbosity is the one global besides the stop
- * flags (STYLE 13), set once before threads start.
+ * flags, set once before threads start.
  */
 enum log_level {
 	LOG_ERROR = 0,
@@ -32,8 +31,5 @@ void log_msg(enum log_level level, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, const char *key, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
-
-/* A kube_logger function (ctx unused) writing the Kubernetes client's messages here. */
-void log_kube(void *ctx, enum kube_log_level level, const char *msg);
 
 #endif

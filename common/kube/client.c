@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Requests to the API server: paths, GET, LIST, server-side apply, PATCH, watches. */
 #include "common/kube/client.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
+#include "common/json_field.h"
 #include "common/limits.h"
 
 #ifndef KANARY_VERSION
@@ -143,16 +145,6 @@ static int res_set(struct kube_result *res, int http_status, enum kube_reason re
 	return kube_reason_errno(reason);
 }
 
-static const char *json_str(const struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 int kube_result_from_status(const struct json_object *status, int http_status,
                             struct kube_result *res)
 {
@@ -160,14 +152,14 @@ int kube_result_from_status(const struct json_object *status, int http_status,
 	const char *kind, *reason, *message;
 	int code = http_status;
 
-	kind = json_str(status, "kind");
+	kind = json_field_str(status, "kind");
 	if (status && json_object_is_type(status, json_type_object) && kind &&
 	    strcmp(kind, "Status") == 0) {
 		if (json_object_object_get_ex(status, "code", &v) &&
 		    json_object_is_type(v, json_type_int) && json_object_get_int(v) > 0)
 			code = json_object_get_int(v);
-		reason = json_str(status, "reason");
-		message = json_str(status, "message");
+		reason = json_field_str(status, "reason");
+		message = json_field_str(status, "message");
 		res_set(res, code, reason_from_name(reason, code));
 		if (message)
 			res_message(res, "%s", message);
@@ -1017,7 +1009,7 @@ static const char *list_continue(struct json_object *page)
 
 	if (!json_object_object_get_ex(page, "metadata", &meta))
 		return NULL;
-	return json_str(meta, "continue");
+	return json_field_str(meta, "continue");
 }
 
 static int list_query(const struct kube_list_options *o, int page_size, const char *cont,

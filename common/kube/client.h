@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Requests to the API server: paths, GET, LIST, server-side apply, PATCH, watches. */
 #ifndef KANARY_KUBE_CLIENT_H
 #define KANARY_KUBE_CLIENT_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Where and how to reach the API server: kubeconfig or the pod's service account. */
 /* memfd_create keeps inline credentials off the disk. */
 #define _GNU_SOURCE
 #include "common/kube/config.h"
@@ -15,8 +16,12 @@
 
 #include <json-c/json.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
 #include "common/doc.h"
+#include "common/integer.h"
+#include "common/io/file_read.h"
+#include "common/io/monotonic.h"
 #include "common/limits.h"
 
 static void cfg_errf(struct kube_config_err *err, const char *fmt, ...)
@@ -63,14 +68,6 @@ void kube_config_set_logger(struct kube_config *cfg, const struct kube_logger *l
 		cfg->log = (struct kube_logger){0};
 }
 
-static time_t monotonic_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* A new, empty config; every pointer NULL, memory files closed. */
 static struct kube_config *config_new(void)
 {
@@ -106,50 +103,6 @@ void kube_config_destroy(struct kube_config *cfg)
 			(void)close(cfg->memfd[i]);
 	pthread_mutex_destroy(&cfg->token_lock);
 	free(cfg);
-}
-
-/*
- * Reads a whole file of at most max bytes from an open descriptor.
- * Ownership: *ret_data is NUL-terminated and the caller's.
- */
-static int read_fd_bounded(int fd, size_t max, char **ret_data, size_t *ret_len)
-{
-	struct buf b;
-	char chunk[4096];
-	ssize_t n;
-	int r;
-
-	buf_init(&b, max);
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			goto out_free;
-		}
-		if (n == 0)
-			break;
-		r = buf_append(&b, chunk, (size_t)n);
-		if (r < 0)
-			goto out_free;
-	}
-	r = buf_steal(&b, ret_data, ret_len);
-out_free:
-	buf_finish(&b);
-	return r;
-}
-
-static int read_file_bounded(const char *path, size_t max, char **ret_data, size_t *ret_len)
-{
-	int fd, r;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return -errno;
-	r = read_fd_bounded(fd, max, ret_data, ret_len);
-	(void)close(fd);
-	return r;
 }
 
 static bool is_space(char c)
@@ -188,7 +141,7 @@ static int read_token_file(const char *path, char **ret_token, struct stat *ret_
 		r = -errno;
 		goto out_close;
 	}
-	r = read_fd_bounded(fd, KANARY_MAX_TOKEN, &data, NULL);
+	r = file_read_fd(fd, KANARY_MAX_TOKEN, &data, NULL);
 	if (r < 0)
 		goto out_close;
 	t = trim(data);
@@ -221,7 +174,7 @@ static void token_remember(struct kube_config *cfg, char *token, const struct st
 	cfg->token_size = st->st_size;
 	cfg->token_mtime = st->st_mtim;
 	cfg->token_ctime = st->st_ctim;
-	cfg->token_read_at = monotonic_s();
+	cfg->token_read_at = (time_t)(monotonic_ms() / 1000);
 	cfg->token_reads++;
 }
 
@@ -250,8 +203,9 @@ int kube_config_token(struct kube_config *cfg, char **ret_token)
 	int r = 0;
 
 	pthread_mutex_lock(&cfg->token_lock);
-	if (cfg->token_file && (token_file_changed(cfg) ||
-	                        monotonic_s() - cfg->token_read_at >= KUBE_TOKEN_REFRESH_S)) {
+	if (cfg->token_file &&
+	    (token_file_changed(cfg) ||
+	     (time_t)(monotonic_ms() / 1000) - cfg->token_read_at >= KUBE_TOKEN_REFRESH_S)) {
 		r = read_token_file(cfg->token_file, &fresh, &st);
 		if (r == 0) {
 			token_remember(cfg, fresh, &st);
@@ -280,61 +234,6 @@ out_unlock:
 
 /* ---- inline credentials ---- */
 
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * Standard base64 with padding; white space is skipped. Rejects other bytes
- * and anything after the padding with -EINVAL, output past max with -E2BIG.
- * Ownership: *ret is the caller's.
- */
-static int b64_decode(const char *in, size_t max, struct buf *out)
-{
-	unsigned int acc = 0;
-	int bits = 0, pad = 0, v, r;
-	char byte;
-
-	for (const char *p = in; *p; p++) {
-		if (is_space(*p))
-			continue;
-		if (*p == '=') {
-			pad++;
-			continue;
-		}
-		if (pad)
-			return -EINVAL;
-		v = b64_value(*p);
-		if (v < 0)
-			return -EINVAL;
-		acc = (acc << 6) | (unsigned int)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			byte = (char)((acc >> bits) & 0xff);
-			if (out->len >= max)
-				return -E2BIG;
-			r = buf_append(out, &byte, 1);
-			if (r < 0)
-				return r;
-		}
-	}
-	if (pad > 2)
-		return -EINVAL;
-	return 0;
-}
-
 /*
  * Decodes a *-data value into a sealed memory file and returns its
  * /proc/self/fd path, so libcurl (whose GnuTLS backend takes certificates by
@@ -351,7 +250,7 @@ static int inline_credential(struct kube_config *cfg, size_t slot, const char *b
 	int fd, r;
 
 	buf_init(&pem, KANARY_MAX_CREDENTIAL);
-	r = b64_decode(b64, KANARY_MAX_CREDENTIAL, &pem);
+	r = base64_decode(b64, KANARY_MAX_CREDENTIAL, &pem);
 	if (r < 0) {
 		cfg_errf(err, "%s: %s", where,
 		         r == -E2BIG ? "larger than the credential ceiling" : "not valid base64");
@@ -432,7 +331,7 @@ static int kc_read(struct kc_set *s, const char *path, bool required, struct kub
 	size_t len;
 	int r;
 
-	r = read_file_bounded(path, KANARY_MAX_INPUT, &data, &len);
+	r = file_read_path(path, KANARY_MAX_INPUT, &data, &len);
 	if (r == -ENOENT && !required)
 		return 0;
 	if (r < 0) {
@@ -889,13 +788,10 @@ static int sa_path(const char *dir, const char *file, char **ret)
 static int in_cluster_server(const char *host, const char *port, char **ret)
 {
 	struct buf b;
-	char *end;
 	long p;
 	int r;
 
-	errno = 0;
-	p = strtol(port, &end, 10);
-	if (errno || end == port || *end || p < 1 || p > 65535)
+	if (integer_parse(port, 1, 65535, &p) < 0)
 		return -EINVAL;
 	buf_init(&b, KANARY_MAX_URL / 2);
 	/* An IPv6 literal needs brackets in a URL (net.JoinHostPort). */
@@ -963,7 +859,7 @@ int kube_config_in_cluster(const char *sa_dir, struct kube_config **ret,
 	/* clientcmd's in-cluster namespace: $POD_NAMESPACE, then the mounted file. */
 	if (pod_ns && *pod_ns) {
 		cfg->namespace = strdup(pod_ns);
-	} else if (read_file_bounded(ns_path, KANARY_MAX_DNS_LABEL + 2, &ns_data, NULL) == 0 &&
+	} else if (file_read_path(ns_path, KANARY_MAX_DNS_LABEL + 2, &ns_data, NULL) == 0 &&
 	           *trim(ns_data)) {
 		cfg->namespace = strdup(trim(ns_data));
 	} else {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Where and how to reach the API server: kubeconfig or the pod's service account. */
 #ifndef KANARY_KUBE_CONFIG_H
 #define KANARY_KUBE_CONFIG_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Writing core/v1 Events about objects, aggregated and rate-limited as client-go does. */
 #include "common/kube/events.h"
 
 #include <errno.h>
@@ -12,8 +13,13 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
+#include "common/io/monotonic.h"
+#include "common/io/wallclock.h"
+#include "common/json_field.h"
 #include "common/kube/client.h"
 #include "common/limits.h"
+#include "common/string_map.h"
+#include "common/token_bucket.h"
 
 /* One Event we wrote, found again by everything that makes two Events the same. */
 struct rec_entry {
@@ -21,15 +27,14 @@ struct rec_entry {
 	char *name;
 	char *namespace;
 	long count;
-	char first_timestamp[32];
+	char first_timestamp[WALLCLOCK_RFC3339_SIZE];
 	unsigned long used;
 };
 
 /* One object's spam bucket. */
 struct spam_entry {
 	char *key;
-	double tokens;
-	long long at_ms;
+	struct token_bucket bucket;
 	unsigned long used;
 };
 
@@ -41,8 +46,10 @@ struct kube_recorder {
 	pthread_mutex_t lock;
 	struct rec_entry *entries; /* KANARY_MAX_EVENT_CACHE slots */
 	size_t n_entries;
-	struct spam_entry *spam; /* KANARY_MAX_EVENT_CACHE slots */
+	struct string_map entry_index; /* key -> its struct rec_entry in entries */
+	struct spam_entry *spam;       /* KANARY_MAX_EVENT_CACHE slots */
 	size_t n_spam;
+	struct string_map spam_index; /* key -> its struct spam_entry in spam */
 	unsigned long clock;
 	struct kube_recorder_stats stats;
 };
@@ -64,6 +71,8 @@ int kube_recorder_create(struct kube_config *cfg, const char *component, const c
 	rec->host = strdup(host ? host : "");
 	rec->entries = calloc(KANARY_MAX_EVENT_CACHE, sizeof(*rec->entries));
 	rec->spam = calloc(KANARY_MAX_EVENT_CACHE, sizeof(*rec->spam));
+	string_map_init(&rec->entry_index, KANARY_MAX_EVENT_CACHE);
+	string_map_init(&rec->spam_index, KANARY_MAX_EVENT_CACHE);
 	if (!rec->component || !rec->host || !rec->entries || !rec->spam)
 		goto out_free;
 	r = kube_client_create(cfg, &co, &rec->client);
@@ -102,6 +111,8 @@ void kube_recorder_destroy(struct kube_recorder *rec)
 		entry_clear(&rec->entries[i]);
 	for (size_t i = 0; i < rec->n_spam; i++)
 		free(rec->spam[i].key);
+	string_map_finish(&rec->entry_index, NULL);
+	string_map_finish(&rec->spam_index, NULL);
 	pthread_mutex_destroy(&rec->lock);
 	kube_client_destroy(rec->client);
 	free(rec->spam);
@@ -116,38 +127,6 @@ void kube_recorder_stats(struct kube_recorder *rec, struct kube_recorder_stats *
 	pthread_mutex_lock(&rec->lock);
 	*ret = rec->stats;
 	pthread_mutex_unlock(&rec->lock);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* metav1.Time: RFC 3339 in UTC, whole seconds. */
-static void timestamp_now(char *out, size_t size)
-{
-	struct tm tm;
-	time_t t = time(NULL);
-
-	gmtime_r(&t, &tm);
-	if (strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && size)
-		out[0] = '\0';
-}
-
-static const char *str_at(const struct json_object *obj, const char *a, const char *b)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, a, &v))
-		return NULL;
-	if (b && !json_object_object_get_ex(v, b, &v))
-		return NULL;
-	if (!json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
 }
 
 struct involved {
@@ -165,18 +144,11 @@ struct involved {
  */
 static bool spam_allow(struct kube_recorder *rec, const char *key)
 {
-	struct spam_entry *e = NULL, *lru = NULL;
-	long long now = now_ms();
+	struct spam_entry *e, *lru = NULL;
+	long long now = monotonic_ms();
 	char *copy;
 
-	for (size_t i = 0; i < rec->n_spam; i++) {
-		if (strcmp(rec->spam[i].key, key) == 0) {
-			e = &rec->spam[i];
-			break;
-		}
-		if (!lru || rec->spam[i].used < lru->used)
-			lru = &rec->spam[i];
-	}
+	e = string_map_get(&rec->spam_index, key);
 	if (!e) {
 		copy = strdup(key);
 		if (!copy)
@@ -184,30 +156,43 @@ static bool spam_allow(struct kube_recorder *rec, const char *key)
 		if (rec->n_spam < KANARY_MAX_EVENT_CACHE) {
 			e = &rec->spam[rec->n_spam++];
 		} else {
+			for (size_t i = 0; i < rec->n_spam; i++)
+				if (!lru || rec->spam[i].used < lru->used)
+					lru = &rec->spam[i];
 			e = lru;
+			if (e->key && string_map_get(&rec->spam_index, e->key) == e)
+				(void)string_map_remove(&rec->spam_index, e->key, NULL);
 			free(e->key);
 		}
 		e->key = copy;
-		e->tokens = KUBE_EVENT_BURST;
-		e->at_ms = now;
+		/* Out of memory: the bucket starts over the next time. */
+		(void)string_map_put(&rec->spam_index, key, e, NULL);
+		token_bucket_init(&e->bucket, 1.0 / KUBE_EVENT_REFILL_S, KUBE_EVENT_BURST, now);
 	}
 	e->used = ++rec->clock;
-	e->tokens += (double)(now - e->at_ms) / (KUBE_EVENT_REFILL_S * 1000.0);
-	if (e->tokens > KUBE_EVENT_BURST)
-		e->tokens = KUBE_EVENT_BURST;
-	e->at_ms = now;
-	if (e->tokens < 1.0)
-		return false;
-	e->tokens -= 1.0;
-	return true;
+	return token_bucket_try_take(&e->bucket, now);
 }
 
 static struct rec_entry *entry_find(struct kube_recorder *rec, const char *key)
 {
-	for (size_t i = 0; i < rec->n_entries; i++)
-		if (strcmp(rec->entries[i].key, key) == 0)
-			return &rec->entries[i];
-	return NULL;
+	return string_map_get(&rec->entry_index, key);
+}
+
+/* Forgets e: the last entry moves into its slot. */
+static void entry_remove(struct kube_recorder *rec, struct rec_entry *e)
+{
+	struct rec_entry *last = &rec->entries[rec->n_entries - 1];
+
+	if (e->key && string_map_get(&rec->entry_index, e->key) == e)
+		(void)string_map_remove(&rec->entry_index, e->key, NULL);
+	entry_clear(e);
+	rec->n_entries--;
+	if (e != last) {
+		*e = *last;
+		memset(last, 0, sizeof(*last));
+		/* Same key, so the put replaces and cannot fail. */
+		(void)string_map_put(&rec->entry_index, e->key, e, NULL);
+	}
 }
 
 /* A slot for a new entry: a free one, else the least recently used. */
@@ -220,6 +205,8 @@ static struct rec_entry *entry_slot(struct kube_recorder *rec)
 	for (size_t i = 0; i < rec->n_entries; i++)
 		if (!lru || rec->entries[i].used < lru->used)
 			lru = &rec->entries[i];
+	if (lru->key && string_map_get(&rec->entry_index, lru->key) == lru)
+		(void)string_map_remove(&rec->entry_index, lru->key, NULL);
 	entry_clear(lru);
 	return lru;
 }
@@ -382,14 +369,10 @@ static int event_create(struct kube_recorder *rec, const struct involved *inv, c
 	e->key = strdup(key);
 	e->name = strdup(name);
 	e->namespace = strdup(ns);
-	if (!e->key || !e->name || !e->namespace) {
+	if (!e->key || !e->name || !e->namespace ||
+	    string_map_put(&rec->entry_index, e->key, e, NULL) < 0) {
 		/* The Event is written; we only forget it. */
-		entry_clear(e);
-		rec->n_entries--;
-		if (e != &rec->entries[rec->n_entries]) {
-			*e = rec->entries[rec->n_entries];
-			memset(&rec->entries[rec->n_entries], 0, sizeof(*e));
-		}
+		entry_remove(rec, e);
 		return 0;
 	}
 	e->count = 1;
@@ -400,12 +383,13 @@ static int event_create(struct kube_recorder *rec, const struct involved *inv, c
 
 static int involved_read(const struct json_object *obj, struct involved *inv)
 {
-	inv->kind = str_at(obj, "kind", NULL);
-	inv->api_version = str_at(obj, "apiVersion", NULL);
-	inv->name = str_at(obj, "metadata", "name");
-	inv->namespace = str_at(obj, "metadata", "namespace");
-	inv->uid = str_at(obj, "metadata", "uid");
-	inv->resource_version = str_at(obj, "metadata", "resourceVersion");
+	inv->kind = json_field_str(obj, "kind");
+	inv->api_version = json_field_str(obj, "apiVersion");
+	inv->name = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name"));
+	inv->namespace = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
+	inv->uid = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "uid"));
+	inv->resource_version =
+	    json_field_str_path(obj, JSON_FIELD_PATH("metadata", "resourceVersion"));
 	if (!inv->kind || !*inv->kind || !inv->api_version || !inv->name || !*inv->name)
 		return -EINVAL;
 	if (!inv->namespace)
@@ -419,7 +403,7 @@ int kube_record(struct kube_recorder *rec, const struct json_object *obj,
                 enum kube_record_type type, const char *reason, const char *fmt, ...)
 {
 	const char *type_name = type == KUBE_RECORD_WARNING ? "Warning" : "Normal";
-	char message[KUBE_EVENT_MESSAGE_MAX], ts[32];
+	char message[KUBE_EVENT_MESSAGE_MAX], ts[WALLCLOCK_RFC3339_SIZE];
 	struct kube_result res = {0};
 	struct involved inv;
 	struct rec_entry *e;
@@ -437,7 +421,7 @@ int kube_record(struct kube_recorder *rec, const struct json_object *obj,
 		return -EINVAL;
 	if ((size_t)n >= sizeof(message))
 		memcpy(message + sizeof(message) - 4, "...", 4);
-	timestamp_now(ts, sizeof(ts));
+	wallclock_rfc3339(ts, sizeof(ts));
 
 	/* Fields joined by a byte no Kubernetes name or reason holds. */
 	buf_init(&spam_key, KANARY_MAX_URL);
@@ -467,12 +451,7 @@ int kube_record(struct kube_recorder *rec, const struct json_object *obj,
 		if (res.reason != KUBE_REASON_NOT_FOUND)
 			goto out_failed;
 		/* The Event expired or was deleted: start a new one. */
-		entry_clear(e);
-		rec->n_entries--;
-		if (e != &rec->entries[rec->n_entries]) {
-			*e = rec->entries[rec->n_entries];
-			memset(&rec->entries[rec->n_entries], 0, sizeof(*e));
-		}
+		entry_remove(rec, e);
 	}
 	r = event_create(rec, &inv, key.data, type_name, reason, message, ts, &res);
 	if (r == 0) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Writing core/v1 Events about objects, aggregated and rate-limited as client-go does. */
 #ifndef KANARY_KUBE_EVENTS_H
 #define KANARY_KUBE_EVENTS_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* An informer: a local copy of one collection, kept by LIST and WATCH, with change handlers. */
 #include "common/kube/informer.h"
 
 #include <errno.h>
@@ -12,7 +13,10 @@
 
 #include <json-c/json.h>
 
+#include "common/io/monotonic.h"
+#include "common/json_field.h"
 #include "common/kube/watch.h"
+#include "common/string_map.h"
 
 struct kube_informer {
 	struct kube_config *cfg;
@@ -30,7 +34,7 @@ struct kube_informer {
 	/* lock guards cache, synced and stats; cond signals synced and stop. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct json_object *cache; /* key -> object; json-c's hash table */
+	struct string_map cache; /* key -> struct json_object *, a reference it holds */
 	bool synced;
 	struct kube_informer_stats stats;
 
@@ -42,14 +46,6 @@ struct kube_informer {
 	unsigned long watch_events;
 	int event_err;
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* xorshift64*: jitter and watch timeouts only need to differ between processes. */
 static uint64_t rng_next(struct kube_informer *inf)
@@ -128,14 +124,10 @@ int kube_informer_create(struct kube_config *cfg, const struct kube_informer_opt
 	if (inf->rng == 0)
 		inf->rng = 0x9E3779B97F4A7C15ULL;
 	atomic_init(&inf->stop, false);
-	inf->cache = json_object_new_object();
-	if (!inf->cache) {
-		r = -ENOMEM;
-		goto out_free;
-	}
+	string_map_init(&inf->cache, KANARY_MAX_INFORMER_OBJECTS);
 	r = kube_client_create(cfg, &co, &inf->client);
 	if (r < 0)
-		goto out_cache;
+		goto out_free;
 	kube_client_set_abort(inf->client, &inf->stop);
 	if (pthread_mutex_init(&inf->lock, NULL) != 0) {
 		r = -ENOMEM;
@@ -157,8 +149,6 @@ out_lock:
 	pthread_mutex_destroy(&inf->lock);
 out_client:
 	kube_client_destroy(inf->client);
-out_cache:
-	json_object_put(inf->cache);
 out_free:
 	free(inf->path);
 	free(inf->label_selector);
@@ -169,24 +159,10 @@ out_free:
 
 /* ---- waiting ---- */
 
-static struct timespec deadline_after(long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /* Sleeps ms unless stopped first. */
 static void informer_sleep(struct kube_informer *inf, long ms)
 {
-	struct timespec until = deadline_after(ms);
+	struct timespec until = monotonic_after_ms(ms);
 
 	pthread_mutex_lock(&inf->lock);
 	while (!atomic_load(&inf->stop))
@@ -202,7 +178,7 @@ static void informer_sleep(struct kube_informer *inf, long ms)
  */
 static void informer_backoff(struct kube_informer *inf, long floor_ms)
 {
-	long long now = now_ms();
+	long long now = monotonic_ms();
 	long d = inf->o.backoff_initial_ms, wait;
 
 	if (inf->last_backoff_ms && now - inf->last_backoff_ms > inf->o.backoff_reset_ms)
@@ -228,6 +204,27 @@ static void informer_backoff(struct kube_informer *inf, long floor_ms)
 }
 
 /* ---- the cache ---- */
+
+/* Drops the cache's reference to one object. */
+static void put_object(void *obj)
+{
+	json_object_put(obj);
+}
+
+struct vanished_ctx {
+	const struct string_map *fresh;
+	const struct kube_informer_handlers *h;
+};
+
+/* An object of the old cache that the new list does not have: deleted meanwhile. */
+static int tell_vanished(void *ctx, const char *key, void *obj)
+{
+	const struct vanished_ctx *v = ctx;
+
+	if (!string_map_contains(v->fresh, key))
+		v->h->on_delete(v->h->ctx, obj, true);
+	return 0;
+}
 
 static int set_rv(struct kube_informer *inf, const char *rv)
 {
@@ -287,16 +284,6 @@ static void transform(const struct kube_informer *inf, struct json_object *obj)
 		json_object_object_del(md, "managedFields");
 }
 
-static const char *str_field(const struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /*
  * LIST at rv and replace the cache with the result, then tell the handlers:
  * add for new keys, update for changed resourceVersions, delete (final state
@@ -311,7 +298,8 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 	    .page_size = inf->o.page_size,
 	};
 	const struct kube_informer_handlers *h = &inf->o.handlers;
-	struct json_object *list, *items, *fresh, *old, *item, *copy, *prev;
+	struct json_object *list, *items, *item, *copy, *prev;
+	struct string_map fresh, old;
 	const char *kind, *api_version;
 	char key[KANARY_MAX_KEY + 1];
 	size_t n;
@@ -336,13 +324,9 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 		r = -E2BIG;
 		goto out_list;
 	}
-	kind = str_field(list, "kind");
-	api_version = str_field(list, "apiVersion");
-	fresh = json_object_new_object();
-	if (!fresh) {
-		r = -ENOMEM;
-		goto out_list;
-	}
+	kind = json_field_str(list, "kind");
+	api_version = json_field_str(list, "apiVersion");
+	string_map_init(&fresh, KANARY_MAX_INFORMER_OBJECTS);
 	for (size_t i = 0; i < n; i++) {
 		item = json_object_array_get_idx(items, i);
 		copy = NULL;
@@ -352,9 +336,17 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 			r = kube_object_key(item, key, sizeof(key));
 		if (r == 0 && json_object_deep_copy(item, &copy, NULL) != 0)
 			r = -ENOMEM;
-		if (r == 0 && json_object_object_add(fresh, key, copy) != 0) {
-			json_object_put(copy);
-			r = -ENOMEM;
+		if (r == 0) {
+			/* A key listed twice: the later item wins, as it would in a json-c object. */
+			prev = NULL;
+			r = string_map_put(&fresh, key, copy, (void **)&prev);
+			if (r < 0) {
+				json_object_put(copy);
+				r = -ENOMEM;
+			} else {
+				json_object_put(prev);
+				r = 0;
+			}
 		}
 		if (r < 0) {
 			res->reason = r == -ENOMEM ? KUBE_REASON_CLIENT : KUBE_REASON_BAD_RESPONSE;
@@ -368,7 +360,7 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 	old = inf->cache;
 	inf->cache = fresh;
 	inf->stats.lists++;
-	inf->stats.objects = (size_t)json_object_object_length(fresh);
+	inf->stats.objects = string_map_size(&fresh);
 	pthread_mutex_unlock(&inf->lock);
 
 	/* Only this thread writes the cache, so reading fresh here needs no lock. */
@@ -376,7 +368,8 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 		item = json_object_array_get_idx(items, i);
 		if (kube_object_key(item, key, sizeof(key)) < 0)
 			continue;
-		if (!json_object_object_get_ex(old, key, &prev)) {
+		prev = string_map_get(&old, key);
+		if (!prev) {
 			if (h->on_add)
 				h->on_add(h->ctx, item);
 		} else if (!same_rv(prev, item)) {
@@ -384,12 +377,12 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 				h->on_update(h->ctx, prev, item);
 		}
 	}
-	json_object_object_foreach(old, okey, oval)
-	{
-		if (!json_object_object_get_ex(fresh, okey, NULL) && h->on_delete)
-			h->on_delete(h->ctx, oval, true);
+	if (h->on_delete) {
+		struct vanished_ctx v = {.fresh = &fresh, .h = h};
+
+		(void)string_map_foreach(&old, tell_vanished, &v);
 	}
-	json_object_put(old);
+	string_map_finish(&old, put_object);
 
 	pthread_mutex_lock(&inf->lock);
 	if (!inf->synced) {
@@ -401,7 +394,7 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 	r = 0;
 	goto out_list;
 out_fresh:
-	json_object_put(fresh);
+	string_map_finish(&fresh, put_object);
 out_list:
 	json_object_put(list);
 	return r;
@@ -414,6 +407,7 @@ static int informer_event(void *ctx, const struct kube_event *ev)
 	const struct kube_informer_handlers *h = &inf->o.handlers;
 	struct json_object *old = NULL, *copy = NULL;
 	char key[KANARY_MAX_KEY + 1];
+	void *held = NULL;
 	int r;
 
 	if (ev->type == KUBE_EVENT_BOOKMARK) {
@@ -436,21 +430,23 @@ static int informer_event(void *ctx, const struct kube_event *ev)
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&inf->lock);
-	if (json_object_object_get_ex(inf->cache, key, &old))
+	old = string_map_get(&inf->cache, key);
+	if (old)
 		json_object_get(old);
 	if (ev->type == KUBE_EVENT_DELETED) {
-		json_object_object_del(inf->cache, key);
-	} else if (!old &&
-	           (size_t)json_object_object_length(inf->cache) >= KANARY_MAX_INFORMER_OBJECTS) {
+		if (string_map_remove(&inf->cache, key, &held) == 0)
+			json_object_put(held);
+	} else if (!old && string_map_size(&inf->cache) >= KANARY_MAX_INFORMER_OBJECTS) {
 		r = -E2BIG;
-	} else if (json_object_object_add(inf->cache, key, copy) != 0) {
+	} else if (string_map_put(&inf->cache, key, copy, &held) < 0) {
 		r = -ENOMEM;
 	} else {
+		json_object_put(held); /* the replaced object, or NULL */
 		copy = NULL;
 	}
 	if (r == 0) {
 		inf->stats.events++;
-		inf->stats.objects = (size_t)json_object_object_length(inf->cache);
+		inf->stats.objects = string_map_size(&inf->cache);
 	}
 	pthread_mutex_unlock(&inf->lock);
 	json_object_put(copy);
@@ -545,7 +541,7 @@ static void *informer_main(void *arg)
 		    (int)rng_range(inf, inf->o.watch_timeout_min_s, inf->o.watch_timeout_max_s);
 		inf->watch_events = 0;
 		inf->event_err = 0;
-		started = now_ms();
+		started = monotonic_ms();
 		pthread_mutex_lock(&inf->lock);
 		inf->stats.watches++;
 		pthread_mutex_unlock(&inf->lock);
@@ -557,7 +553,7 @@ static void *informer_main(void *arg)
 			inf->stats.watch_ends++;
 			pthread_mutex_unlock(&inf->lock);
 			/* client-go: a watch that ends at once with nothing in it is a failure. */
-			if (inf->watch_events == 0 && now_ms() - started < 1000)
+			if (inf->watch_events == 0 && monotonic_ms() - started < 1000)
 				informer_backoff(inf, 0);
 			continue;
 		}
@@ -634,7 +630,7 @@ void kube_informer_destroy(struct kube_informer *inf)
 	pthread_cond_destroy(&inf->cond);
 	pthread_mutex_destroy(&inf->lock);
 	kube_client_destroy(inf->client);
-	json_object_put(inf->cache);
+	string_map_finish(&inf->cache, put_object);
 	free(inf->path);
 	free(inf->label_selector);
 	free(inf->field_selector);
@@ -653,7 +649,7 @@ bool kube_informer_has_synced(struct kube_informer *inf)
 
 int kube_informer_wait_synced(struct kube_informer *inf, long timeout_ms)
 {
-	struct timespec until = deadline_after(timeout_ms);
+	struct timespec until = monotonic_after_ms(timeout_ms);
 	int r = 0;
 
 	pthread_mutex_lock(&inf->lock);
@@ -677,7 +673,8 @@ int kube_informer_get(struct kube_informer *inf, const char *key, struct json_ob
 	int r = 0;
 
 	pthread_mutex_lock(&inf->lock);
-	if (!json_object_object_get_ex(inf->cache, key, &obj))
+	obj = string_map_get(&inf->cache, key);
+	if (!obj)
 		r = -ENOENT;
 	else if (json_object_deep_copy(obj, &copy, NULL) != 0)
 		r = -ENOMEM;
@@ -697,26 +694,28 @@ static int by_key(const void *a, const void *b)
 	return strcmp(ka, kb);
 }
 
+/* Appends a deep copy of obj to the array ctx; -ENOMEM stops the walk. */
+static int add_copy(void *ctx, const char *key, void *obj)
+{
+	struct json_object *copy = NULL;
+
+	if (json_object_deep_copy(obj, &copy, NULL) != 0 || json_object_array_add(ctx, copy) != 0) {
+		json_object_put(copy);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int kube_informer_list(struct kube_informer *inf, struct json_object **ret_array)
 {
-	struct json_object *arr, *copy;
+	struct json_object *arr;
 	int r = 0;
 
 	arr = json_object_new_array();
 	if (!arr)
 		return -ENOMEM;
 	pthread_mutex_lock(&inf->lock);
-	json_object_object_foreach(inf->cache, key, val)
-	{
-		(void)key;
-		copy = NULL;
-		if (json_object_deep_copy(val, &copy, NULL) != 0 ||
-		    json_object_array_add(arr, copy) != 0) {
-			json_object_put(copy);
-			r = -ENOMEM;
-			break;
-		}
-	}
+	r = string_map_foreach(&inf->cache, add_copy, arr);
 	pthread_mutex_unlock(&inf->lock);
 	if (r < 0) {
 		json_object_put(arr);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* An informer: a local copy of one collection, kept by LIST and WATCH, with change handlers. */
 #ifndef KANARY_KUBE_INFORMER_H
 #define KANARY_KUBE_INFORMER_H
 
@@ -15,7 +16,7 @@ struct json_object;
  * An informer keeps a local copy of one collection (a resource type, in one
  * namespace or all of them, optionally narrowed by label and field
  * selectors) and tells handlers what changed. It mirrors client-go's
- * reflector (research/c-anchors.md §4):
+ * reflector:
  *   - LIST (paginated; the first one at resourceVersion "0", served from the
  *     API server's cache), then WATCH from the list's resourceVersion with
  *     bookmarks and a timeoutSeconds drawn from [watch_timeout_min_s,

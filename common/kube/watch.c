@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Decoding a watch stream: whole lines out of chunks, then one event per line. */
 #include "common/kube/watch.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 
 #include <json-c/json.h>
 
+#include "common/json_field.h"
 #include "common/limits.h"
 
 /* ---- lines ---- */
@@ -91,23 +93,13 @@ const char *kube_event_type_name(enum kube_event_type type)
 	return event_names[type];
 }
 
-static const char *str_field(const struct json_object *obj, const char *key)
-{
-	struct json_object *v;
-
-	if (!obj || !json_object_object_get_ex(obj, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 const char *kube_object_resource_version(const struct json_object *obj)
 {
 	struct json_object *meta;
 
 	if (!obj || !json_object_object_get_ex(obj, "metadata", &meta))
 		return NULL;
-	return str_field(meta, "resourceVersion");
+	return json_field_str(meta, "resourceVersion");
 }
 
 int kube_object_key(const struct json_object *obj, char *out, size_t size)
@@ -118,8 +110,8 @@ int kube_object_key(const struct json_object *obj, char *out, size_t size)
 
 	if (!obj || !json_object_object_get_ex(obj, "metadata", &meta))
 		return -EINVAL;
-	name = str_field(meta, "name");
-	ns = str_field(meta, "namespace");
+	name = json_field_str(meta, "name");
+	ns = json_field_str(meta, "namespace");
 	if (!name || !*name)
 		return -EINVAL;
 	if (ns && *ns)
@@ -157,7 +149,7 @@ int kube_event_parse(const char *line, size_t len, struct kube_event *ret_ev)
 			goto out_put;
 	if (!json_object_is_type(root, json_type_object))
 		goto out_put;
-	type = str_field(root, "type");
+	type = json_field_str(root, "type");
 	if (!type || !json_object_object_get_ex(root, "object", &object) ||
 	    !json_object_is_type(object, json_type_object))
 		goto out_put;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Decoding a watch stream: whole lines out of chunks, then one event per line. */
 #ifndef KANARY_KUBE_WATCH_H
 #define KANARY_KUBE_WATCH_H
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Tests of the Kubernetes client against a real control plane. */
 /*
  * The client against a real control plane (tests/cluster/up, through
  * tests/kube/run-cluster-tests): requests and their typed errors, server-side

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of admission: AdmissionReview in, verdict and patch out. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

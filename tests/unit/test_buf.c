@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the bounded buffer and the field-error list. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the YAML and JSON stream reader. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

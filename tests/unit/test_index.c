@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the controller's indexes. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,46 +14,46 @@
 #include "common/buf.h"
 #include "controller/index.h"
 #include "controller/metrics.h"
-#include "controller/strmap.h"
+#include "common/string_map.h"
 
-static void strmap_puts_gets_replaces_and_removes(void **state)
+static void string_map_puts_gets_replaces_and_removes(void **state)
 {
-	struct strmap m;
+	struct string_map m;
 	void *old = NULL;
 	int a = 1, b = 2;
 
-	strmap_init(&m, 100000);
-	assert_int_equal(strmap_put(&m, "x", &a, NULL), 0);
-	assert_int_equal(strmap_put(&m, "x", &b, &old), 1);
+	string_map_init(&m, 100000);
+	assert_int_equal(string_map_put(&m, "x", &a, NULL), 0);
+	assert_int_equal(string_map_put(&m, "x", &b, &old), 1);
 	assert_ptr_equal(old, &a);
-	assert_ptr_equal(strmap_get(&m, "x"), &b);
+	assert_ptr_equal(string_map_get(&m, "x"), &b);
 	/* Many keys: the table grows and keeps them all. */
 	for (int i = 0; i < 5000; i++) {
 		char k[16];
 
 		snprintf(k, sizeof(k), "k%d", i);
-		assert_int_equal(strmap_put(&m, k, NULL, NULL), 0);
+		assert_int_equal(string_map_put(&m, k, NULL, NULL), 0);
 	}
-	assert_int_equal(strmap_size(&m), 5001);
-	assert_true(strmap_contains(&m, "k4999"));
-	assert_false(strmap_contains(&m, "k5000"));
-	assert_int_equal(strmap_remove(&m, "k10", NULL), 0);
-	assert_int_equal(strmap_remove(&m, "k10", NULL), -ENOENT);
-	assert_int_equal(strmap_size(&m), 5000);
-	strmap_finish(&m, NULL);
+	assert_int_equal(string_map_size(&m), 5001);
+	assert_true(string_map_contains(&m, "k4999"));
+	assert_false(string_map_contains(&m, "k5000"));
+	assert_int_equal(string_map_remove(&m, "k10", NULL), 0);
+	assert_int_equal(string_map_remove(&m, "k10", NULL), -ENOENT);
+	assert_int_equal(string_map_size(&m), 5000);
+	string_map_finish(&m, NULL);
 }
 
-static void strmap_refuses_past_its_ceiling(void **state)
+static void string_map_refuses_past_its_ceiling(void **state)
 {
-	struct strmap m;
+	struct string_map m;
 
-	strmap_init(&m, 2);
-	assert_int_equal(strmap_put(&m, "a", NULL, NULL), 0);
-	assert_int_equal(strmap_put(&m, "b", NULL, NULL), 0);
-	assert_int_equal(strmap_put(&m, "c", NULL, NULL), -E2BIG);
-	assert_int_equal(strmap_put(&m, "a", NULL, NULL), 1); /* replacing is fine */
-	assert_int_equal(strmap_put(&m, NULL, NULL, NULL), -EINVAL);
-	strmap_finish(&m, NULL);
+	string_map_init(&m, 2);
+	assert_int_equal(string_map_put(&m, "a", NULL, NULL), 0);
+	assert_int_equal(string_map_put(&m, "b", NULL, NULL), 0);
+	assert_int_equal(string_map_put(&m, "c", NULL, NULL), -E2BIG);
+	assert_int_equal(string_map_put(&m, "a", NULL, NULL), 1); /* replacing is fine */
+	assert_int_equal(string_map_put(&m, NULL, NULL, NULL), -EINVAL);
+	string_map_finish(&m, NULL);
 }
 
 static void expect_members(struct index *idx, enum index_rel rel, const char *group,
@@ -163,8 +164,8 @@ static void metrics_render_counts_histogram_and_routes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(strmap_puts_gets_replaces_and_removes),
-	    cmocka_unit_test(strmap_refuses_past_its_ceiling),
+	    cmocka_unit_test(string_map_puts_gets_replaces_and_removes),
+	    cmocka_unit_test(string_map_refuses_past_its_ceiling),
 	    cmocka_unit_test(index_maps_services_to_the_kanaries_naming_them),
 	    cmocka_unit_test(index_follows_a_slice_that_changes_service),
 	    cmocka_unit_test(metrics_render_counts_histogram_and_routes),

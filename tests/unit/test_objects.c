@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the desired Kubernetes objects. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the work queue. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>

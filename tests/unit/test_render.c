@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the haproxy.cfg renderer, checked by the real haproxy. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Runs one golden AdmissionReview through admission and prints the answer. */
 /*
  * admission-golden CASE_DIR: runs one golden AdmissionReview case through
  * admission_handle, exactly as the server does, and prints what the API
@@ -24,6 +25,7 @@
 #include <json-c/json.h>
 
 #include "common/admission.h"
+#include "common/io/file_read.h"
 #include "common/io/input.h"
 #include "common/limits.h"
 #include "common/resolve.h"
@@ -39,7 +41,7 @@ static int read_path(const char *dir, const char *name, char **ret, size_t *ret_
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	r = input_read_fd(fd, KANARY_MAX_ADMISSION_BODY + 1, ret, ret_len);
+	r = file_read_fd(fd, KANARY_MAX_ADMISSION_BODY + 1, ret, ret_len);
 	close(fd);
 	return r;
 }

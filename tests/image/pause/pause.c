@@ -1,6 +1,5 @@
+/* kanary-pause: the process that holds a pod's sandbox open. */
 /*
- * kanary-pause: the process that holds a pod's sandbox open.
- *
  * containerd starts it as PID 1 of each pod's namespaces and it does nothing but wait: the
  * namespaces live as long as it does. Being PID 1, it inherits every orphan of the pod, so it
  * reaps them on SIGCHLD instead of leaving zombies. SIGINT and SIGTERM end it with status 0,

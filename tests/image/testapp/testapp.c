@@ -1,6 +1,5 @@
+/* kanary-testapp: a TCP server for the node tests and the quick start. */
 /*
- * kanary-testapp: a TCP server for the node tests and the quick start.
- *
  * Listens on $TESTAPP_PORT (default 8080) on every IPv4 and IPv6 address (or on
  * $TESTAPP_ADDRESS alone, a numeric address, when set). To each new connection it writes
  * $TESTAPP_NAME (default the hostname) and a newline as soon as it accepts it, so a client

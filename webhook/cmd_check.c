@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "webhook/check.h"
+/* The offline `kanary-webhook check` subcommand: would admission accept these Kanaries. */
+#include "webhook/cmd_check.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -10,7 +11,7 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/kanary_check.h"
 #include "common/io/input.h"
 #include "common/kerr.h"
 #include "common/limits.h"
@@ -80,7 +81,7 @@ out_finish:
 	return r;
 }
 
-int check_main(int argc, char **argv)
+int cmd_check_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"filename", required_argument, NULL, 'f'},

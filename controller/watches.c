@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* What the controller watches, and which Kanary each change wakes. */
+#include "controller/watches.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,8 +10,8 @@
 #include <json-c/json.h>
 
 #include "common/kanary.h"
+#include "common/json_field.h"
 #include "common/kube/client.h"
-#include "controller/controller.h"
 #include "common/io/log.h"
 
 /*
@@ -42,31 +45,9 @@ static const struct watch_def defs[WATCH_N] = {
     [WATCH_REPLICASETS] = {"replicasets", "apps", "v1", "replicasets", true},
 };
 
-const char *informers_name(enum watched w)
+const char *watches_name(enum watched w)
 {
 	return defs[w].name;
-}
-
-static const char *meta_str(const struct json_object *obj, const char *key)
-{
-	struct json_object *md, *v;
-
-	if (!obj || !json_object_object_get_ex(obj, "metadata", &md) ||
-	    !json_object_object_get_ex(md, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-static const char *label(const struct json_object *obj, const char *key)
-{
-	struct json_object *md, *labels, *v;
-
-	if (!obj || !json_object_object_get_ex(obj, "metadata", &md) ||
-	    !json_object_object_get_ex(md, "labels", &labels) ||
-	    !json_object_object_get_ex(labels, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
 }
 
 /* "ns/name" into out; false when it does not fit or a part is missing. */
@@ -112,11 +93,16 @@ static void wake_owner(struct controller *c, const struct json_object *obj)
 {
 	char key[KANARY_MAX_KEY + 1];
 
-	if (!label(obj, CONTROLLER_LABEL_MANAGED_BY) ||
-	    strcmp(label(obj, CONTROLLER_LABEL_MANAGED_BY), CONTROLLER_MANAGED_BY) != 0)
+	if (!json_field_str_path(
+	        obj, JSON_FIELD_PATH("metadata", "labels", CONTROLLER_LABEL_MANAGED_BY)) ||
+	    strcmp(json_field_str_path(
+	               obj, JSON_FIELD_PATH("metadata", "labels", CONTROLLER_LABEL_MANAGED_BY)),
+	           CONTROLLER_MANAGED_BY) != 0)
 		return;
-	if (join_key(key, sizeof(key), meta_str(obj, "namespace"),
-	             label(obj, CONTROLLER_LABEL_NAME)))
+	if (join_key(key, sizeof(key),
+	             json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace")),
+	             json_field_str_path(
+	                 obj, JSON_FIELD_PATH("metadata", "labels", CONTROLLER_LABEL_NAME))))
 		enqueue(c, key, 0);
 }
 
@@ -126,7 +112,7 @@ static void index_kanary(struct controller *c, const char *key, const struct jso
 	char groups[KANARY_MAX_ROUTES + 1][KANARY_MAX_KEY + 1];
 	const char *gp[KANARY_MAX_ROUTES + 1];
 	struct json_object *spec, *routes, *v;
-	const char *ns = meta_str(obj, "namespace");
+	const char *ns = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
 	size_t n = 0;
 
 	if (json_object_object_get_ex(obj, "spec", &spec)) {
@@ -165,8 +151,11 @@ static void index_child(struct controller *c, enum index_rel rel, const char *ke
 	char owner[KANARY_MAX_KEY + 1];
 	const char *gp[1] = {owner};
 
-	if (deleted || !join_key(owner, sizeof(owner), meta_str(obj, "namespace"),
-	                         label(obj, CONTROLLER_LABEL_NAME))) {
+	if (deleted ||
+	    !join_key(owner, sizeof(owner),
+	              json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace")),
+	              json_field_str_path(
+	                  obj, JSON_FIELD_PATH("metadata", "labels", CONTROLLER_LABEL_NAME)))) {
 		index_remove(c->idx, rel, key);
 		return;
 	}
@@ -181,9 +170,10 @@ static void on_event(struct watch_ctx *wc, const struct json_object *old,
 {
 	struct controller *c = wc->c;
 	char key[KANARY_MAX_KEY + 1];
-	const char *ns = meta_str(obj, "namespace");
+	const char *ns = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
 
-	if (!join_key(key, sizeof(key), ns, meta_str(obj, "name")))
+	if (!join_key(key, sizeof(key), ns,
+	              json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name"))))
 		return;
 	switch (wc->w) {
 	case WATCH_KANARIES:
@@ -195,11 +185,14 @@ static void on_event(struct watch_ctx *wc, const struct json_object *old,
 		break;
 	case WATCH_SERVICES:
 		wake_owner(c, obj);
-		wake_referrers(c, ns, meta_str(obj, "name"));
+		wake_referrers(c, ns,
+		               json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name")));
 		break;
 	case WATCH_ENDPOINTSLICES: {
-		const char *svc = label(obj, "kubernetes.io/service-name");
-		const char *old_svc = label(old, "kubernetes.io/service-name");
+		const char *svc = json_field_str_path(
+		    obj, JSON_FIELD_PATH("metadata", "labels", "kubernetes.io/service-name"));
+		const char *old_svc = json_field_str_path(
+		    old, JSON_FIELD_PATH("metadata", "labels", "kubernetes.io/service-name"));
 		char group[KANARY_MAX_KEY + 1];
 		const char *gp[1] = {group};
 
@@ -251,7 +244,7 @@ static void h_delete(void *ctx, struct json_object *obj, bool final_state_unknow
 	on_event(ctx, NULL, obj, true);
 }
 
-int informers_create(struct controller *c)
+int watches_create(struct controller *c)
 {
 	char path[KANARY_MAX_URL];
 	int r;
@@ -281,7 +274,7 @@ int informers_create(struct controller *c)
 	return 0;
 }
 
-int informers_start(struct controller *c)
+int watches_start(struct controller *c)
 {
 	for (size_t w = 0; w < WATCH_N; w++) {
 		int r = kube_informer_start(c->inf[w]);
@@ -292,14 +285,14 @@ int informers_start(struct controller *c)
 	return 0;
 }
 
-void informers_stop(struct controller *c)
+void watches_stop(struct controller *c)
 {
 	for (size_t w = 0; w < WATCH_N; w++)
 		if (c->inf[w])
 			kube_informer_stop(c->inf[w]);
 }
 
-void informers_destroy(struct controller *c)
+void watches_destroy(struct controller *c)
 {
 	for (size_t w = 0; w < WATCH_N; w++) {
 		kube_informer_destroy(c->inf[w]);
@@ -307,7 +300,7 @@ void informers_destroy(struct controller *c)
 	}
 }
 
-bool informers_synced(struct controller *c, char *why, size_t size)
+bool watches_synced(struct controller *c, char *why, size_t size)
 {
 	for (size_t w = 0; w < WATCH_N; w++)
 		if (!c->inf[w] || !kube_informer_has_synced(c->inf[w])) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef KANARY_CHECK_H
-#define KANARY_CHECK_H
+/* Checking one Kanary end to end: parse, default, validate and resolve against the cluster. */
+#ifndef KANARY_KANARY_CHECK_H
+#define KANARY_KANARY_CHECK_H
 
 #include "common/kanary.h"
 #include "common/resolve.h"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "controller/run.h"
+/* The `kanary-controller run` subcommand: flags, election, workers, probes and signals. */
+#include "controller/cmd_run.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,13 +14,19 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
+#include "common/duration.h"
+#include "common/integer.h"
+#include "common/io/log_kube.h"
+#include "common/io/monotonic.h"
 #include "common/kanary.h"
 #include "common/kube/client.h"
 #include "common/kube/watch.h"
 #include "common/limits.h"
-#include "controller/controller.h"
 #include "common/io/log.h"
+#include "controller/controller.h"
+#include "controller/reconcile.h"
 #include "controller/server.h"
+#include "controller/watches.h"
 
 #define RUN_DEFAULT_METRICS_BIND ":8080"
 #define RUN_DEFAULT_HEALTH_BIND  ":8081"
@@ -157,45 +164,29 @@ static int bad(const char *opt, const char *val, const char *what)
 	return -EINVAL;
 }
 
-/* A Go-style duration with one unit: "1500ms", "15s", "10m", "1h"; "0" alone is zero. */
+/* A duration flag (common/duration.h); zero only where allow_zero says so. */
 static int parse_duration(const char *opt, const char *s, bool allow_zero, long *ret)
 {
-	static const struct {
-		const char *unit;
-		long ms;
-	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-	char *end;
-	long v;
+	long ms;
+	int r;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || v < 0)
+	r = duration_parse(s, KANARY_MAX_FLAG_DURATION_MS, &ms);
+	if (r == -ERANGE)
+		return bad(opt, s, "a duration of at most 24h");
+	if (r < 0)
 		return bad(opt, s, "a duration (\"15s\")");
-	if (*end == '\0' && v == 0 && allow_zero) {
-		*ret = 0;
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].unit) == 0) {
-			if (v > 24L * 3600000 / units[i].ms)
-				return bad(opt, s, "a duration of at most 24h");
-			if (v == 0 && !allow_zero)
-				return bad(opt, s, "a duration above 0");
-			*ret = v * units[i].ms;
-			return 0;
-		}
-	return bad(opt, s, "a duration (\"15s\")");
+	if (ms == 0 && !allow_zero)
+		return bad(opt, s, "a duration above 0");
+	*ret = ms;
+	return 0;
 }
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, int *ret)
 {
 	char what[64];
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi) {
+	if (integer_parse(s, lo, hi, &v) < 0) {
 		snprintf(what, sizeof(what), "a number from %ld to %ld", lo, hi);
 		return bad(opt, s, what);
 	}
@@ -373,25 +364,13 @@ struct worker {
 
 struct run {
 	struct run_options o;
-	struct controller c;
+	struct controller *c;
+	struct kube_config *cfg;
 	struct worker workers[KANARY_MAX_WORKERS];
 	struct server *health, *metrics;
 	atomic_bool leading;
 	char identity[300];
 };
-
-bool controller_may_write(struct controller *c)
-{
-	return !atomic_load(&c->abort) && (!c->lease || lease_is_leader(c->lease));
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void *worker_main(void *arg)
 {
@@ -400,11 +379,11 @@ static void *worker_main(void *arg)
 	char *key;
 
 	while (queue_get(c->queue, &key) == 0) {
-		long long t0 = mono_ms();
+		long long t0 = monotonic_ms();
 		struct reconcile_outcome out = {0};
 		int r = reconcile(c, w->kc, key, &out);
 		int retry_after_s = out.retry_after_s;
-		double dt = (double)(mono_ms() - t0) / 1000.0;
+		double dt = (double)(monotonic_ms() - t0) / 1000.0;
 
 		metrics_reconciled(c->metrics, r == 0 ? METRICS_SUCCESS : METRICS_ERROR, dt);
 		if (r == 0) {
@@ -436,7 +415,7 @@ static int h_healthz(void *ctx, char *why, size_t size)
 {
 	struct run *run = ctx;
 
-	if (run->c.lease && lease_lost(run->c.lease)) {
+	if (run->c->lease && lease_lost(run->c->lease)) {
 		snprintf(why, size, "leadership lost");
 		return -1;
 	}
@@ -447,7 +426,7 @@ static int h_readyz(void *ctx, char *why, size_t size)
 {
 	struct run *run = ctx;
 
-	return informers_synced(&run->c, why, size) ? 0 : -1;
+	return watches_synced(run->c, why, size) ? 0 : -1;
 }
 
 static int extra_metrics(void *ctx, struct buf *out)
@@ -456,7 +435,7 @@ static int extra_metrics(void *ctx, struct buf *out)
 	struct queue_stats qs;
 	int r;
 
-	queue_stats(run->c.queue, &qs);
+	queue_stats(run->c->queue, &qs);
 	r = metrics_gauge(out, "kanary_controller_workqueue_depth",
 	                  "Kanaries waiting for a worker.", "gauge", "", (double)qs.depth);
 	if (r == 0)
@@ -474,15 +453,15 @@ static int extra_metrics(void *ctx, struct buf *out)
 		r = metrics_gauge(
 		    out, "kanary_controller_leader",
 		    "1 while this process holds the lease and may write.", "gauge", "",
-		    controller_may_write(&run->c) && atomic_load(&run->leading) ? 1 : 0);
+		    controller_may_write(run->c) && atomic_load(&run->leading) ? 1 : 0);
 	if (r == 0)
 		r = buf_puts(out, "# HELP kanary_controller_informer_synced 1 once the informer's "
 		                  "first list is in its cache.\n"
 		                  "# TYPE kanary_controller_informer_synced gauge\n");
 	for (size_t w = 0; r == 0 && w < WATCH_N; w++)
 		r = buf_printf(out, "kanary_controller_informer_synced{resource=\"%s\"} %d\n",
-		               informers_name((enum watched)w),
-		               kube_informer_has_synced(run->c.inf[w]) ? 1 : 0);
+		               watches_name((enum watched)w),
+		               kube_informer_has_synced(run->c->inf[w]) ? 1 : 0);
 	return r;
 }
 
@@ -490,7 +469,7 @@ static int h_metrics(void *ctx, struct buf *out)
 {
 	struct run *run = ctx;
 
-	return metrics_render(run->c.metrics, extra_metrics, run, out);
+	return metrics_render(run->c->metrics, extra_metrics, run, out);
 }
 
 static int start_servers(struct run *run)
@@ -543,11 +522,11 @@ static int start_workers(struct run *run)
 	for (int i = 0; i < run->o.workers; i++) {
 		struct worker *w = &run->workers[i];
 
-		w->c = &run->c;
-		r = kube_client_create(run->c.cfg, &co, &w->kc);
+		w->c = run->c;
+		r = kube_client_create(run->c->cfg, &co, &w->kc);
 		if (r < 0)
 			return r;
-		kube_client_set_abort(w->kc, &run->c.abort);
+		kube_client_set_abort(w->kc, &run->c->abort);
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 			return -EAGAIN;
 		w->started = true;
@@ -557,8 +536,8 @@ static int start_workers(struct run *run)
 
 static void stop_workers(struct run *run)
 {
-	if (run->c.queue)
-		queue_shutdown(run->c.queue);
+	if (run->c)
+		queue_shutdown(run->c->queue);
 	for (int i = 0; i < KANARY_MAX_WORKERS; i++) {
 		struct worker *w = &run->workers[i];
 
@@ -575,13 +554,13 @@ static void resync(struct run *run)
 	struct json_object *all = NULL;
 	char key[KANARY_MAX_KEY + 1];
 
-	if (kube_informer_list(run->c.inf[WATCH_KANARIES], &all) < 0) {
+	if (kube_informer_list(run->c->inf[WATCH_KANARIES], &all) < 0) {
 		log_msg(LOG_WARNING, NULL, "resync: cannot read the Kanary cache; next time");
 		return;
 	}
 	for (size_t i = 0; i < json_object_array_length(all); i++)
 		if (kube_object_key(json_object_array_get_idx(all, i), key, sizeof(key)) == 0)
-			queue_add(run->c.queue, key);
+			queue_add(run->c->queue, key);
 	log_msg(LOG_DEBUG, NULL, "resync: %zu Kanaries queued", json_object_array_length(all));
 	json_object_put(all);
 }
@@ -590,10 +569,9 @@ static int setup(struct run *run)
 {
 	struct kube_config_err err = {{0}};
 	struct kube_logger lg = {.fn = log_kube, .ctx = NULL};
-	const struct queue_options qo = {0};
 	int r;
 
-	r = kube_config_load(run->o.kubeconfig, run->o.context, &run->c.cfg, &err);
+	r = kube_config_load(run->o.kubeconfig, run->o.context, &run->cfg, &err);
 	if (r < 0) {
 		log_msg(LOG_ERROR, NULL, "kubeconfig: %s",
 		        err.msg[0]     ? err.msg
@@ -601,22 +579,13 @@ static int setup(struct run *run)
 		                       : strerror(-r));
 		return r;
 	}
-	kube_config_set_logger(run->c.cfg, &lg);
-	log_msg(LOG_INFO, NULL, "API server %s (%s); watching %s", run->c.cfg->server,
-	        run->c.cfg->origin ? run->c.cfg->origin : "?",
+	kube_config_set_logger(run->cfg, &lg);
+	log_msg(LOG_INFO, NULL, "API server %s (%s); watching %s", run->cfg->server,
+	        run->cfg->origin ? run->cfg->origin : "?",
 	        run->o.namespace ? run->o.namespace : "every namespace");
-	r = index_create(&run->c.idx);
+	r = lease_make_identity(run->identity, sizeof(run->identity));
 	if (r == 0)
-		r = queue_create(&qo, &run->c.queue);
-	if (r == 0)
-		r = metrics_create(&run->c.metrics);
-	if (r == 0)
-		r = lease_make_identity(run->identity, sizeof(run->identity));
-	if (r == 0)
-		r = kube_recorder_create(run->c.cfg, CONTROLLER_COMPONENT, run->identity,
-		                         &run->c.recorder);
-	if (r == 0)
-		r = informers_create(&run->c);
+		r = controller_create(&run->o.ctl, run->cfg, run->identity, &run->c);
 	if (r < 0)
 		log_msg(LOG_ERROR, NULL, "setting up: %s", strerror(-r));
 	return r;
@@ -627,16 +596,16 @@ static void on_lost(void *ctx)
 	struct run *run = ctx;
 
 	/* Stop writing now; the main thread exits 1, as client-go's users do. */
-	atomic_store(&run->c.abort, true);
+	atomic_store(&run->c->abort, true);
 }
 
 static int elect(struct run *run)
 {
 	struct lease_options lo = {
-	    .cfg = run->c.cfg,
+	    .cfg = run->cfg,
 	    .namespace = run->o.lease_namespace ? run->o.lease_namespace
 	                 : run->o.namespace     ? run->o.namespace
-	                                        : run->c.cfg->namespace,
+	                                        : run->cfg->namespace,
 	    .name = run->o.lease_name,
 	    .identity = run->identity,
 	    .duration_ms = run->o.lease_ms,
@@ -645,10 +614,10 @@ static int elect(struct run *run)
 	    .on_lost = on_lost,
 	    .ctx = run,
 	};
-	int r = lease_create(&lo, &run->c.lease);
+	int r = lease_create(&lo, &run->c->lease);
 
 	if (r == 0)
-		r = lease_start(run->c.lease);
+		r = lease_start(run->c->lease);
 	if (r < 0)
 		log_msg(LOG_ERROR, NULL, "leader election: %s", strerror(-r));
 	return r;
@@ -657,18 +626,15 @@ static int elect(struct run *run)
 static void teardown(struct run *run)
 {
 	stop_workers(run);
-	informers_stop(&run->c);
+	controller_stop(run->c);
 	server_stop(run->metrics);
 	server_stop(run->health);
-	lease_destroy(run->c.lease);
-	informers_destroy(&run->c);
-	kube_recorder_destroy(run->c.recorder);
-	metrics_destroy(run->c.metrics);
-	queue_destroy(run->c.queue);
-	index_destroy(run->c.idx);
-	reconcile_memos_free(&run->c);
-	pthread_mutex_destroy(&run->c.memo_lock);
-	kube_config_destroy(run->c.cfg);
+	if (run->c) {
+		lease_destroy(run->c->lease);
+		run->c->lease = NULL;
+	}
+	controller_destroy(run->c);
+	kube_config_destroy(run->cfg);
 }
 
 static int serve(struct run *run, const sigset_t *sigs)
@@ -683,40 +649,40 @@ static int serve(struct run *run, const sigset_t *sigs)
 			log_msg(LOG_INFO, NULL, "%s: finishing the current Kanary, then stopping",
 			        sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			stop_workers(run);
-			if (run->c.lease)
-				lease_release(run->c.lease);
+			if (run->c->lease)
+				lease_release(run->c->lease);
 			return RUN_OK;
 		}
-		if (run->c.lease && lease_lost(run->c.lease)) {
+		if (run->c->lease && lease_lost(run->c->lease)) {
 			stop_workers(run);
 			return RUN_FAILED;
 		}
 		if (!synced) {
-			synced = informers_synced(&run->c, NULL, 0);
+			synced = watches_synced(run->c, NULL, 0);
 			if (!synced)
 				continue;
 			log_msg(LOG_INFO, NULL, "caches synced");
 			if (run->o.leader_elect && elect(run) < 0)
 				return RUN_FAILED;
 		}
-		if (!working && controller_may_write(&run->c)) {
+		if (!working && controller_may_write(run->c)) {
 			if (start_workers(run) < 0) {
 				log_msg(LOG_ERROR, NULL, "cannot start the workers");
 				return RUN_FAILED;
 			}
 			atomic_store(&run->leading, true);
 			working = true;
-			next_resync = mono_ms() + run->o.resync_ms;
+			next_resync = monotonic_ms() + run->o.resync_ms;
 			log_msg(LOG_INFO, NULL, "working with %d worker(s)", run->o.workers);
 		}
-		if (working && run->o.resync_ms > 0 && mono_ms() >= next_resync) {
+		if (working && run->o.resync_ms > 0 && monotonic_ms() >= next_resync) {
 			resync(run);
-			next_resync = mono_ms() + run->o.resync_ms;
+			next_resync = monotonic_ms() + run->o.resync_ms;
 		}
 	}
 }
 
-int run_main(int argc, char **argv)
+int cmd_run_main(int argc, char **argv)
 {
 	struct run *run;
 	sigset_t sigs;
@@ -743,15 +709,7 @@ int run_main(int argc, char **argv)
 		status = r > 0 ? RUN_OK : RUN_USAGE;
 		goto out_free;
 	}
-	/* Before anything that can fail: teardown() destroys it. */
-	if (pthread_mutex_init(&run->c.memo_lock, NULL) != 0) {
-		fprintf(stderr, "kanary-controller run: out of memory\n");
-		goto out_free;
-	}
-	strmap_init(&run->c.memos, KANARY_MAX_QUEUE_KEYS);
 	run->o.ctl.namespace = run->o.namespace;
-	run->c.o = run->o.ctl;
-	atomic_init(&run->c.abort, false);
 	atomic_init(&run->leading, false);
 	log_set_verbosity(run->o.verbosity);
 
@@ -764,9 +722,9 @@ int run_main(int argc, char **argv)
 
 	if (kube_global_init() < 0) {
 		log_msg(LOG_ERROR, NULL, "cannot initialise libcurl");
-		goto out_memo;
+		goto out_free;
 	}
-	if (setup(run) < 0 || informers_start(&run->c) < 0 || start_servers(run) < 0)
+	if (setup(run) < 0 || controller_start(run->c) < 0 || start_servers(run) < 0)
 		goto out_teardown;
 	log_msg(LOG_INFO, NULL, "kanary-controller %s started as %s", KANARY_VERSION,
 	        run->identity);
@@ -776,8 +734,6 @@ out_teardown:
 	teardown(run);
 	kube_global_cleanup();
 	goto out_free;
-out_memo:
-	pthread_mutex_destroy(&run->c.memo_lock);
 out_free:
 	free(run);
 	return status;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "controller/render_cmd.h"
+/* The offline `kanary-controller render` subcommand: the objects a Kanary would become. */
+#include "controller/cmd_render.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -11,7 +12,8 @@
 #include <json-c/json.h>
 
 #include "common/buf.h"
-#include "common/check.h"
+#include "common/integer.h"
+#include "common/kanary_check.h"
 #include "common/io/input.h"
 #include "common/kerr.h"
 #include "common/limits.h"
@@ -69,12 +71,9 @@ static void render_usage(FILE *out)
 
 static int parse_port(const char *opt, const char *s, int *ret)
 {
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 65535) {
+	if (integer_parse(s, 1, 65535, &v) < 0) {
 		fprintf(stderr, "kanary-controller render: %s: \"%s\" is not a port (1-65535)\n",
 		        opt, s);
 		return -EINVAL;
@@ -166,7 +165,7 @@ static int render_all(struct json_object *docs, const struct catalog *cat,
 	return r;
 }
 
-int render_main(int argc, char **argv)
+int cmd_render_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"filename", required_argument, NULL, 'f'},

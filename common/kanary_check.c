@@ -1,23 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "common/check.h"
+/* Checking one Kanary end to end: parse, default, validate and resolve against the cluster. */
+#include "common/kanary_check.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
+#include "common/json_field.h"
 #include "common/kerr.h"
 
 /* Only v1alpha1 exists; any other version of the group is refused by name. */
 static void check_api_version(const struct json_object *obj, struct kerr_list *errs)
 {
-	struct json_object *v;
-	const char *av;
+	const char *av = json_field_str(obj, "apiVersion");
 
-	if (!json_object_object_get_ex(obj, "apiVersion", &v) ||
-	    !json_object_is_type(v, json_type_string))
+	if (!av)
 		return;
-	av = json_object_get_string(v);
 	if (strcmp(av, KANARY_API_VERSION) != 0)
 		kerr_invalid_str(errs, "apiVersion", av, "supported values: \"%s\"",
 		                 KANARY_API_VERSION);

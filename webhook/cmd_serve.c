@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "webhook/serve.h"
+/* The `kanary-webhook serve` subcommand: flags, wiring and signals of the admission server. */
+#include "webhook/cmd_serve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +15,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/bind_address.h"
+#include "common/duration.h"
+#include "common/integer.h"
+#include "common/io/log_kube.h"
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/limits.h"
@@ -28,9 +33,6 @@ enum serve_exit {
 	SERVE_FAILED = 1,
 	SERVE_USAGE = 2,
 };
-
-/* Longest duration any flag takes: a day. */
-#define MAX_DURATION_MS (24L * 3600 * 1000)
 
 struct serve_flags {
 	const char *kubeconfig;
@@ -95,103 +97,23 @@ static void serve_usage(FILE *out)
 	    "                                 line per admission request\n"
 	    "  -h, --help                     show this help\n"
 	    "\n"
-	    "DURATION is a number with a unit: 500ms, 2s, 1m, 1h (a bare number is seconds).\n"
+	    "DURATION is a whole number with one unit: 500ms, 2s, 1m, 1h (at most 24h).\n"
 	    "Logs go to standard error, one line each: time (UTC), level, message.\n");
 }
 
-/* "500ms", "2s", "1m", "1h", or a bare number of seconds; 0 < d <= MAX_DURATION_MS. */
+/* A duration flag above zero (common/duration.h). */
 static int parse_duration(const char *s, long *ret_ms)
 {
-	static const struct {
-		const char *unit;
-		long ms;
-	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"", 1000}};
-	char *end;
-	long v;
+	long ms;
+	int r;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || v <= 0)
+	r = duration_parse(s, KANARY_MAX_FLAG_DURATION_MS, &ms);
+	if (r < 0)
+		return r;
+	if (ms == 0)
 		return -EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) == 0) {
-			if (v > MAX_DURATION_MS / units[i].ms)
-				return -ERANGE;
-			*ret_ms = v * units[i].ms;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-static int parse_long(const char *s, long min, long max, long *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -EINVAL;
-	*ret = v;
+	*ret_ms = ms;
 	return 0;
-}
-
-/* An IPv4 or IPv6 literal and a port into *ret. */
-static int make_addr(const char *host, long port, struct sockaddr_storage *ret, socklen_t *ret_len)
-{
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ret;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ret;
-
-	memset(ret, 0, sizeof(*ret));
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*ret_len = sizeof(*in4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*ret_len = sizeof(*in6);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* "HOST:PORT", ":PORT" (every IPv4 address) or "[IPv6]:PORT". */
-static int parse_host_port(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len)
-{
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *colon;
-	size_t n;
-	long port;
-
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		n = (size_t)(close - s - 1);
-		if (n == 0 || n >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, s + 1, n);
-		host[n] = '\0';
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -EINVAL;
-		n = (size_t)(colon - s);
-		if (n >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, s, n);
-		host[n] = '\0';
-		if (n == 0)
-			snprintf(host, sizeof(host), "0.0.0.0");
-	}
-	if (parse_long(colon + 1, 0, 65535, &port) < 0)
-		return -EINVAL;
-	return make_addr(host, port, ret, ret_len);
 }
 
 /* Returns SERVE_OK to go on, or the exit status (help shown: SERVE_OK with *ret_exit). */
@@ -255,16 +177,16 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			f->bind_address = optarg;
 			break;
 		case OPT_PORT:
-			r = parse_long(optarg, 0, 65535, &f->secure_port);
+			r = integer_parse(optarg, 0, 65535, &f->secure_port);
 			break;
 		case OPT_HEALTH:
 			f->health_address = optarg;
 			break;
 		case OPT_THREADS:
-			r = parse_long(optarg, 1, 64, &f->threads);
+			r = integer_parse(optarg, 1, 64, &f->threads);
 			break;
 		case OPT_MAXCONN:
-			r = parse_long(optarg, 1, 65536, &f->max_connections);
+			r = integer_parse(optarg, 1, 65536, &f->max_connections);
 			break;
 		case OPT_CONNTIMEOUT:
 			r = parse_duration(optarg, &f->connection_timeout_ms);
@@ -279,7 +201,7 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			r = parse_duration(optarg, &f->shutdown_grace_ms);
 			break;
 		case OPT_V:
-			r = parse_long(optarg, 0, 10, &f->verbosity);
+			r = integer_parse(optarg, 0, 10, &f->verbosity);
 			break;
 		case 'h':
 			serve_usage(stdout);
@@ -333,7 +255,7 @@ static int wait_for_stop(const sigset_t *set)
 	return sig;
 }
 
-int serve_main(int argc, char **argv)
+int cmd_serve_main(int argc, char **argv)
 {
 	struct serve_flags f = {
 	    .bind_address = "0.0.0.0",
@@ -346,8 +268,7 @@ int serve_main(int argc, char **argv)
 	    .reload_interval_ms = 1000,
 	    .shutdown_grace_ms = 25 * 1000,
 	};
-	struct sockaddr_storage tls_addr, health_addr;
-	socklen_t tls_len = 0, health_len = 0;
+	struct bind_address tls_addr, health_addr;
 	struct kube_config_err kerr = {{0}};
 	struct kube_config *cfg = NULL;
 	struct metrics *metrics = NULL;
@@ -363,13 +284,13 @@ int serve_main(int argc, char **argv)
 	status = parse_flags(argc, argv, &f, &done);
 	if (status != SERVE_OK || done)
 		return status;
-	if (make_addr(f.bind_address, f.secure_port, &tls_addr, &tls_len) < 0) {
+	if (bind_address_from_host(f.bind_address, f.secure_port, &tls_addr) < 0) {
 		fprintf(stderr,
 		        "kanary-webhook serve: --bind-address \"%s\" is not an IP address\n",
 		        f.bind_address);
 		return SERVE_USAGE;
 	}
-	if (parse_host_port(f.health_address, &health_addr, &health_len) < 0) {
+	if (bind_address_parse(f.health_address, &health_addr) < 0) {
 		fprintf(
 		    stderr,
 		    "kanary-webhook serve: --health-probe-bind-address \"%s\" is not HOST:PORT\n",
@@ -443,10 +364,10 @@ int serve_main(int argc, char **argv)
 	}
 	{
 		const struct server_options so = {
-		    .tls_addr = (const struct sockaddr *)&tls_addr,
-		    .tls_addr_len = tls_len,
-		    .health_addr = (const struct sockaddr *)&health_addr,
-		    .health_addr_len = health_len,
+		    .tls_addr = (const struct sockaddr *)&tls_addr.addr,
+		    .tls_addr_len = tls_addr.len,
+		    .health_addr = (const struct sockaddr *)&health_addr.addr,
+		    .health_addr_len = health_addr.len,
 		    .threads = (unsigned)f.threads,
 		    .max_connections = (unsigned)f.max_connections,
 		    .connection_timeout_s = timeout_s,
@@ -465,8 +386,8 @@ int serve_main(int argc, char **argv)
 		log_msg(LOG_ERROR, NULL, "cannot start the certificate reloader: %s", strerror(-r));
 		goto out_server;
 	}
-	print_addr(&tls_addr, server_tls_port(server), tls_text, sizeof(tls_text));
-	print_addr(&health_addr, server_health_port(server), health_text, sizeof(health_text));
+	print_addr(&tls_addr.addr, server_tls_port(server), tls_text, sizeof(tls_text));
+	print_addr(&health_addr.addr, server_health_port(server), health_text, sizeof(health_text));
 	log_msg(LOG_INFO, NULL,
 	        "kanary-webhook %s serving /validate and /mutate on https://%s (%ld threads), "
 	        "/healthz, /readyz and /metrics on http://%s; API server %s",

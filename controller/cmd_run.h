@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#ifndef KANARY_CONTROLLER_RUN_H
-#define KANARY_CONTROLLER_RUN_H
+/* The `kanary-controller run` subcommand: flags, election, workers, probes and signals. */
+#ifndef KANARY_CONTROLLER_CMD_RUN_H
+#define KANARY_CONTROLLER_CMD_RUN_H
 
 /*
  * `kanary-controller run`: the controller daemon. Returns the exit status:
  * 0 after SIGTERM or SIGINT (current item finished, lease released), 1 when
  * leadership was lost or the daemon could not start, 2 for bad options.
  */
-int run_main(int argc, char **argv);
+int cmd_run_main(int argc, char **argv);
 
 #endif

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "controller/strmap.h"
+/* A hash map from strings to pointers, with a ceiling on its entries. */
+#include "common/string_map.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define STRMAP_MIN_BUCKETS 16
+#define STRING_MAP_MIN_BUCKETS 16
 
-void strmap_init(struct strmap *m, size_t max)
+void string_map_init(struct string_map *m, size_t max)
 {
 	m->buckets = NULL;
 	m->n_buckets = 0;
@@ -15,13 +16,13 @@ void strmap_init(struct strmap *m, size_t max)
 	m->max = max;
 }
 
-void strmap_finish(struct strmap *m, void (*free_value)(void *value))
+void string_map_finish(struct string_map *m, void (*free_value)(void *value))
 {
 	for (size_t i = 0; i < m->n_buckets; i++) {
-		struct strmap_entry *e = m->buckets[i];
+		struct string_map_entry *e = m->buckets[i];
 
 		while (e) {
-			struct strmap_entry *next = e->next;
+			struct string_map_entry *next = e->next;
 
 			if (free_value && e->value)
 				free_value(e->value);
@@ -47,9 +48,9 @@ static size_t hash_str(const char *s)
 	return h;
 }
 
-static struct strmap_entry **find_slot(const struct strmap *m, const char *key, size_t h)
+static struct string_map_entry **find_slot(const struct string_map *m, const char *key, size_t h)
 {
-	struct strmap_entry **p;
+	struct string_map_entry **p;
 
 	if (m->n_buckets == 0)
 		return NULL;
@@ -60,22 +61,22 @@ static struct strmap_entry **find_slot(const struct strmap *m, const char *key, 
 }
 
 /* Doubles the buckets when the load passes 3/4; a failed grow keeps the old table. */
-static int grow(struct strmap *m)
+static int grow(struct string_map *m)
 {
-	struct strmap_entry **nb;
+	struct string_map_entry **nb;
 	size_t n;
 
 	if (m->n_buckets && m->size < m->n_buckets / 4 * 3)
 		return 0;
-	n = m->n_buckets ? m->n_buckets * 2 : STRMAP_MIN_BUCKETS;
+	n = m->n_buckets ? m->n_buckets * 2 : STRING_MAP_MIN_BUCKETS;
 	nb = calloc(n, sizeof(*nb));
 	if (!nb)
 		return m->n_buckets ? 0 : -ENOMEM;
 	for (size_t i = 0; i < m->n_buckets; i++) {
-		struct strmap_entry *e = m->buckets[i];
+		struct string_map_entry *e = m->buckets[i];
 
 		while (e) {
-			struct strmap_entry *next = e->next;
+			struct string_map_entry *next = e->next;
 
 			e->next = nb[e->hash & (n - 1)];
 			nb[e->hash & (n - 1)] = e;
@@ -88,9 +89,9 @@ static int grow(struct strmap *m)
 	return 0;
 }
 
-int strmap_put(struct strmap *m, const char *key, void *value, void **ret_old)
+int string_map_put(struct string_map *m, const char *key, void *value, void **ret_old)
 {
-	struct strmap_entry **p, *e;
+	struct string_map_entry **p, *e;
 	size_t h, len;
 	int r;
 
@@ -122,22 +123,22 @@ int strmap_put(struct strmap *m, const char *key, void *value, void **ret_old)
 	return 0;
 }
 
-void *strmap_get(const struct strmap *m, const char *key)
+void *string_map_get(const struct string_map *m, const char *key)
 {
-	struct strmap_entry **p = key ? find_slot(m, key, hash_str(key)) : NULL;
+	struct string_map_entry **p = key ? find_slot(m, key, hash_str(key)) : NULL;
 
 	return p ? (*p)->value : NULL;
 }
 
-bool strmap_contains(const struct strmap *m, const char *key)
+bool string_map_contains(const struct string_map *m, const char *key)
 {
 	return key && find_slot(m, key, hash_str(key)) != NULL;
 }
 
-int strmap_remove(struct strmap *m, const char *key, void **ret_value)
+int string_map_remove(struct string_map *m, const char *key, void **ret_value)
 {
-	struct strmap_entry **p = key ? find_slot(m, key, hash_str(key)) : NULL;
-	struct strmap_entry *e;
+	struct string_map_entry **p = key ? find_slot(m, key, hash_str(key)) : NULL;
+	struct string_map_entry *e;
 
 	if (!p)
 		return -ENOENT;
@@ -150,16 +151,16 @@ int strmap_remove(struct strmap *m, const char *key, void **ret_value)
 	return 0;
 }
 
-size_t strmap_size(const struct strmap *m)
+size_t string_map_size(const struct string_map *m)
 {
 	return m->size;
 }
 
-int strmap_foreach(const struct strmap *m, int (*fn)(void *ctx, const char *key, void *value),
-                   void *ctx)
+int string_map_foreach(const struct string_map *m,
+                       int (*fn)(void *ctx, const char *key, void *value), void *ctx)
 {
 	for (size_t i = 0; i < m->n_buckets; i++)
-		for (struct strmap_entry *e = m->buckets[i]; e; e = e->next) {
+		for (struct string_map_entry *e = m->buckets[i]; e; e = e->next) {
 			int r = fn(ctx, e->key, e->value);
 
 			if (r)

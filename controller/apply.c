@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Applying one child of a Kanary: look it up, decide whether it needs a write, apply it. */
+#include "controller/apply.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/io/log.h"
+#include "common/json_field.h"
+#include "common/kanary.h"
+#include "common/render.h"
+#include "controller/controller.h"
+
+/*
+ * What sets one kind apart; a NULL hook does the common thing. Each takes
+ * the run, so what a hook learns goes where reconcile reads it.
+ */
+struct child_hooks {
+	/* The cached object (NULL when absent), before anything is decided. */
+	void (*seen)(struct apply_run *run, const struct json_object *live);
+	/* It exists without our controller reference: apply_child's result. */
+	int (*foreign)(struct apply_run *run, const char *name);
+	/* The server refused an object not ours yet (-EBUSY): apply_child's result. */
+	int (*refused)(struct apply_run *run, const char *name);
+	/* Applied; runs before the memo records the write (it reads the last one). */
+	void (*applied)(struct apply_run *run, struct child_memo *m, const char *name,
+	                const struct json_object *live, const char *live_rv,
+	                struct json_object *got);
+};
+
+struct child_kind {
+	struct child_def def;
+	struct child_hooks hooks;
+};
+
+static void copy_str(char *out, size_t size, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	/* Every field copied here has a ceiling below size; a longer one is dropped, not cut. */
+	if (n >= size)
+		n = 0;
+	if (n)
+		memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+static const char *resource_version(const struct json_object *o)
+{
+	const char *rv = json_field_str_path(o, JSON_FIELD_PATH("metadata", "resourceVersion"));
+
+	return rv ? rv : "";
+}
+
+/* ---- the Deployment: the freshest view, and whether its configuration rolled ---- */
+
+static void deployment_seen(struct apply_run *run, const struct json_object *live)
+{
+	/* The freshest view of the Deployment, for the rollout state and the GC. */
+	json_object_put(run->deployment);
+	run->deployment = live ? json_object_get((struct json_object *)live) : NULL;
+}
+
+static void deployment_applied(struct apply_run *run, struct child_memo *m, const char *name,
+                               const struct json_object *live, const char *live_rv,
+                               struct json_object *got)
+{
+	const char *before = NULL;
+
+	/* The hash HAProxy ran before: the cache's, or our own write the cache has not seen. */
+	if (live && strcmp(live_rv, m->rv_before) == 0 && m->hash[0] && strcmp(m->name, name) == 0)
+		before = m->hash;
+	else if (live)
+		before = apply_template_hash(live);
+	if (before && strcmp(before, run->hash) != 0) {
+		run->rolled = true;
+		copy_str(run->rolled_from, sizeof(run->rolled_from), before);
+	}
+	copy_str(m->hash, sizeof(m->hash), run->hash);
+	json_object_put(run->deployment);
+	run->deployment = json_object_get(got);
+}
+
+/* ---- the destination Service: never taken from another owner ---- */
+
+static int service_foreign(struct apply_run *run, const char *name)
+{
+	snprintf(run->conflict, sizeof(run->conflict),
+	         "Service %s exists and is not owned by this Kanary; it is left "
+	         "alone until it is deleted or handed over",
+	         name);
+	return 0;
+}
+
+static int service_refused(struct apply_run *run, const char *name)
+{
+	snprintf(run->conflict, sizeof(run->conflict),
+	         "Service %s exists and is managed by someone else; it is left alone", name);
+	return 0;
+}
+
+static const struct child_kind kinds[CHILD_N] = {
+    [CHILD_CONFIGMAP] = {{"ConfigMap", "", "v1", "configmaps"}, {0}},
+    [CHILD_DEPLOYMENT] = {{"Deployment", "apps", "v1", "deployments"},
+                          {.seen = deployment_seen, .applied = deployment_applied}},
+    [CHILD_PDB] = {{"PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets"}, {0}},
+    [CHILD_SERVICE] = {{"Service", "", "v1", "services"},
+                       {.foreign = service_foreign, .refused = service_refused}},
+};
+
+const struct child_def *apply_child_def(enum child i)
+{
+	return &kinds[i].def;
+}
+
+bool apply_child_kind(const char *kind, enum child *ret)
+{
+	for (size_t i = 0; kind && i < CHILD_N; i++)
+		if (strcmp(kind, kinds[i].def.kind) == 0) {
+			*ret = (enum child)i;
+			return true;
+		}
+	return false;
+}
+
+void apply_run_init(struct apply_run *run)
+{
+	run->deployment = NULL;
+	run->conflict[0] = '\0';
+	run->rolled = false;
+	run->rolled_from[0] = '\0';
+	run->retry_after_s = 0;
+}
+
+void apply_run_finish(struct apply_run *run)
+{
+	json_object_put(run->deployment);
+	run->deployment = NULL;
+}
+
+bool apply_controlled_by(const struct json_object *obj, const char *uid)
+{
+	struct json_object *refs;
+
+	if (!uid || !json_object_object_get_ex(obj, "metadata", &refs) ||
+	    !json_object_object_get_ex(refs, "ownerReferences", &refs) ||
+	    !json_object_is_type(refs, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(refs); i++) {
+		const struct json_object *ref = json_object_array_get_idx(refs, i);
+		const char *ref_uid = json_field_str(ref, "uid");
+		const char *ref_kind = json_field_str(ref, "kind");
+		struct json_object *ctl;
+
+		if (ref_uid && strcmp(ref_uid, uid) == 0 && ref_kind &&
+		    strcmp(ref_kind, KANARY_KIND) == 0 &&
+		    json_object_object_get_ex(ref, "controller", &ctl) &&
+		    json_object_get_boolean(ctl))
+			return true;
+	}
+	return false;
+}
+
+const char *apply_template_hash(const struct json_object *dep)
+{
+	return json_field_str_path(dep, JSON_FIELD_PATH("spec", "template", "metadata",
+	                                                "annotations", CONTROLLER_HASH_ANNOTATION));
+}
+
+/*
+ * True when every field of want is in have with the same value (arrays: the
+ * same length, item by item). The API server adds defaults but keeps what we
+ * set, so an object that passed our apply is a superset of it; a false "no"
+ * only costs an apply that changes nothing.
+ */
+static bool subset(const struct json_object *want, const struct json_object *have)
+{
+	if (!have)
+		return false;
+	switch (json_object_get_type(want)) {
+	case json_type_object:
+		if (!json_object_is_type(have, json_type_object))
+			return false;
+		json_object_object_foreach((struct json_object *)want, k, v)
+		{
+			struct json_object *hv;
+
+			if (!json_object_object_get_ex(have, k, &hv) || !subset(v, hv))
+				return false;
+		}
+		return true;
+	case json_type_array:
+		if (!json_object_is_type(have, json_type_array) ||
+		    json_object_array_length(want) != json_object_array_length(have))
+			return false;
+		for (size_t i = 0; i < json_object_array_length(want); i++)
+			if (!subset(json_object_array_get_idx(want, i),
+			            json_object_array_get_idx(have, i)))
+				return false;
+		return true;
+	case json_type_int:
+		return json_object_is_type(have, json_type_int) &&
+		       json_object_get_int64(want) == json_object_get_int64(have);
+	case json_type_string:
+		return json_object_is_type(have, json_type_string) &&
+		       strcmp(json_object_get_string((struct json_object *)want),
+		              json_object_get_string((struct json_object *)have)) == 0;
+	case json_type_boolean:
+		return json_object_is_type(have, json_type_boolean) &&
+		       json_object_get_boolean(want) == json_object_get_boolean(have);
+	case json_type_double:
+		return json_object_is_type(have, json_type_double) &&
+		       json_object_get_double(want) == json_object_get_double(have);
+	case json_type_null:
+		return json_object_is_type(have, json_type_null);
+	}
+	return false;
+}
+
+static int digest_of(const struct json_object *obj, char out[65])
+{
+	const char *s =
+	    json_object_to_json_string_ext((struct json_object *)obj, JSON_C_TO_STRING_PLAIN);
+
+	if (!s)
+		return -ENOMEM;
+	return render_hash(s, strlen(s), out);
+}
+
+/* ---- the three steps ---- */
+
+/*
+ * The cached child name of kind i, and whether it is ours. Ownership: *ret_live
+ * (NULL when absent) is the caller's.
+ */
+static int lookup(struct apply_run *run, enum child i, const char *name,
+                  struct json_object **ret_live, bool *ret_owned)
+{
+	const struct child_hooks *h = &kinds[i].hooks;
+	struct json_object *live = NULL;
+	int r;
+
+	r = run->io->lookup(run->io->ctx, i, run->ns, name, &live);
+	if (r < 0)
+		return r;
+	if (h->seen)
+		h->seen(run, live);
+	*ret_owned = live && apply_controlled_by(live, run->uid);
+	*ret_live = live;
+	return 0;
+}
+
+/* False when the cluster has want already: our own write (seen by the cache or not), or more. */
+static bool needs_apply(const struct child_memo *m, const char *name, const char *digest,
+                        const struct json_object *live, const char *live_rv,
+                        const struct json_object *want)
+{
+	if (strcmp(m->name, name) == 0 && strcmp(m->digest, digest) == 0 &&
+	    (strcmp(live_rv, m->rv_before) == 0 || strcmp(live_rv, m->rv_after) == 0))
+		return false;
+	return !(live && subset(want, live));
+}
+
+/* Writes want and remembers the write in the child's memo. */
+static int write_child(struct apply_run *run, enum child i, const char *name,
+                       struct json_object *want, const struct json_object *live, bool owned,
+                       const char *digest)
+{
+	const struct child_kind *k = &kinds[i];
+	struct child_memo *m = &run->memo[i];
+	const char *live_rv = live ? resource_version(live) : "";
+	struct apply_failure fail = {0, "", ""};
+	struct json_object *got = NULL;
+	int r;
+
+	if (!run->io->may_write(run->io->ctx))
+		return -ECANCELED;
+	/*
+	 * force takes back fields someone else changed on our own objects; an
+	 * object we do not know yet is created without it, so one that appeared
+	 * meanwhile under someone else conflicts instead of being taken over.
+	 */
+	r = run->io->apply(run->io->ctx, i, run->ns, name, want, owned, &got, &fail);
+	if (r == -EBUSY && !owned && k->hooks.refused) {
+		r = k->hooks.refused(run, name);
+		goto out;
+	}
+	if (r < 0) {
+		run->retry_after_s = fail.retry_after_s;
+		log_msg(LOG_WARNING, run->key, "apply %s %s: %s (%s); will retry", k->def.kind,
+		        name, fail.reason, fail.message);
+		goto out;
+	}
+	log_msg(LOG_DEBUG, run->key, "applied %s %s", k->def.kind, name);
+	if (k->hooks.applied)
+		k->hooks.applied(run, m, name, live, live_rv, got);
+	copy_str(m->name, sizeof(m->name), name);
+	memcpy(m->digest, digest, sizeof(m->digest));
+	copy_str(m->rv_before, sizeof(m->rv_before), live_rv);
+	copy_str(m->rv_after, sizeof(m->rv_after), resource_version(got));
+out:
+	json_object_put(got);
+	return r;
+}
+
+int apply_child(struct apply_run *run, enum child i, struct json_object *want)
+{
+	const struct child_kind *k = &kinds[i];
+	const char *name = json_field_str_path(want, JSON_FIELD_PATH("metadata", "name"));
+	struct json_object *live = NULL;
+	char digest[65];
+	bool owned;
+	int r;
+
+	if (!name)
+		return -EINVAL;
+	r = lookup(run, i, name, &live, &owned);
+	if (r < 0)
+		return r;
+	if (live && !owned) {
+		if (k->hooks.foreign) {
+			r = k->hooks.foreign(run, name);
+		} else {
+			/* An orphan of an earlier Kanary of this name, say; the garbage collector takes it. */
+			log_msg(LOG_WARNING, run->key,
+			        "%s %s exists and is not controlled by this Kanary; retrying later",
+			        k->def.kind, name);
+			r = -EEXIST;
+		}
+		goto out;
+	}
+	r = digest_of(want, digest);
+	if (r == 0 && needs_apply(&run->memo[i], name, digest, live,
+	                          live ? resource_version(live) : "", want))
+		r = write_child(run, i, name, want, live, owned, digest);
+out:
+	json_object_put(live);
+	return r;
+}

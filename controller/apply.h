@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Applying one child of a Kanary: look it up, decide whether it needs a write, apply it. */
+#ifndef KANARY_CONTROLLER_APPLY_H
+#define KANARY_CONTROLLER_APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/limits.h"
+
+struct json_object;
+
+/* The kinds of children a Kanary has. */
+enum child {
+	CHILD_CONFIGMAP = 0,
+	CHILD_DEPLOYMENT,
+	CHILD_PDB,
+	CHILD_SERVICE,
+	CHILD_N,
+};
+
+/* Where a kind of child lives in the API. */
+struct child_def {
+	const char *kind;
+	const char *group;
+	const char *version;
+	const char *resource;
+};
+
+const struct child_def *apply_child_def(enum child i);
+/* The child kind named kind ("Deployment", ...); false for any other. */
+bool apply_child_kind(const char *kind, enum child *ret);
+
+#define APPLY_RV_SIZE (KANARY_MAX_RESOURCE_VERSION + 1)
+
+/*
+ * What this process last wrote for one child, kept between reconciles. The
+ * object at the "before" version is our write not yet seen by the cache; at
+ * the "after" version it is our write. resourceVersions are only compared
+ * for equality.
+ */
+struct child_memo {
+	char name[KANARY_MAX_NAME + 1];
+	char digest[65];
+	char rv_before[APPLY_RV_SIZE];
+	char rv_after[APPLY_RV_SIZE];
+	char hash[65]; /* the Deployment's: the config hash its template carries */
+};
+
+/* Why a write failed, for the log and the retry. */
+struct apply_failure {
+	int retry_after_s;  /* the server's Retry-After, or 0 */
+	const char *reason; /* "Conflict", "Transport", ... (static text) */
+	char message[KANARY_MAX_KUBE_MESSAGE];
+};
+
+/* How apply_child reaches the cluster; the tests put fabricated objects behind it. */
+struct apply_io {
+	/*
+	 * The cached child ns/name of kind i. Returns 0 with *ret NULL when absent.
+	 * Ownership: *ret is the caller's.
+	 */
+	int (*lookup)(void *ctx, enum child i, const char *ns, const char *name,
+	              struct json_object **ret);
+	/* True while this process may write. */
+	bool (*may_write)(void *ctx);
+	/*
+	 * Server-side applies want (borrowed) as ns/name, taking back fields others
+	 * changed when force. -EBUSY for a conflict with another field manager; any
+	 * failure fills *ret_fail. Ownership: *ret_got, the server's answer, is the
+	 * caller's.
+	 */
+	int (*apply)(void *ctx, enum child i, const char *ns, const char *name,
+	             struct json_object *want, bool force, struct json_object **ret_got,
+	             struct apply_failure *ret_fail);
+	void *ctx;
+};
+
+/* One reconcile's children: what apply_child needs, and what it found out. */
+struct apply_run {
+	/* Set by the caller. */
+	const char *key;         /* the Kanary's "namespace/name", for the log */
+	const char *ns;          /* the Kanary's namespace, also its children's */
+	const char *uid;         /* the Kanary's: its controller reference makes a child ours */
+	const char *hash;        /* the configuration hash being applied */
+	struct child_memo *memo; /* CHILD_N entries, the caller's, kept between reconciles */
+	const struct apply_io *io;
+
+	/* Written by apply_child. */
+	struct json_object *deployment; /* freshest known: our apply's answer, else the cache's */
+	char conflict[KANARY_MAX_STATUS_MESSAGE]; /* the destination Service is someone else's */
+	bool rolled;                              /* the Deployment's config hash changed */
+	char rolled_from[65];                     /* ... from this one */
+	int retry_after_s;                        /* a failed apply's Retry-After */
+};
+
+/* Zeroes run's outputs. */
+void apply_run_init(struct apply_run *run);
+/* Drops run->deployment. */
+void apply_run_finish(struct apply_run *run);
+
+/*
+ * Server-side applies the child want (kind i, borrowed) when it differs from
+ * what the cluster has: looks it up in the cache, skips it when it is our
+ * own write or already holds every field of want, applies it otherwise.
+ * A child that exists without our controller reference is never taken: the
+ * destination Service is then reported in run->conflict (0), any other kind
+ * is retried later (-EEXIST). -ECANCELED when a write is needed but this
+ * process may not write; another negative errno from the cluster, to retry.
+ */
+int apply_child(struct apply_run *run, enum child i, struct json_object *want);
+
+/* True when obj has a controller ownerReference to the Kanary with this uid. */
+bool apply_controlled_by(const struct json_object *obj, const char *uid);
+
+/* The config hash a Deployment's pod template carries; NULL when none. Borrowed. */
+const char *apply_template_hash(const struct json_object *dep);
+
+#endif

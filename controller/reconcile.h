@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One reconcile of one Kanary: check, render, apply the children, collect garbage, write status. */
+#ifndef KANARY_CONTROLLER_RECONCILE_H
+#define KANARY_CONTROLLER_RECONCILE_H
+
+#include "controller/controller.h"
+
+struct kube_client;
+
+/*
+ * How often a Kanary whose rollout is not done is looked at again: the pods
+ * change (an image pull fails, a probe passes) without any object the
+ * controller watches changing.
+ */
+#define RECONCILE_ROLLOUT_RECHECK_MS 5000L
+
+struct reconcile_outcome {
+	int retry_after_s; /* the server's Retry-After of a failed call, or 0 */
+	long recheck_ms;   /* above 0: reconcile again after this long, even if nothing changes */
+};
+
+/*
+ * Brings the children and status of the Kanary "namespace/name" in line
+ * with its spec and the cluster (level-triggered: no event type). Returns 0
+ * when done (also for a spec that cannot be served: that is a condition,
+ * not a retry), or a negative errno to retry with backoff. *ret_outcome is
+ * always written: a failure's Retry-After, and after a success whether to
+ * look again (RECONCILE_ROLLOUT_RECHECK_MS while the rollout is pending).
+ */
+int reconcile(struct controller *c, struct kube_client *kc, const char *key,
+              struct reconcile_outcome *ret_outcome);
+
+/*
+ * What reconcile remembers per Kanary key between runs (what it last wrote),
+ * behind a lock of its own; only reconcile reads or changes it. Ownership:
+ * *ret is the caller's, freed with reconcile_memos_destroy (NULL does nothing).
+ */
+int reconcile_memos_create(struct reconcile_memos **ret);
+void reconcile_memos_destroy(struct reconcile_memos *m);
+
+#endif

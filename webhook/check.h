@@ -1,8 +1,0 @@
-/* SPDX-License-Identifier: Apache-2.0 */
-#ifndef KANARY_WEBHOOK_CHECK_H
-#define KANARY_WEBHOOK_CHECK_H
-
-/* `kanary-webhook check [-f FILE]...`: DESIGN §7. Returns the exit status. */
-int check_main(int argc, char **argv);
-
-#endif
