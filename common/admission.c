@@ -352,7 +352,8 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 	tok = json_tokener_new_ex(KANARY_MAX_DEPTH);
 	if (!tok)
 		return -ENOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	/* RFC 8259: JSON is UTF-8; a string that is not must never be echoed into an answer. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	review = json_tokener_parse_ex(tok, body, (int)len);
 	if (json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
@@ -360,7 +361,9 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 		errmsg_format(ret_err, err_size, "body is not one JSON object: %s",
 		              e == json_tokener_success    ? "data after the object"
 		              : e == json_tokener_continue ? "the body ends before the object does"
-		                                           : json_tokener_error_desc(e));
+		              : e == json_tokener_error_parse_utf8_string
+		                  ? "a string is not valid UTF-8 (RFC 8259)"
+		                  : json_tokener_error_desc(e));
 		json_tokener_free(tok);
 		json_object_put(review);
 		return -EINVAL;
