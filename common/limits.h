@@ -90,8 +90,8 @@
 #define KANARY_MAX_LOG_LINE 8192
 /* Certificates in one serving chain file (leaf and intermediates). */
 #define KANARY_MAX_CERT_CHAIN 8
-/* Replaced certificate pairs kept alive for handshakes that may still use them. */
-#define KANARY_MAX_RETIRED_CERTS 16
+/* The webhook's GnuTLS priority string, built from --tls-min-version and --tls-cipher-suites. */
+#define KANARY_MAX_TLS_PRIORITIES 512
 /* EndpointSlices of one Service looked up for one admission request. */
 #define KANARY_MAX_SERVICE_SLICES 1024
 /* Idle API clients kept for the live lookups on a cache miss. */
