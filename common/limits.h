@@ -61,9 +61,8 @@
 #define KANARY_MAX_RESOURCE_VERSION 256
 #define KANARY_MAX_CONTINUE         (16u * 1024)
 #define KANARY_MAX_SELECTOR         1024
-/* Items gathered over every page of one LIST, and objects held by one informer. */
-#define KANARY_MAX_LIST_ITEMS       (1024u * 1024)
-#define KANARY_MAX_INFORMER_OBJECTS (1024u * 1024)
+/* Items gathered over every page of one kube_list (informers decode page by page: no ceiling). */
+#define KANARY_MAX_LIST_ITEMS (1024u * 1024)
 /* Distinct Events the recorder remembers for aggregation (client-go: 4096). */
 #define KANARY_MAX_EVENT_CACHE 4096
 
