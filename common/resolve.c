@@ -199,7 +199,11 @@ static bool is_tcp(const struct json_object *port)
 	return !p || strcmp(p, "TCP") == 0;
 }
 
-/* Finds the Service port the route names; borrowed, or NULL. */
+/*
+ * Finds the Service port the route names; borrowed, or NULL. A port without a
+ * number in 1..65535 (the API server never stores one; a hand-written input
+ * may hold one) is no port: nothing could be defaulted or rendered from it.
+ */
 static const struct json_object *find_service_port(const struct json_object *svc,
                                                    const struct kanary_port_ref *ref)
 {
@@ -212,11 +216,12 @@ static const struct json_object *find_service_port(const struct json_object *svc
 		return NULL;
 	for (size_t i = 0; i < json_object_array_length(ports); i++) {
 		const struct json_object *p = json_object_array_get_idx(ports, i);
-		if (!json_object_is_type(p, json_type_object) || !is_tcp(p))
+		if (!json_object_is_type(p, json_type_object) || !is_tcp(p) ||
+		    !json_field_int(p, "port", &num) || num < 1 || num > 65535)
 			continue;
 		if (ref->is_name && strcmp(port_name_of(p), ref->name) == 0)
 			return p;
-		if (!ref->is_name && json_field_int(p, "port", &num) && num == ref->number)
+		if (!ref->is_name && num == ref->number)
 			return p;
 	}
 	return NULL;
