@@ -7,7 +7,8 @@
  * tests/fuzz/cluster.yaml standing in for the cache (a Kanary named
  * "lookup-fails" makes the lookup fail, as an unreachable API server does).
  * Checked:
- * - the result is 0 (200), -EINVAL (400, with a message) or -EIO (500);
+ * - the result is 0 (200), -EINVAL (400, with a message) or -EIO (500); a
+ *   body that is not UTF-8 gets 400;
  * - a 200 answer is one strict JSON object (UTF-8 validated) holding an
  *   AdmissionReview response with the request's uid and allowed, and a
  *   denial (only from /validate) carries a 422 status with causes;
@@ -188,6 +189,9 @@ static struct json_object *handle(const char *body, size_t len, enum admission_o
 	r = admission_handle(body, len, op, &lookup, &text, &text_len, &out, err, sizeof(err));
 	FUZZ_CHECK(r == 0 || r == -EINVAL || r == -EIO, "admission_handle: %d", r);
 	FUZZ_CHECK(memchr(err, '\0', sizeof(err)), "unterminated message");
+	/* RFC 8259: JSON is UTF-8; a body that is not is refused with 400. */
+	FUZZ_CHECK(r == -EINVAL || utf8_valid((const unsigned char *)body, len),
+	           "a body that is not UTF-8 answered with %d", r);
 	if (r < 0) {
 		FUZZ_CHECK(err[0], "an error answer without a message");
 		FUZZ_CHECK(r != -EIO || out.verdict == ADMISSION_LOOKUP_FAILED, "500 verdict %d",
@@ -196,17 +200,8 @@ static struct json_object *handle(const char *body, size_t len, enum admission_o
 	}
 	FUZZ_CHECK(text && strlen(text) == text_len, "answer length");
 	FUZZ_CHECK(out.verdict != ADMISSION_LOOKUP_FAILED, "200 with a failed lookup");
-	/*
-	 * RFC 8259 JSON is UTF-8. A body that is not is for the webhook to refuse
-	 * with 400; its answer is checked once that refusal is in admission_handle.
-	 */
-	if (utf8_valid((const unsigned char *)body, len))
-		answer = parse_answer(text, text_len);
-	else
-		answer = json_tokener_parse(text);
+	answer = parse_answer(text, text_len);
 	free(text);
-	if (!answer)
-		return NULL;
 	resp = json_field_get(answer, "response");
 	FUZZ_CHECK(json_object_is_type(resp, json_type_object), "no response");
 	uid = json_field_str(resp, "uid");
