@@ -37,6 +37,7 @@ enum serve_exit {
 struct serve_flags {
 	const char *kubeconfig;
 	const char *context;
+	bool allow_http_token;
 	const char *cert_file;
 	const char *key_file;
 	const char *bind_address;
@@ -72,6 +73,9 @@ static void serve_usage(FILE *out)
 	    "                                 $KUBECONFIG, else the pod's service account,\n"
 	    "                                 else ~/.kube/config)\n"
 	    "  --context NAME                 kubeconfig context (default: its current one)\n"
+	    "  --insecure-allow-http-token[=BOOL]\n"
+	    "                                 send the kubeconfig's bearer token to an http://\n"
+	    "                                 server, in clear text (default false: refused)\n"
 	    "  --tls-cert-file FILE           serving certificate, PEM, leaf first (required)\n"
 	    "  --tls-private-key-file FILE    its private key, PEM (required)\n"
 	    "  --bind-address IP              address of the admission server (default 0.0.0.0;\n"
@@ -122,6 +126,7 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	enum {
 		OPT_KUBECONFIG = 256,
 		OPT_CONTEXT,
+		OPT_ALLOW_HTTP_TOKEN,
 		OPT_CERT,
 		OPT_KEY,
 		OPT_BIND,
@@ -138,6 +143,7 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
 	    {"context", required_argument, NULL, OPT_CONTEXT},
+	    {"insecure-allow-http-token", optional_argument, NULL, OPT_ALLOW_HTTP_TOKEN},
 	    {"tls-cert-file", required_argument, NULL, OPT_CERT},
 	    {"tls-private-key-file", required_argument, NULL, OPT_KEY},
 	    {"bind-address", required_argument, NULL, OPT_BIND},
@@ -166,6 +172,14 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			break;
 		case OPT_CONTEXT:
 			f->context = optarg;
+			break;
+		case OPT_ALLOW_HTTP_TOKEN:
+			if (!optarg || strcmp(optarg, "true") == 0)
+				f->allow_http_token = true;
+			else if (strcmp(optarg, "false") == 0)
+				f->allow_http_token = false;
+			else
+				r = -EINVAL;
 			break;
 		case OPT_CERT:
 			f->cert_file = optarg;
@@ -340,7 +354,14 @@ int cmd_serve_main(int argc, char **argv)
 			goto out_metrics;
 		}
 	}
-	r = kube_config_load(f.kubeconfig, f.context, &cfg, &kerr);
+	{
+		const struct kube_config_options ko = {
+		    .kubeconfig = f.kubeconfig,
+		    .context = f.context,
+		    .allow_http_token = f.allow_http_token,
+		};
+		r = kube_config_load_options(&ko, &cfg, &kerr);
+	}
 	if (r < 0) {
 		log_msg(LOG_ERROR, NULL, "cannot load the Kubernetes configuration: %s",
 		        kerr.msg[0] ? kerr.msg : strerror(-r));
