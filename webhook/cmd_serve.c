@@ -37,6 +37,7 @@ enum serve_exit {
 struct serve_flags {
 	const char *kubeconfig;
 	const char *context;
+	const char *namespace;
 	bool allow_http_token;
 	const char *cert_file;
 	const char *key_file;
@@ -73,6 +74,9 @@ static void serve_usage(FILE *out)
 	    "                                 $KUBECONFIG, else the pod's service account,\n"
 	    "                                 else ~/.kube/config)\n"
 	    "  --context NAME                 kubeconfig context (default: its current one)\n"
+	    "  --namespace NS                 watch and look up Services in this namespace\n"
+	    "                                 only, and refuse a Kanary elsewhere (default:\n"
+	    "                                 every namespace)\n"
 	    "  --insecure-allow-http-token[=BOOL]\n"
 	    "                                 send the kubeconfig's bearer token to an http://\n"
 	    "                                 server, in clear text (default false: refused)\n"
@@ -126,6 +130,7 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	enum {
 		OPT_KUBECONFIG = 256,
 		OPT_CONTEXT,
+		OPT_NAMESPACE,
 		OPT_ALLOW_HTTP_TOKEN,
 		OPT_CERT,
 		OPT_KEY,
@@ -143,6 +148,7 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
 	    {"context", required_argument, NULL, OPT_CONTEXT},
+	    {"namespace", required_argument, NULL, OPT_NAMESPACE},
 	    {"insecure-allow-http-token", optional_argument, NULL, OPT_ALLOW_HTTP_TOKEN},
 	    {"tls-cert-file", required_argument, NULL, OPT_CERT},
 	    {"tls-private-key-file", required_argument, NULL, OPT_KEY},
@@ -172,6 +178,11 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			break;
 		case OPT_CONTEXT:
 			f->context = optarg;
+			break;
+		case OPT_NAMESPACE:
+			if (!optarg[0] || strlen(optarg) > KANARY_MAX_DNS_LABEL)
+				r = -EINVAL;
+			f->namespace = optarg;
 			break;
 		case OPT_ALLOW_HTTP_TOKEN:
 			if (!optarg || strcmp(optarg, "true") == 0)
@@ -371,6 +382,7 @@ int cmd_serve_main(int argc, char **argv)
 		const struct kube_logger kl = {.fn = log_kube, .ctx = NULL};
 		const struct lookup_options lo = {
 		    .live_timeout_ms = f.lookup_timeout_ms,
+		    .namespace = f.namespace,
 		    .metrics = metrics,
 		};
 		kube_config_set_logger(cfg, &kl);
@@ -411,8 +423,9 @@ int cmd_serve_main(int argc, char **argv)
 	print_addr(&health_addr.addr, server_health_port(server), health_text, sizeof(health_text));
 	log_msg(LOG_INFO, NULL,
 	        "kanary-webhook %s serving /validate and /mutate on https://%s (%ld threads), "
-	        "/healthz, /readyz and /metrics on http://%s; API server %s",
-	        KANARY_VERSION, tls_text, f.threads, health_text, cfg->origin ? cfg->origin : "?");
+	        "/healthz, /readyz and /metrics on http://%s; API server %s; Kanaries in %s",
+	        KANARY_VERSION, tls_text, f.threads, health_text, cfg->origin ? cfg->origin : "?",
+	        f.namespace ? f.namespace : "every namespace");
 
 	sig = wait_for_stop(&stop_set);
 	log_msg(LOG_INFO, NULL,
