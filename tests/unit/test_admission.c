@@ -317,6 +317,38 @@ static void validate_denies_weights_over_100(void **state)
 	                    "Invalid value: 110: the weights of all routes must sum to 100");
 }
 
+/*
+ * The answer is written as text, not printed from a tree: quotes, backslashes,
+ * control characters and non-ASCII from the request come back escaped or as
+ * they were, and the answer parses to the same strings.
+ */
+static void answers_escape_what_the_request_carried(void **state)
+{
+	struct fixture *f = *state;
+	const char *spec = "{\"destination\":\"a\\\"b\\\\c\\u0001\\n\\u00fc\\t\","
+	                   "\"routes\":[{\"backend\":{\"serviceName\":\"myapp-v1\","
+	                   "\"servicePort\":\"http\"},\"weight\":100}]}";
+	struct json_object *causes;
+	const char *msg;
+
+	assert_int_equal(run_review(f,
+	                            replace_once(review("CREATE", "ky", spec, NULL, NULL),
+	                                         "705ab4f5", "\\\"\\u001f\\/\xe2\x82\xac"),
+	                            ADMISSION_VALIDATE),
+	                 0);
+	assert_false(allowed(f));
+	assert_string_equal(str(f->parsed, "response.uid"),
+	                    "\"\x1f/\xe2\x82\xac-6393-11e8-b7cc-42010a800002");
+	causes = at(f->parsed, "response.status.details.causes");
+	assert_string_equal(str(causes, "0.field"), "spec.destination");
+	msg = str(causes, "0.message");
+	/* kerr quotes the value as the API server does; the answer carries that text as it is. */
+	assert_non_null(strstr(msg, "\"a\\\"b\\\\c\\u0001\\n\xc3\xbc\\u0009\""));
+	/* No raw control character reaches the text of the answer. */
+	for (const char *p = f->response; *p; p++)
+		assert_true((unsigned char)*p >= 0x20);
+}
+
 static void validate_lists_every_field_error(void **state)
 {
 	struct fixture *f = *state;
@@ -747,6 +779,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(response_echoes_uid_and_review_type, setup, teardown),
 	    cmocka_unit_test_setup_teardown(validate_denies_weights_over_100, setup, teardown),
+	    cmocka_unit_test_setup_teardown(answers_escape_what_the_request_carried, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(validate_lists_every_field_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(validate_denies_missing_service_and_unknown_port, setup,
 	                                    teardown),
