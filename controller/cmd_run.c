@@ -462,6 +462,12 @@ static int extra_metrics(void *ctx, struct buf *out)
 		r = buf_printf(out, "kanary_controller_informer_synced{resource=\"%s\"} %d\n",
 		               watches_name((enum watched)w),
 		               kube_informer_has_synced(run->c->inf[w]) ? 1 : 0);
+	if (r == 0) {
+		struct kube_recorder_stats es;
+
+		kube_recorder_stats(run->c->recorder, &es);
+		r = metrics_events(out, &es);
+	}
 	return r;
 }
 
