@@ -464,6 +464,18 @@ static int extra_metrics(void *ctx, struct buf *out)
 		r = buf_printf(out, "kanary_controller_informer_synced{resource=\"%s\"} %d\n",
 		               watches_name((enum watched)w),
 		               kube_informer_has_synced(run->c->inf[w]) ? 1 : 0);
+	if (r == 0)
+		r = buf_puts(out,
+		             "# HELP kanary_controller_informer_bytes What the informer's cached "
+		             "records take.\n"
+		             "# TYPE kanary_controller_informer_bytes gauge\n");
+	for (size_t w = 0; r == 0 && w < WATCH_N; w++) {
+		struct kube_informer_stats st;
+
+		kube_informer_stats(run->c->inf[w], &st);
+		r = buf_printf(out, "kanary_controller_informer_bytes{resource=\"%s\"} %zu\n",
+		               watches_name((enum watched)w), st.bytes);
+	}
 	if (r == 0) {
 		struct kube_recorder_stats es;
 
@@ -559,18 +571,17 @@ static void stop_workers(struct run *run)
 
 static void resync(struct run *run)
 {
-	struct json_object *all = NULL;
-	char key[KANARY_MAX_KEY + 1];
+	const struct kube_obj **all = NULL;
+	size_t n = 0;
 
-	if (kube_informer_list(run->c->inf[WATCH_KANARIES], &all) < 0) {
+	if (kube_informer_list(run->c->inf[WATCH_KANARIES], &all, &n) < 0) {
 		log_msg(LOG_WARNING, NULL, "resync: cannot read the Kanary cache; next time");
 		return;
 	}
-	for (size_t i = 0; i < json_object_array_length(all); i++)
-		if (kube_object_key(json_object_array_get_idx(all, i), key, sizeof(key)) == 0)
-			queue_add(run->c->queue, key);
-	log_msg(LOG_DEBUG, NULL, "resync: %zu Kanaries queued", json_object_array_length(all));
-	json_object_put(all);
+	for (size_t i = 0; i < n; i++)
+		queue_add(run->c->queue, all[i]->key);
+	log_msg(LOG_DEBUG, NULL, "resync: %zu Kanaries queued", n);
+	kube_objs_unref(all, n);
 }
 
 static int setup(struct run *run)

@@ -16,6 +16,7 @@
 #include "common/io/wallclock.h"
 #include "common/kanary_check.h"
 #include "common/json_field.h"
+#include "common/kobj.h"
 #include "common/kerr.h"
 #include "common/kube/client.h"
 #include "common/kube/watch.h"
@@ -56,7 +57,7 @@ static const enum watched child_cache[CHILD_N] = {
 struct memo {
 	struct child_memo child[CHILD_N];
 	char kanary_rv[APPLY_RV_SIZE]; /* the Kanary our last status write was computed from */
-	struct json_object *status;    /* that write */
+	char *status;                  /* that write, as JSON text (a json-c tree is ~20x larger) */
 	bool pods_unreadable;          /* the last LIST of its pods failed (told once) */
 };
 
@@ -66,7 +67,7 @@ static void memo_free(void *v)
 
 	if (!m)
 		return;
-	json_object_put(m->status);
+	free(m->status);
 	free(m);
 }
 
@@ -146,7 +147,7 @@ struct rc {
 	struct kube_client *kc;
 	const char *key;
 	char ns[KANARY_MAX_DNS_LABEL + 1];
-	struct json_object *obj; /* the Kanary, a deep copy from the cache */
+	struct json_object *obj; /* the Kanary, parsed from its cached record (our own tree) */
 	struct memo *memo;
 	struct kanary *k;
 	struct apply_io io;   /* the caches and the client, for apply_child */
@@ -183,7 +184,7 @@ static int cache_get(struct controller *c, enum watched w, const char *ns, const
 	return r == -ENOENT ? 0 : r;
 }
 
-/* Adds the cached Services the Kanary names and their EndpointSlices to cat. */
+/* Adds the cached Services the Kanary names and their EndpointSlices to cat (borrowed, no copies). */
 static int fill_catalog(struct rc *rc, struct catalog *cat)
 {
 	static const char *const routes_path[] = {"spec", "routes", NULL};
@@ -196,35 +197,26 @@ static int fill_catalog(struct rc *rc, struct catalog *cat)
 		static const char *const sn_path[] = {"backend", "serviceName", NULL};
 		const char *svc =
 		    json_field_str_path(json_object_array_get_idx(routes, i), sn_path);
-		char group[KANARY_MAX_KEY + 1];
-		struct json_object *o = NULL;
-		char **slices = NULL;
+		char key[KANARY_MAX_KEY + 1];
+		const struct kube_obj *o = NULL, **slices = NULL;
 		size_t n = 0;
 
 		if (!svc || !kanary_is_dns1035_label(svc))
 			continue;
-		r = cache_get(rc->c, WATCH_SERVICES, rc->ns, svc, &o);
-		if (r < 0)
-			break;
-		if (o) {
-			r = catalog_add(cat, o, rc->ns);
-			json_object_put(o);
+		snprintf(key, sizeof(key), "%s/%s", rc->ns, svc);
+		r = kube_informer_get_obj(rc->c->inf[WATCH_SERVICES], key, &o);
+		if (r == 0) {
+			r = catalog_add_obj(cat, o, rc->ns);
+			kube_obj_unref(o);
+		} else if (r == -ENOENT) {
+			r = 0;
 		}
-		snprintf(group, sizeof(group), "%s/%s", rc->ns, svc);
 		if (r >= 0)
-			r = index_members(rc->c->idx, INDEX_SLICES, group, &slices, &n);
-		for (size_t s = 0; r >= 0 && s < n; s++) {
-			r = kube_informer_get(rc->c->inf[WATCH_ENDPOINTSLICES], slices[s], &o);
-			if (r == -ENOENT) {
-				r = 0;
-				continue;
-			}
-			if (r >= 0) {
-				r = catalog_add(cat, o, rc->ns);
-				json_object_put(o);
-			}
-		}
-		index_keys_free(slices, n);
+			r = kube_informer_by_index(rc->c->inf[WATCH_ENDPOINTSLICES],
+			                           KUBE_INDEX_SLICE_SERVICE, key, &slices, &n);
+		for (size_t s = 0; r >= 0 && s < n; s++)
+			r = catalog_add_obj(cat, slices[s], rc->ns);
+		kube_objs_unref(slices, n);
 	}
 	return r < 0 ? r : 0;
 }
@@ -520,7 +512,7 @@ static bool diagnose_pods(struct rc *rc, struct pods_diagnosis *ret)
 static int write_status(struct rc *rc, struct json_object *st)
 {
 	struct json_object *patch, *got = NULL;
-	const char *rv;
+	const char *rv, *text;
 	char path[KANARY_MAX_URL];
 	struct kube_result res;
 	int r;
@@ -552,8 +544,10 @@ static int write_status(struct rc *rc, struct json_object *st)
 	/* A resourceVersion past the ceiling is not remembered (the memo then never matches). */
 	snprintf(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), "%s",
 	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "");
-	json_object_put(rc->memo->status);
-	rc->memo->status = json_object_get(st);
+	text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
+	free(rc->memo->status);
+	/* Out of memory the memo stays empty: the next reconcile writes the status again. */
+	rc->memo->status = text ? strdup(text) : NULL;
 	json_object_put(got);
 	return 0;
 }
@@ -778,11 +772,12 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		buf_reset(&errtext);
 
 	/* The status in force: ours when the cache has not caught up with our last write. */
-	old_st = json_field_path(rc.obj, status_path);
-	if (rc.memo->status && strcmp(rc.memo->kanary_rv, resource_version(rc.obj)) == 0)
-		old_st = rc.memo->status;
-	/* Our own reference: writing the status replaces the memo's. */
-	old_st = json_object_get(old_st);
+	old_st = json_object_get(json_field_path(rc.obj, status_path));
+	if (rc.memo->status && strcmp(rc.memo->kanary_rv, resource_version(rc.obj)) == 0) {
+		json_object_put(old_st);
+		/* Out of memory this is NULL: the status is then written again, no harm. */
+		old_st = json_tokener_parse(rc.memo->status);
+	}
 
 	if (!kerr_any(&errs)) {
 		r = apply_all(&rc, &res, cm_name, sizeof(cm_name), hash);

@@ -48,6 +48,8 @@ struct serve_flags {
 	long lookup_timeout_ms;
 	long reload_interval_ms;
 	long shutdown_grace_ms;
+	const char *tls_min_version;
+	const char *tls_cipher_suites;
 	long verbosity;
 };
 
@@ -74,6 +76,14 @@ static void serve_usage(FILE *out)
 	    "  --context NAME                 kubeconfig context (default: its current one)\n"
 	    "  --tls-cert-file FILE           serving certificate, PEM, leaf first (required)\n"
 	    "  --tls-private-key-file FILE    its private key, PEM (required)\n"
+	    "  --tls-min-version VERSION      VersionTLS12 (default) or VersionTLS13\n"
+	    "  --tls-cipher-suites LIST       comma-separated IANA cipher suite names for TLS "
+	    "1.2,\n"
+	    "                                 as Kubernetes components take them (default:\n"
+	    "                                 ECDHE with AES-GCM or ChaCha20-Poly1305, RSA or\n"
+	    "                                 ECDSA certificate); static-RSA key exchange,\n"
+	    "                                 CBC, RC4 and 3DES suites are refused. TLS 1.3\n"
+	    "                                 uses the ciphers named (GnuTLS has one list)\n"
 	    "  --bind-address IP              address of the admission server (default 0.0.0.0;\n"
 	    "                                 an IPv6 literal such as :: works too)\n"
 	    "  --secure-port PORT             port of the admission server (default 9443)\n"
@@ -133,6 +143,8 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 		OPT_LOOKUPTIMEOUT,
 		OPT_RELOAD,
 		OPT_GRACE,
+		OPT_TLS_MIN,
+		OPT_TLS_SUITES,
 		OPT_V,
 	};
 	static const struct option longopts[] = {
@@ -149,6 +161,8 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	    {"lookup-timeout", required_argument, NULL, OPT_LOOKUPTIMEOUT},
 	    {"tls-reload-interval", required_argument, NULL, OPT_RELOAD},
 	    {"shutdown-grace-period", required_argument, NULL, OPT_GRACE},
+	    {"tls-min-version", required_argument, NULL, OPT_TLS_MIN},
+	    {"tls-cipher-suites", required_argument, NULL, OPT_TLS_SUITES},
 	    {"v", required_argument, NULL, OPT_V},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -199,6 +213,12 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			break;
 		case OPT_GRACE:
 			r = parse_duration(optarg, &f->shutdown_grace_ms);
+			break;
+		case OPT_TLS_MIN:
+			f->tls_min_version = optarg;
+			break;
+		case OPT_TLS_SUITES:
+			f->tls_cipher_suites = optarg;
 			break;
 		case OPT_V:
 			r = integer_parse(optarg, 0, 10, &f->verbosity);
@@ -276,6 +296,7 @@ int cmd_serve_main(int argc, char **argv)
 	struct server *server = NULL;
 	struct certs *certs = NULL;
 	char err[KANARY_MAX_KUBE_MESSAGE], tls_text[64], health_text[64];
+	char priorities[KANARY_MAX_TLS_PRIORITIES];
 	unsigned timeout_s;
 	sigset_t stop_set;
 	bool done;
@@ -295,6 +316,13 @@ int cmd_serve_main(int argc, char **argv)
 		    stderr,
 		    "kanary-webhook serve: --health-probe-bind-address \"%s\" is not HOST:PORT\n",
 		    f.health_address);
+		return SERVE_USAGE;
+	}
+	err[0] = '\0';
+	if (certs_tls_priorities(f.tls_min_version, f.tls_cipher_suites, priorities,
+	                         sizeof(priorities), err, sizeof(err)) < 0) {
+		fprintf(stderr, "kanary-webhook serve: %s\n",
+		        err[0] ? err : "invalid TLS settings");
 		return SERVE_USAGE;
 	}
 	log_set_verbosity((int)f.verbosity);
@@ -328,8 +356,6 @@ int cmd_serve_main(int argc, char **argv)
 		    .cert_file = f.cert_file,
 		    .key_file = f.key_file,
 		    .poll_interval_ms = f.reload_interval_ms,
-		    /* Longer than any handshake: those stall at most one idle timeout. */
-		    .grace_ms = (long)timeout_s * 1000 * 2 + 10 * 1000,
 		    .metrics = metrics,
 		};
 		err[0] = '\0';
@@ -371,6 +397,7 @@ int cmd_serve_main(int argc, char **argv)
 		    .threads = (unsigned)f.threads,
 		    .max_connections = (unsigned)f.max_connections,
 		    .connection_timeout_s = timeout_s,
+		    .tls_priorities = priorities,
 		    .certs = certs,
 		    .lookup = lookup,
 		    .metrics = metrics,

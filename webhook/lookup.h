@@ -19,9 +19,11 @@ struct metrics;
  * watch event has not arrived yet. EndpointSlices come from the cache only:
  * they decide a warning, never a verdict.
  *
- * Threading: lookup_fill may run on many threads at once. The caches hand
- * out deep copies; the slice index has its own lock; each live GET borrows
- * an API client from a small pool, one client per thread at a time.
+ * Threading: lookup_fill may run on many threads at once. The caches hold
+ * compact records (common/kobj.h) that a lookup borrows with a reference,
+ * never copies; the EndpointSlices of a Service come from the slice
+ * informer's index; each live GET borrows an API client from a small pool,
+ * one client per thread at a time.
  */
 struct lookup_options {
 	long live_timeout_ms;    /* connect and request timeout of the live GET; > 0 */

@@ -1034,26 +1034,22 @@ static int list_query(const struct kube_list_options *o, int page_size, const ch
 	return r;
 }
 
-int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *o,
-              struct json_object **ret_list, struct kube_result *res)
+int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_options *o,
+                   int (*page_fn)(void *ctx, struct json_object *page, bool restart), void *ctx,
+                   struct kube_result *res)
 {
 	struct kube_request req = {.method = KUBE_GET, .path = path};
 	struct kube_result scratch;
-	struct json_object *first = NULL, *page, *items = NULL, *page_items, *meta;
+	struct json_object *page, *page_items;
 	int page_size = o && o->page_size ? o->page_size : KUBE_LIST_PAGE_SIZE;
 	char *cont = NULL;
-	bool restarted = false;
+	bool restarted = false, restart = true;
 	struct buf q;
 	int r;
 
 	if (!res)
 		res = &scratch;
 	buf_init(&q, KANARY_MAX_URL);
-	items = json_object_new_array();
-	if (!items) {
-		r = -ENOMEM;
-		goto out;
-	}
 	if (o && o->continue_token && *o->continue_token) {
 		if (strlen(o->continue_token) > KANARY_MAX_CONTINUE) {
 			res_set(res, 0, KUBE_REASON_CLIENT);
@@ -1084,17 +1080,10 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 			         "LIST %s: continue token expired, listing without pagination",
 			         path);
 			restarted = true;
+			restart = true;
 			page_size = -1;
 			free(cont);
 			cont = NULL;
-			json_object_put(first);
-			first = NULL;
-			json_object_put(items);
-			items = json_object_new_array();
-			if (!items) {
-				r = -ENOMEM;
-				goto out;
-			}
 			continue;
 		}
 		if (r < 0)
@@ -1106,25 +1095,6 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 			res_message(res, "LIST %s: the answer has no items list", path);
 			r = -EBADMSG;
 			goto out;
-		}
-		if (json_object_array_length(items) + json_object_array_length(page_items) >
-		    KANARY_MAX_LIST_ITEMS) {
-			json_object_put(page);
-			res_set(res, 200, KUBE_REASON_BAD_RESPONSE);
-			res_message(res, "LIST %s: more than %u items", path,
-			            KANARY_MAX_LIST_ITEMS);
-			r = -E2BIG;
-			goto out;
-		}
-		for (size_t i = 0; i < json_object_array_length(page_items); i++) {
-			struct json_object *item = json_object_array_get_idx(page_items, i);
-
-			if (json_object_array_add(items, json_object_get(item)) != 0) {
-				json_object_put(item);
-				json_object_put(page);
-				r = -ENOMEM;
-				goto out;
-			}
 		}
 		free(cont);
 		cont = NULL;
@@ -1143,25 +1113,19 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 				goto out;
 			}
 		}
-		if (!first)
-			first = page;
-		else
-			json_object_put(page);
+		r = page_fn(ctx, page, restart);
+		restart = false;
+		json_object_put(page);
+		if (r < 0) {
+			if (r != -ENOMEM) {
+				res_set(res, 200, KUBE_REASON_BAD_RESPONSE);
+				res_message(res, "LIST %s: %s", path, strerror(-r));
+			}
+			goto out;
+		}
 		if (!cont)
 			break;
 	}
-	/* The first page carries the list's kind and resourceVersion. */
-	if (json_object_object_get_ex(first, "metadata", &meta)) {
-		json_object_object_del(meta, "continue");
-		json_object_object_del(meta, "remainingItemCount");
-	}
-	if (json_object_object_add(first, "items", items) != 0) {
-		r = -ENOMEM;
-		goto out;
-	}
-	items = NULL;
-	*ret_list = first;
-	first = NULL;
 	r = 0;
 out:
 	if (r == -ENOMEM) {
@@ -1169,8 +1133,73 @@ out:
 		res_message(res, "LIST %s: out of memory", path);
 	}
 	free(cont);
-	json_object_put(items);
-	json_object_put(first);
 	buf_finish(&q);
 	return r;
+}
+
+struct list_collect {
+	struct json_object *first; /* the first page, without its items */
+	struct json_object *items;
+};
+
+/* kube_list's page function: the items of every page into one array. */
+static int collect_page(void *ctx, struct json_object *page, bool restart)
+{
+	struct list_collect *lc = ctx;
+	struct json_object *page_items = NULL, *meta;
+
+	if (restart) {
+		json_object_put(lc->first);
+		lc->first = NULL;
+		json_object_put(lc->items);
+		lc->items = json_object_new_array();
+		if (!lc->items)
+			return -ENOMEM;
+	}
+	json_object_object_get_ex(page, "items", &page_items);
+	if (json_object_array_length(lc->items) + json_object_array_length(page_items) >
+	    KANARY_MAX_LIST_ITEMS)
+		return -E2BIG;
+	for (size_t i = 0; i < json_object_array_length(page_items); i++) {
+		struct json_object *item = json_object_array_get_idx(page_items, i);
+
+		if (json_object_array_add(lc->items, json_object_get(item)) != 0) {
+			json_object_put(item);
+			return -ENOMEM;
+		}
+	}
+	if (!lc->first) {
+		/* The first page carries the list's kind and resourceVersion. */
+		lc->first = json_object_get(page);
+		json_object_object_del(page, "items");
+		if (json_object_object_get_ex(page, "metadata", &meta)) {
+			json_object_object_del(meta, "continue");
+			json_object_object_del(meta, "remainingItemCount");
+		}
+	}
+	return 0;
+}
+
+int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *o,
+              struct json_object **ret_list, struct kube_result *res)
+{
+	struct list_collect lc = {0};
+	struct kube_result scratch;
+	int r;
+
+	if (!res)
+		res = &scratch;
+	r = kube_list_each(c, path, o, collect_page, &lc, res);
+	if (r == 0 && json_object_object_add(lc.first, "items", lc.items) != 0) {
+		res_set(res, 0, KUBE_REASON_CLIENT);
+		res_message(res, "LIST %s: out of memory", path);
+		r = -ENOMEM;
+	}
+	if (r < 0) {
+		json_object_put(lc.items);
+		json_object_put(lc.first);
+		return r;
+	}
+	*ret_list = lc.first;
+	return 0;
 }

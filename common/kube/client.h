@@ -191,6 +191,19 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
               struct json_object **ret_list, struct kube_result *res);
 
 /*
+ * LIST every page like kube_list, handing each page (a List whose "items"
+ * are that page's) to page_fn as it arrives instead of keeping them:
+ * restart is true on the first page, and again when an expired continue
+ * token made the list start over (drop what the earlier pages gave). The
+ * page is borrowed for the call. A negative return of page_fn stops the
+ * LIST and is returned. The first page's metadata carries the
+ * resourceVersion.
+ */
+int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_options *o,
+                   int (*page_fn)(void *ctx, struct json_object *page, bool restart), void *ctx,
+                   struct kube_result *res);
+
+/*
  * POST obj to its collection path / PUT obj (which must carry
  * metadata.resourceVersion, or a stale write is not detected) to its path.
  * obj is borrowed; json-c caches its serialised text inside it, so no other
