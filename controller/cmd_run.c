@@ -405,14 +405,16 @@ static void *worker_main(void *arg)
 				queue_add_after(c->queue, key, out.recheck_ms);
 		} else if (r != -ECANCELED) {
 			unsigned n = queue_requeues(c->queue, key);
+			long delay_ms = retry_after_s * 1000L;
 
-			log_msg(LOG_WARNING, key, "reconcile failed: %s; retry %u after backoff%s",
-			        strerror(-r), n + 1,
-			        retry_after_s ? " (server asked to wait)" : "");
+			/* The one line a failed attempt gets: reconcile logged nothing of it. */
 			if (retry_after_s > 0)
-				queue_add_after(c->queue, key, retry_after_s * 1000L);
+				queue_add_after(c->queue, key, delay_ms);
 			else
-				queue_add_rate_limited(c->queue, key);
+				queue_add_rate_limited(c->queue, key, &delay_ms);
+			log_msg(LOG_WARNING, key, "reconcile failed: %s; retry %u in %ldms%s",
+			        out.error[0] ? out.error : strerror(-r), n + 1, delay_ms,
+			        retry_after_s ? " (the server asked to wait)" : "");
 		}
 		queue_done(c->queue, key);
 		free(key);
@@ -482,6 +484,12 @@ static int extra_metrics(void *ctx, struct buf *out)
 		kube_informer_stats(run->c->inf[w], &st);
 		r = buf_printf(out, "kanary_controller_informer_bytes{resource=\"%s\"} %zu\n",
 		               watches_name((enum watched)w), st.bytes);
+	}
+	if (r == 0) {
+		struct kube_recorder_stats es;
+
+		kube_recorder_stats(run->c->recorder, &es);
+		r = metrics_events(out, &es);
 	}
 	return r;
 }
