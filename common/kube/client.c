@@ -490,6 +490,7 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 	struct buf auth;
 	char *token = NULL;
 	const char *lines[2];
+	struct buf accept;
 	int r;
 
 	r = kube_config_token(c->cfg, &token);
@@ -503,7 +504,14 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 	/* No "Expect: 100-continue": it costs a round trip before every larger body. */
 	lines[1] = "Expect:";
 	for (size_t i = 0; i < 2; i++) {
-		n = curl_slist_append(h, lines[i]);
+		if (i == 0 && req->accept) {
+			buf_init(&accept, 256);
+			r = buf_printf(&accept, "Accept: %s", req->accept);
+			n = r == 0 ? curl_slist_append(h, accept.data) : NULL;
+			buf_finish(&accept);
+		} else {
+			n = curl_slist_append(h, lines[i]);
+		}
 		if (!n)
 			goto out_nomem;
 		h = n;
@@ -717,11 +725,12 @@ out_url:
 	return r;
 }
 
-int kube_stream(struct kube_client *c, const char *path, const char *query, long deadline_ms,
-                int (*fn)(void *ctx, const char *data, size_t len), void *ctx, bool *ret_deadline,
-                struct kube_result *res)
+int kube_stream(struct kube_client *c, const char *path, const char *query, const char *accept,
+                long deadline_ms, int (*fn)(void *ctx, const char *data, size_t len), void *ctx,
+                bool *ret_deadline, struct kube_result *res)
 {
-	const struct kube_request req = {.method = KUBE_GET, .path = path, .query = query};
+	const struct kube_request req = {
+	    .method = KUBE_GET, .path = path, .query = query, .accept = accept};
 	struct kube_result scratch;
 	struct curl_slist *headers = NULL;
 	struct buf url;
@@ -1038,7 +1047,8 @@ int kube_list_each(struct kube_client *c, const char *path, const struct kube_li
                    int (*page_fn)(void *ctx, struct json_object *page, bool restart), void *ctx,
                    struct kube_result *res)
 {
-	struct kube_request req = {.method = KUBE_GET, .path = path};
+	struct kube_request req = {
+	    .method = KUBE_GET, .path = path, .accept = o ? o->accept : NULL};
 	struct kube_result scratch;
 	struct json_object *page, *page_items;
 	int page_size = o && o->page_size ? o->page_size : KUBE_LIST_PAGE_SIZE;

@@ -381,6 +381,7 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 	    .field_selector = inf->field_selector,
 	    .resource_version = rv,
 	    .page_size = inf->o.page_size,
+	    .accept = inf->o.metadata_only ? KUBE_ACCEPT_METADATA_LIST : NULL,
 	};
 	const struct kube_informer_handlers *h = &inf->o.handlers;
 	struct string_map fresh, old;
@@ -569,8 +570,10 @@ static void *informer_main(void *arg)
 	    .bookmarks = true,
 	    .deadline_ms = inf->o.watch_deadline_ms,
 	    .max_line = inf->o.max_line,
+	    .accept = inf->o.metadata_only ? KUBE_ACCEPT_METADATA : NULL,
 	};
-	char list_rv[KANARY_MAX_RESOURCE_VERSION + 1] = "0";
+	/* "", not "0": at "0" the API server ignores limit and answers with every object at once. */
+	char list_rv[KANARY_MAX_RESOURCE_VERSION + 1] = "";
 	struct kube_result res;
 	bool need_list = true;
 	long long started;
