@@ -1099,12 +1099,23 @@ int kube_list_each(struct kube_client *c, const char *path, const struct kube_li
 		if (r < 0)
 			goto out;
 		if (!page || !json_object_object_get_ex(page, "items", &page_items) ||
-		    !json_object_is_type(page_items, json_type_array)) {
+		    !(json_object_is_type(page_items, json_type_array) ||
+		      json_object_is_type(page_items, json_type_null))) {
 			json_object_put(page);
 			res_set(res, 200, KUBE_REASON_BAD_RESPONSE);
 			res_message(res, "LIST %s: the answer has no items list", path);
 			r = -EBADMSG;
 			goto out;
+		}
+		/* An empty PartialObjectMetadataList says "items": null. */
+		if (!page_items) {
+			page_items = json_object_new_array();
+			if (!page_items || json_object_object_add(page, "items", page_items) != 0) {
+				json_object_put(page_items);
+				json_object_put(page);
+				r = -ENOMEM;
+				goto out;
+			}
 		}
 		free(cont);
 		cont = NULL;

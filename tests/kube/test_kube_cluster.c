@@ -997,6 +997,16 @@ static void test_metadata_only_informer_gets_no_data(void **state)
 	json_object_put(got);
 	kube_informer_destroy(inf);
 	seen_finish(&s);
+
+	/* An empty PartialObjectMetadataList has "items": null; it is an empty list all the same. */
+	ns_create("meta-empty");
+	seen_init(&s);
+	path(coll, NULL, "v1", "configmaps", "meta-empty", NULL, NULL);
+	inf = informer_start(coll, NULL, &s, &o);
+	cm_create(T.c, "meta-empty", "later", NULL, "1", NULL);
+	seen_wait(&s, "add meta-empty/later -");
+	kube_informer_destroy(inf);
+	seen_finish(&s);
 }
 
 /* ---- compact records and the Service -> EndpointSlices index ---- */
