@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,71 @@
 #include "common/resolve.h"
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
+
+/*
+ * The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * form, no surrogate, nothing past U+10FFFF), or 0 when there is none. p < end.
+ */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char c = *p, lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/*
+ * Whether text is UTF-8 throughout (RFC 8259 section 8.1). Runs of ASCII, all
+ * of a real AdmissionReview but a few names, go eight bytes at a time: json-c's
+ * own check costs a fifth of the parse.
+ */
+static bool utf8_valid(const char *text, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)text, *end = p + len;
+
+	while (p < end) {
+		uint64_t w;
+		size_t n;
+
+		if ((size_t)(end - p) >= sizeof(w)) {
+			memcpy(&w, p, sizeof(w));
+			if (!(w & UINT64_C(0x8080808080808080))) {
+				p += sizeof(w);
+				continue;
+			}
+		}
+		n = utf8_seq(p, end);
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
 
 /*
  * Appends s as a JSON string, quoted and escaped (RFC 8259). Bytes that are
@@ -43,20 +110,8 @@ static int json_str_len(struct buf *b, const char *s, size_t len)
 			continue;
 		}
 		if (c >= 0x80) {
-			/* A well-formed sequence passes as it is (RFC 3629, table 3-7 of Unicode). */
-			seq = c >= 0xc2 && c <= 0xdf   ? 2
-			      : c >= 0xe0 && c <= 0xef ? 3
-			      : c >= 0xf0 && c <= 0xf4 ? 4
-			                               : 0;
-			bool ok = seq != 0 && (size_t)(end - p) >= seq;
-			for (size_t i = 1; ok && i < seq; i++)
-				ok = (p[i] & 0xc0) == 0x80;
-			if (ok && seq >= 3) {
-				unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-				unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-				ok = p[1] >= lo && p[1] <= hi;
-			}
-			if (ok) {
+			seq = utf8_seq(p, end);
+			if (seq) {
 				p += seq;
 				continue;
 			}
@@ -419,11 +474,17 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 		errmsg_format(ret_err, err_size, "body over %u bytes", KANARY_MAX_ADMISSION_BODY);
 		return -EINVAL;
 	}
+	/* RFC 8259: JSON is UTF-8; a string that is not must never be echoed into an answer. */
+	if (!utf8_valid(body, len)) {
+		errmsg_format(
+		    ret_err, err_size,
+		    "body is not one JSON object: a string is not valid UTF-8 (RFC 8259)");
+		return -EINVAL;
+	}
 	tok = json_tokener_new_ex(KANARY_MAX_DEPTH);
 	if (!tok)
 		return -ENOMEM;
-	/* RFC 8259: JSON is UTF-8; a string that is not must never be echoed into an answer. */
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	review = json_tokener_parse_ex(tok, body, (int)len);
 	if (json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
@@ -431,9 +492,7 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 		errmsg_format(ret_err, err_size, "body is not one JSON object: %s",
 		              e == json_tokener_success    ? "data after the object"
 		              : e == json_tokener_continue ? "the body ends before the object does"
-		              : e == json_tokener_error_parse_utf8_string
-		                  ? "a string is not valid UTF-8 (RFC 8259)"
-		                  : json_tokener_error_desc(e));
+		                                           : json_tokener_error_desc(e));
 		json_tokener_free(tok);
 		json_object_put(review);
 		return -EINVAL;

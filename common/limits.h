@@ -65,6 +65,8 @@
 #define KANARY_MAX_LIST_ITEMS (1024u * 1024)
 /* Distinct Events the recorder remembers for aggregation (client-go: 4096). */
 #define KANARY_MAX_EVENT_CACHE 4096
+/* Events waiting for the recorder's writer; past it they are dropped (client-go: 1000). */
+#define KANARY_MAX_EVENT_QUEUE 1000
 
 /* The controller. */
 /* Keys in the work queue's sets, and objects in the controller's own indexes. */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +152,22 @@ struct rc {
 	struct kanary *k;
 	struct apply_io io;   /* the caches and the client, for apply_child */
 	struct apply_run run; /* the children: what applying them found out */
+	struct reconcile_outcome *out;
 };
+
+static void fail(struct rc *rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Says what failed, for the worker's one log line; the first failure of a reconcile wins. */
+static void fail(struct rc *rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (rc->out->error[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(rc->out->error, sizeof(rc->out->error), fmt, ap);
+	va_end(ap);
+}
 
 /* Looks up ns/name in a cache. Ownership: *ret (NULL when absent) is the caller's. */
 static int cache_get(struct controller *c, enum watched w, const char *ns, const char *name,
@@ -221,8 +237,16 @@ static void record(struct rc *rc, enum kube_record_type type, const char *reason
 	        msg);
 	if (!controller_may_write(rc->c))
 		return;
-	/* Best effort: the recorder logs a failed write itself. */
+	/* Queued, never waited for: the recorder's thread writes it and logs a failure itself. */
 	(void)kube_record(rc->c->recorder, rc->obj, type, reason, "%s", msg);
+}
+
+/* An Event whose news this attempt's failure line in the log already carries. */
+static void record_unlogged(struct rc *rc, enum kube_record_type type, const char *reason,
+                            const char *msg)
+{
+	if (controller_may_write(rc->c))
+		(void)kube_record(rc->c->recorder, rc->obj, type, reason, "%s", msg);
 }
 
 /* ---- what apply_child reaches the cluster through ---- */
@@ -254,12 +278,13 @@ static int io_apply(void *ctx, enum child i, const char *ns, const char *name,
 
 	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, ns, name, NULL);
 	if (r < 0) {
-		*ret_fail = (struct apply_failure){0, "Path", "object path too long"};
+		*ret_fail = (struct apply_failure){0, 0, "Path", "object path too long"};
 		return r;
 	}
 	r = kube_apply(rc->kc, path, want, CONTROLLER_FIELD_MANAGER, force, ret_got, &res);
 	if (r < 0) {
 		ret_fail->retry_after_s = res.retry_after_s;
+		ret_fail->http_status = res.http_status;
 		ret_fail->reason = kube_reason_name(res.reason);
 		snprintf(ret_fail->message, sizeof(ret_fail->message), "%s", res.message);
 	}
@@ -378,9 +403,8 @@ static int collect_garbage(struct rc *rc, const char *current)
 			else if (r == -ENOENT)
 				r = 0;
 			else
-				log_msg(LOG_WARNING, rc->key,
-				        "delete ConfigMap %s: %s (%s); will retry", name,
-				        kube_reason_name(res.reason), res.message);
+				fail(rc, "delete ConfigMap %s: %s (%s)", name,
+				     kube_reason_name(res.reason), res.message);
 		}
 		json_object_put(cm);
 	}
@@ -513,8 +537,7 @@ static int write_status(struct rc *rc, struct json_object *st)
 	}
 	if (r < 0) {
 		rc->run.retry_after_s = res.retry_after_s;
-		log_msg(LOG_WARNING, rc->key, "write status: %s (%s); will retry",
-		        kube_reason_name(res.reason), res.message);
+		fail(rc, "write status: %s (%s)", kube_reason_name(res.reason), res.message);
 		return r;
 	}
 	rv = resource_version(rc->obj);
@@ -597,7 +620,17 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 		    strcmp(reason, STATUS_REASON_SERVICE_CONFLICT) == 0)
 			record(rc, KUBE_RECORD_WARNING, reason, "%s",
 			       json_field_str_path(ready, k_msg));
+		else if (apply_is_failure_reason(reason))
+			record_unlogged(rc, KUBE_RECORD_WARNING, reason,
+			                json_field_str_path(ready, k_msg));
 	}
+	if (apply_is_failure_reason(
+	        json_field_str_path(status_condition(old_st, STATUS_COND_READY), k_reason)) &&
+	    !apply_is_failure_reason(json_field_str_path(ready, k_reason)))
+		record(rc, KUBE_RECORD_NORMAL, "Applied",
+		       "every child is applied again; Ready is %s: %s: %s",
+		       json_field_str_path(ready, k_status), json_field_str_path(ready, k_reason),
+		       json_field_str_path(ready, k_msg));
 	rollout_events(rc, old_st, st);
 	status_newly_empty(old_st, st, on_newly_empty, &e);
 }
@@ -642,7 +675,7 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 
 	r = render_haproxy(rc->k, res, &rc->c->o.objects.render, &cfg, &len);
 	if (r < 0) {
-		log_msg(LOG_ERROR, rc->key, "render: %s", strerror(-r));
+		fail(rc, "render: %s", strerror(-r));
 		return r;
 	}
 	r = render_hash(cfg, len, hash);
@@ -651,7 +684,7 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 	if (r == 0)
 		r = objects_configmap_name(rc->k, hash, cm_name, cm_size);
 	if (r < 0) {
-		log_msg(LOG_ERROR, rc->key, "desired objects: %s", strerror(-r));
+		fail(rc, "desired objects: %s", strerror(-r));
 		goto out;
 	}
 	rc->run.hash = hash;
@@ -666,6 +699,8 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 		}
 		r = apply_child(&rc->run, ci, o);
 	}
+	if (r < 0 && rc->run.failed[0])
+		fail(rc, "%s", rc->run.failed);
 out:
 	json_object_put(objs);
 	free(cfg);
@@ -677,7 +712,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 {
 	static const char *const del_path[] = {"metadata", "deletionTimestamp", NULL};
 	static const char *const status_path[] = {"status", NULL};
-	struct rc rc = {.c = c, .kc = kc, .key = key};
+	struct rc rc = {.c = c, .kc = kc, .key = key, .out = ret_outcome};
 	struct json_object *st = NULL, *old_st = NULL;
 	struct kanary_resolution res;
 	struct status_problems problems;
@@ -692,7 +727,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	const char *old_hash;
 	unsigned defaulted;
 	bool applied = false;
-	int r;
+	int r, apply_r = 0;
 
 	*ret_outcome = (struct reconcile_outcome){0};
 	if (!slash || (size_t)(slash - key) >= sizeof(rc.ns))
@@ -746,10 +781,12 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 
 	if (!kerr_any(&errs)) {
 		r = apply_all(&rc, &res, cm_name, sizeof(cm_name), hash);
-		if (r < 0)
+		/* A transient failure leaves the status alone; a permanent one goes into it. */
+		if (r < 0 && !rc.run.failed_reason)
 			goto out_res;
-		applied = true;
-		r = collect_garbage(&rc, cm_name);
+		apply_r = r;
+		applied = r == 0;
+		r = applied ? collect_garbage(&rc, cm_name) : 0;
 		if (r < 0)
 			goto out_res;
 	} else {
@@ -774,6 +811,8 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	    .applied = applied,
 	    .config_hash = applied ? hash : NULL,
 	    .conflict = rc.run.conflict[0] ? rc.run.conflict : NULL,
+	    .apply_reason = apply_r < 0 ? rc.run.failed_reason : NULL,
+	    .apply_message = apply_r < 0 ? rc.run.failed : NULL,
 	    .rollout = rollout_state(rc.run.deployment, applied ? hash : old_hash),
 	    .now = now,
 	};
@@ -813,7 +852,8 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	update_metrics(&rc, st);
 	if (status_waits_on_rollout(st))
 		ret_outcome->recheck_ms = RECONCILE_ROLLOUT_RECHECK_MS;
-	r = 0;
+	/* The status says it; the queue's backoff retries it. */
+	r = apply_r;
 out_res:
 	ret_outcome->retry_after_s = rc.run.retry_after_s;
 	json_object_put(old_st);

@@ -37,6 +37,8 @@ enum serve_exit {
 struct serve_flags {
 	const char *kubeconfig;
 	const char *context;
+	const char *namespace;
+	bool allow_http_token;
 	const char *cert_file;
 	const char *key_file;
 	const char *bind_address;
@@ -74,6 +76,12 @@ static void serve_usage(FILE *out)
 	    "                                 $KUBECONFIG, else the pod's service account,\n"
 	    "                                 else ~/.kube/config)\n"
 	    "  --context NAME                 kubeconfig context (default: its current one)\n"
+	    "  --namespace NS                 watch and look up Services in this namespace\n"
+	    "                                 only, and refuse a Kanary elsewhere (default:\n"
+	    "                                 every namespace)\n"
+	    "  --insecure-allow-http-token[=BOOL]\n"
+	    "                                 send the kubeconfig's bearer token to an http://\n"
+	    "                                 server, in clear text (default false: refused)\n"
 	    "  --tls-cert-file FILE           serving certificate, PEM, leaf first (required)\n"
 	    "  --tls-private-key-file FILE    its private key, PEM (required)\n"
 	    "  --tls-min-version VERSION      VersionTLS12 (default) or VersionTLS13\n"
@@ -132,6 +140,8 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	enum {
 		OPT_KUBECONFIG = 256,
 		OPT_CONTEXT,
+		OPT_NAMESPACE,
+		OPT_ALLOW_HTTP_TOKEN,
 		OPT_CERT,
 		OPT_KEY,
 		OPT_BIND,
@@ -150,6 +160,8 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
 	    {"context", required_argument, NULL, OPT_CONTEXT},
+	    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+	    {"insecure-allow-http-token", optional_argument, NULL, OPT_ALLOW_HTTP_TOKEN},
 	    {"tls-cert-file", required_argument, NULL, OPT_CERT},
 	    {"tls-private-key-file", required_argument, NULL, OPT_KEY},
 	    {"bind-address", required_argument, NULL, OPT_BIND},
@@ -180,6 +192,19 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			break;
 		case OPT_CONTEXT:
 			f->context = optarg;
+			break;
+		case OPT_NAMESPACE:
+			if (!optarg[0] || strlen(optarg) > KANARY_MAX_DNS_LABEL)
+				r = -EINVAL;
+			f->namespace = optarg;
+			break;
+		case OPT_ALLOW_HTTP_TOKEN:
+			if (!optarg || strcmp(optarg, "true") == 0)
+				f->allow_http_token = true;
+			else if (strcmp(optarg, "false") == 0)
+				f->allow_http_token = false;
+			else
+				r = -EINVAL;
 			break;
 		case OPT_CERT:
 			f->cert_file = optarg;
@@ -366,7 +391,14 @@ int cmd_serve_main(int argc, char **argv)
 			goto out_metrics;
 		}
 	}
-	r = kube_config_load(f.kubeconfig, f.context, &cfg, &kerr);
+	{
+		const struct kube_config_options ko = {
+		    .kubeconfig = f.kubeconfig,
+		    .context = f.context,
+		    .allow_http_token = f.allow_http_token,
+		};
+		r = kube_config_load_options(&ko, &cfg, &kerr);
+	}
 	if (r < 0) {
 		log_msg(LOG_ERROR, NULL, "cannot load the Kubernetes configuration: %s",
 		        kerr.msg[0] ? kerr.msg : strerror(-r));
@@ -376,6 +408,7 @@ int cmd_serve_main(int argc, char **argv)
 		const struct kube_logger kl = {.fn = log_kube, .ctx = NULL};
 		const struct lookup_options lo = {
 		    .live_timeout_ms = f.lookup_timeout_ms,
+		    .namespace = f.namespace,
 		    .metrics = metrics,
 		};
 		kube_config_set_logger(cfg, &kl);
@@ -417,8 +450,9 @@ int cmd_serve_main(int argc, char **argv)
 	print_addr(&health_addr.addr, server_health_port(server), health_text, sizeof(health_text));
 	log_msg(LOG_INFO, NULL,
 	        "kanary-webhook %s serving /validate and /mutate on https://%s (%ld threads), "
-	        "/healthz, /readyz and /metrics on http://%s; API server %s",
-	        KANARY_VERSION, tls_text, f.threads, health_text, cfg->origin ? cfg->origin : "?");
+	        "/healthz, /readyz and /metrics on http://%s; API server %s; Kanaries in %s",
+	        KANARY_VERSION, tls_text, f.threads, health_text, cfg->origin ? cfg->origin : "?",
+	        f.namespace ? f.namespace : "every namespace");
 
 	sig = wait_for_stop(&stop_set);
 	log_msg(LOG_INFO, NULL,

@@ -24,6 +24,7 @@
 
 struct lookup {
 	struct kube_config *cfg;
+	char *namespace; /* NULL: every namespace */
 	long live_timeout_ms;
 	struct metrics *metrics;
 	struct kube_informer *services; /* struct kobj_service records */
@@ -45,16 +46,23 @@ int lookup_create(struct kube_config *cfg, const struct lookup_options *o, struc
 
 	if (o->live_timeout_ms <= 0)
 		return -EINVAL;
-	r = kube_path(svc_path, sizeof(svc_path), NULL, "v1", "services", NULL, NULL, NULL);
+	r = kube_path(svc_path, sizeof(svc_path), NULL, "v1", "services", o->namespace, NULL, NULL);
 	if (r == 0)
 		r = kube_path(slice_path, sizeof(slice_path), "discovery.k8s.io", "v1",
-		              "endpointslices", NULL, NULL, NULL);
+		              "endpointslices", o->namespace, NULL, NULL);
 	if (r < 0)
 		return r;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->cfg = cfg;
+	if (o->namespace) {
+		l->namespace = strdup(o->namespace);
+		if (!l->namespace) {
+			free(l);
+			return -ENOMEM;
+		}
+	}
 	l->live_timeout_ms = o->live_timeout_ms;
 	l->metrics = o->metrics;
 	pthread_mutex_init(&l->pool_lock, NULL);
@@ -94,6 +102,7 @@ void lookup_destroy(struct lookup *l)
 	for (size_t i = 0; i < l->n_idle; i++)
 		kube_client_destroy(l->idle[i]);
 	pthread_mutex_destroy(&l->pool_lock);
+	free(l->namespace);
 	free(l);
 }
 
@@ -228,6 +237,19 @@ int lookup_fill(void *ctx, const struct kanary *k, struct catalog *cat)
 {
 	struct lookup *l = ctx;
 	int r = 0;
+
+	if (l->namespace && strcmp(k->namespace, l->namespace) != 0) {
+		/*
+		 * The webhook configurations' namespaceSelector sends only Kanaries
+		 * of l->namespace; this one came anyway (the selector was edited).
+		 * The identity may read nothing there: refuse rather than guess.
+		 */
+		log_msg(LOG_WARNING, NULL,
+		        "Kanary %s/%s: outside --namespace %s, where this webhook may look up "
+		        "nothing; refused (check the webhook configurations' namespaceSelector)",
+		        k->namespace, k->name ? k->name : "", l->namespace);
+		return -EACCES;
+	}
 
 	for (size_t i = 0; r == 0 && i < k->n_routes; i++) {
 		const char *name = k->routes[i].service_name;

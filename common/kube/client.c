@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Requests to the API server: paths, GET, LIST, server-side apply, PATCH, watches. */
+/* explicit_bzero wipes the header lines that carry the bearer token. */
+#define _DEFAULT_SOURCE
 #include "common/kube/client.h"
 
 #include <errno.h>
@@ -482,12 +484,55 @@ static int xfer_setup(struct kube_client *c, struct xfer *x, const struct kube_r
 	return e == CURLE_OK ? 0 : -EINVAL;
 }
 
-/* Authorization (when there is a token), Accept, Content-Type, no Expect. */
+/*
+ * Frees a header list built by build_headers. curl_slist_append keeps its own
+ * copy of every line, the bearer token's among them: each is wiped with
+ * explicit_bzero before libcurl frees it.
+ */
+static void headers_free(struct curl_slist *h)
+{
+	for (struct curl_slist *n = h; n; n = n->next)
+		if (n->data)
+			explicit_bzero(n->data, strlen(n->data));
+	curl_slist_free_all(h);
+}
+
+#define BEARER_PREFIX "Authorization: Bearer "
+
+/*
+ * Appends "Authorization: Bearer <token>" to *h, through a line sized for it
+ * at once (no buffer that grows and leaves a partial copy behind), wiped
+ * before it is freed.
+ */
+static int append_bearer(struct curl_slist **h, const char *token)
+{
+	size_t len = sizeof(BEARER_PREFIX) - 1 + strlen(token);
+	struct curl_slist *n;
+	char *line;
+
+	line = malloc(len + 1);
+	if (!line)
+		return -ENOMEM;
+	memcpy(line, BEARER_PREFIX, sizeof(BEARER_PREFIX) - 1);
+	memcpy(line + sizeof(BEARER_PREFIX) - 1, token, len - (sizeof(BEARER_PREFIX) - 1) + 1);
+	n = curl_slist_append(*h, line);
+	kube_secret_free(line);
+	if (!n)
+		return -ENOMEM;
+	*h = n;
+	return 0;
+}
+
+/*
+ * Authorization (when there is a token), Accept, Content-Type, no Expect.
+ * A token goes only over https://, unless the config allows plain http.
+ * Ownership: *ret is the caller's, freed with headers_free.
+ */
 static int build_headers(struct kube_client *c, const struct kube_request *req, bool stream,
                          struct curl_slist **ret, struct kube_result *res)
 {
 	struct curl_slist *h = NULL, *n;
-	struct buf auth;
+	struct buf ct;
 	char *token = NULL;
 	const char *lines[2];
 	struct buf accept;
@@ -499,6 +544,16 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 		res_message(res, "bearer token %s: %s",
 		            c->cfg->token_file ? c->cfg->token_file : "", strerror(-r));
 		return r;
+	}
+	if (token && strncmp(c->cfg->server, "http://", 7) == 0 && !c->cfg->allow_http_token) {
+		/* kube_config refuses this already; a config made otherwise is stopped here. */
+		kube_secret_free(token);
+		res_set(res, 0, KUBE_REASON_CLIENT);
+		res_message(res,
+		            "refusing to send the bearer token to the plain http:// server %s "
+		            "(--insecure-allow-http-token allows it)",
+		            c->cfg->server);
+		return -EINVAL;
 	}
 	lines[0] = stream ? "Accept: application/json" : "Accept: application/json, */*";
 	/* No "Expect: 100-continue": it costs a round trip before every larger body. */
@@ -517,38 +572,27 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 		h = n;
 	}
 	if (req->body) {
-		buf_init(&auth, 256);
-		r = buf_printf(&auth, "Content-Type: %s",
+		buf_init(&ct, 256);
+		r = buf_printf(&ct, "Content-Type: %s",
 		               req->content_type ? req->content_type : "application/json");
-		n = r == 0 ? curl_slist_append(h, auth.data) : NULL;
-		buf_finish(&auth);
+		n = r == 0 ? curl_slist_append(h, ct.data) : NULL;
+		buf_finish(&ct);
 		if (!n)
 			goto out_nomem;
 		h = n;
 	}
 	if (token) {
-		buf_init(&auth, KANARY_MAX_TOKEN + 64);
-		r = buf_printf(&auth, "Authorization: Bearer %s", token);
-		n = r == 0 ? curl_slist_append(h, auth.data) : NULL;
-		/* The token is a secret: wipe the copies we made. */
-		if (auth.data)
-			memset(auth.data, 0, auth.cap);
-		buf_finish(&auth);
-		memset(token, 0, strlen(token));
-		free(token);
+		r = append_bearer(&h, token);
+		kube_secret_free(token);
 		token = NULL;
-		if (!n)
+		if (r < 0)
 			goto out_nomem;
-		h = n;
 	}
 	*ret = h;
 	return 0;
 out_nomem:
-	if (token) {
-		memset(token, 0, strlen(token));
-		free(token);
-	}
-	curl_slist_free_all(h);
+	kube_secret_free(token);
+	headers_free(h);
 	res_set(res, 0, KUBE_REASON_CLIENT);
 	res_message(res, "out of memory building headers");
 	return -ENOMEM;
@@ -719,7 +763,7 @@ int kube_request(struct kube_client *c, const struct kube_request *req,
 		         req->path, kube_reason_name(res->reason), res->message);
 out_body:
 	buf_finish(&x.body);
-	curl_slist_free_all(headers);
+	headers_free(headers);
 out_url:
 	buf_finish(&url);
 	return r;
@@ -780,7 +824,7 @@ int kube_stream(struct kube_client *c, const char *path, const char *query, cons
 		*ret_deadline = false;
 out_body:
 	buf_finish(&x.body);
-	curl_slist_free_all(headers);
+	headers_free(headers);
 out_url:
 	buf_finish(&url);
 	return r;

@@ -30,7 +30,13 @@ struct json_object;
  *   UNAUTHORIZED -EPERM, FORBIDDEN -EACCES, INVALID and BAD_REQUEST -EINVAL,
  *   TOO_MANY_REQUESTS -EAGAIN, TIMEOUT -ETIMEDOUT, TRANSPORT -ECONNREFUSED,
  *   BAD_RESPONSE -EBADMSG (-E2BIG past KANARY_MAX_RESPONSE), ABORTED -ECANCELED,
- *   anything else -EIO; local failures -ENOMEM, -E2BIG (URL), -EINVAL (arguments).
+ *   anything else -EIO; local failures -ENOMEM, -E2BIG (URL), -EINVAL (arguments,
+ *   or a bearer token for an http:// server the config does not allow it for).
+ *
+ * The bearer token's copies (the one from kube_config_token, the header line
+ * and libcurl's copy of it in the header list) are wiped with explicit_bzero
+ * before they are freed. libcurl's own request buffer, which holds the line
+ * while it is sent, is libcurl's and is not wiped.
  *
  * Not done here, on purpose: retrying. client-go retries a 429 or a 5xx with
  * Retry-After inside the call; our daemons requeue the key through their rate

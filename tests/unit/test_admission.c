@@ -663,6 +663,12 @@ static void strings_that_are_not_utf8_are_refused(void **state)
 	    "\xe2\x82",             /* a three-byte sequence cut short at the end */
 	    "\xff",                 /* never in UTF-8 */
 	    "\xf8\x88\x80\x80\x80", /* a five-byte form */
+	    "\xc0\xaf",             /* an overlong '/' */
+	    "\xe0\x80\xaf",         /* the same in three bytes */
+	    "\xed\xa0\x80",         /* a surrogate, U+D800 */
+	    "\xf4\x90\x80\x80",     /* past U+10FFFF */
+	    "ok\xe2\x82\xac"
+	    "but\xe2", /* valid, then cut short */
 	};
 	char bad[64], label[80], *body;
 

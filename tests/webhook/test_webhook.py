@@ -1047,6 +1047,36 @@ def test_tls_min_version_and_cipher_suites_flags(cluster, rsa_certs, webhook, tm
         assert p.returncode == 2 and says in p.stderr, (flag, p.returncode, p.stderr)
 
 
+def test_the_chart_passes_its_tls_values_to_the_webhook(cluster, rsa_certs, webhook, tmp_path):
+    out = cluster.run(
+        "helm", "template", "kanary", REPO / "charts" / "kanary",
+        "--set", "webhook.tlsMinVersion=VersionTLS13",
+        "--set", "webhook.tlsCipherSuites={TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384}",
+    ).stdout
+    (dep,) = [
+        d for d in yaml.safe_load_all(out)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-webhook")
+    ]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    tls = [a for a in args if a.startswith(("--tls-min-version", "--tls-cipher-suites"))]
+    assert tls == [
+        "--tls-min-version=VersionTLS13",
+        "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ]
+    # The webhook takes them as rendered.
+    w = Webhook(cluster, rsa_certs, tmp_path / "chart.log", *tls)
+    try:
+        assert tls12_handshake(w, "ECDHE-RSA-AES256-GCM-SHA384") is None
+        s = tls_socket(w, timeout=5)
+        assert s.version() == "TLSv1.3" and s.cipher()[0] == "TLS_AES_256_GCM_SHA384"
+        s.close()
+    finally:
+        assert_clean_exit(w, w.stop())
+    # Left empty, the chart passes neither.
+    out = cluster.run("helm", "template", "kanary", REPO / "charts" / "kanary").stdout
+    assert "--tls-min-version" not in out and "--tls-cipher-suites" not in out
+
+
 def test_health_readiness_and_metrics(webhook):
     assert webhook.health("/healthz") == (200, "ok\n")
     assert webhook.health("/readyz") == (200, "ok\n")
