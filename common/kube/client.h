@@ -30,7 +30,13 @@ struct json_object;
  *   UNAUTHORIZED -EPERM, FORBIDDEN -EACCES, INVALID and BAD_REQUEST -EINVAL,
  *   TOO_MANY_REQUESTS -EAGAIN, TIMEOUT -ETIMEDOUT, TRANSPORT -ECONNREFUSED,
  *   BAD_RESPONSE -EBADMSG (-E2BIG past KANARY_MAX_RESPONSE), ABORTED -ECANCELED,
- *   anything else -EIO; local failures -ENOMEM, -E2BIG (URL), -EINVAL (arguments).
+ *   anything else -EIO; local failures -ENOMEM, -E2BIG (URL), -EINVAL (arguments,
+ *   or a bearer token for an http:// server the config does not allow it for).
+ *
+ * The bearer token's copies (the one from kube_config_token, the header line
+ * and libcurl's copy of it in the header list) are wiped with explicit_bzero
+ * before they are freed. libcurl's own request buffer, which holds the line
+ * while it is sent, is libcurl's and is not wiped.
  *
  * Not done here, on purpose: retrying. client-go retries a 429 or a 5xx with
  * Retry-After inside the call; our daemons requeue the key through their rate
@@ -153,6 +159,7 @@ struct kube_request {
 	const char *body;  /* NULL: none */
 	size_t body_len;
 	const char *content_type; /* NULL: application/json */
+	const char *accept;       /* the Accept header's value; NULL: JSON */
 };
 
 /*
@@ -177,7 +184,17 @@ struct kube_list_options {
 	 * (resource_version is then not sent); NULL: from the start.
 	 */
 	const char *continue_token;
+	/*
+	 * The Accept header's value; NULL: JSON. KUBE_ACCEPT_METADATA_LIST asks
+	 * for a PartialObjectMetadataList: items of kind PartialObjectMetadata,
+	 * metadata only.
+	 */
+	const char *accept;
 };
+
+/* Metadata only: a LIST answered as PartialObjectMetadataList, a WATCH's objects as PartialObjectMetadata. */
+#define KUBE_ACCEPT_METADATA_LIST "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+#define KUBE_ACCEPT_METADATA      "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 /*
  * LIST every page (limit/continue) into one List: "items" holds the items of
@@ -189,6 +206,19 @@ struct kube_list_options {
  */
 int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *o,
               struct json_object **ret_list, struct kube_result *res);
+
+/*
+ * LIST every page like kube_list, handing each page (a List whose "items"
+ * are that page's) to page_fn as it arrives instead of keeping them:
+ * restart is true on the first page, and again when an expired continue
+ * token made the list start over (drop what the earlier pages gave). The
+ * page is borrowed for the call. A negative return of page_fn stops the
+ * LIST and is returned. The first page's metadata carries the
+ * resourceVersion.
+ */
+int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_options *o,
+                   int (*page_fn)(void *ctx, struct json_object *page, bool restart), void *ctx,
+                   struct kube_result *res);
 
 /*
  * POST obj to its collection path / PUT obj (which must carry
@@ -257,8 +287,8 @@ int kube_apply(struct kube_client *c, const char *path, struct json_object *obj,
  * res. Returns 0 when the server ended the stream or the deadline passed
  * (*ret_deadline then true), fn's error, or the request's error.
  */
-int kube_stream(struct kube_client *c, const char *path, const char *query, long deadline_ms,
-                int (*fn)(void *ctx, const char *data, size_t len), void *ctx, bool *ret_deadline,
-                struct kube_result *res);
+int kube_stream(struct kube_client *c, const char *path, const char *query, const char *accept,
+                long deadline_ms, int (*fn)(void *ctx, const char *data, size_t len), void *ctx,
+                bool *ret_deadline, struct kube_result *res);
 
 #endif
