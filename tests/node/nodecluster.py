@@ -238,6 +238,15 @@ def kube_proxy_programmed(c, service, ns=APP):
     return have == {f"{a}:{p}" for a, p in eps}
 
 
+def endpoints_current(c, kanary, service, ns=APP):
+    """The Service's ready endpoints are the Kanary's Ready HAProxy pods that are not being
+    deleted, no more, no less: the EndpointSlice has caught up with the pods (kube-proxy's
+    rules are checked against the EndpointSlice by kube_proxy_programmed)."""
+    pods = {p["status"].get("podIP") for p in haproxy_pods(c, kanary)
+            if (condition(p) or {}).get("status") == "True"}
+    return bool(pods) and {a for a, _ in ready_endpoints(c, service, ns)} == pods
+
+
 def haproxy_pods(c, kanary, terminating=False):
     """The HAProxy pods of a Kanary; those being deleted only when terminating is true."""
     pods = c.items("pods", "-l", f"{NAME_LABEL}={kanary}")

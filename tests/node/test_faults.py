@@ -10,9 +10,9 @@ of connections runs through the example's destination Service:
      changed in a burst;
   3. the controller cut off from the API server for 30 s by iptables rules (both directions,
      new and established connections), while Kanaries are changed, created and deleted;
-  4. both webhook pods deleted under a stream of `kubectl apply`: with failurePolicy Fail the
-     API server refuses the applies that come while no webhook pod is ready; each one refused
-     is applied again afterwards;
+  4. both webhook pods deleted under a stream of `kubectl apply`, gracefully then forced:
+     with failurePolicy Fail the API server refuses the applies that come while no webhook
+     answers; each one refused is applied again afterwards;
   5. containerd restarted (its shims and so the containers keep running).
 
 After each, with bounded polls only: no Kanary lost; for every Kanary exactly one Deployment,
@@ -45,7 +45,8 @@ from kanarytest import eventually, unwind_on_sigterm  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from nodecluster import (APP, CHART, EXAMPLES, INSTALL_VALUES, MANAGED, NAME_LABEL,  # noqa: E402
-                         NS, RELEASE, WAIT, Logger, condition, container_pid, explain,
+                         NS, RELEASE, WAIT, Logger, condition, container_pid,
+                         endpoints_current, explain,
                          haproxy_pods as kanary_pods,
                          kube_proxy_programmed, node_cluster, rollout_done, service_ip,
                          template_hash)
@@ -181,6 +182,8 @@ def main_stream(c):
 
 
 def end_stream(c, s, what):
+    eventually(lambda: endpoints_current(c, KANARY, DEST), f"{what}: endpoints current", WAIT,
+               0.5)
     eventually(lambda: kube_proxy_programmed(c, DEST), f"{what}: kube-proxy rules", WAIT, 0.5)
     s.wait_ok(AFTER, f"{what}: after convergence")
     res = s.stop()
@@ -442,15 +445,20 @@ def test_controller_cut_off_from_the_api_server(c):
     assert res["failed"] == 0, res["failures"]
 
 
-def test_webhook_pods_deleted_under_a_stream_of_applies(c):
+@pytest.mark.parametrize("how", ["graceful", "forced"])
+def test_webhook_pods_deleted_under_a_stream_of_applies(c, how):
     """`kubectl apply` of the example's Kanary, one after another, each with a new annotation
     (a real UPDATE, which the API server sends to both webhooks), while both webhook pods are
-    deleted. With failurePolicy Fail, an apply is refused while no webhook pod is ready
-    (counted); each refused one is applied again afterwards and taken. No write is let
-    through unchecked, and the data plane does not notice."""
+    deleted: as `kubectl delete pod` does (graceful: they serve through their grace period,
+    and kube-proxy sends to serving, terminating endpoints while no other is ready), then
+    forced (--grace-period=0 --force: gone at once, as in a crash). With failurePolicy Fail,
+    an apply is refused while no webhook answers (counted); each refused one is applied again
+    afterwards and taken. No write is let through unchecked, and the data plane does not
+    notice."""
     base = c.get("kanary", KANARY)
     doc = {"apiVersion": base["apiVersion"], "kind": "Kanary", "spec": base["spec"],
            "metadata": {"name": KANARY, "namespace": APP, "annotations": {}}}
+    key = "faults.kanary.pyxida.io/apply"
     old = {p["metadata"]["name"]
            for p in c.items("pods", "-l", "app.kubernetes.io/component=webhook", ns=NS)}
     results, stop = [], threading.Event()
@@ -459,7 +467,7 @@ def test_webhook_pods_deleted_under_a_stream_of_applies(c):
         i = 0
         while not stop.is_set() and i < 2000:
             i += 1
-            doc["metadata"]["annotations"]["faults.kanary.pyxida.io/apply"] = str(i)
+            doc["metadata"]["annotations"][key] = f"{how}-{i}"
             out = c.kubectl("apply", "--request-timeout=30s", "-f", "-", input=json.dumps(doc),
                             check=False, timeout=60)
             results.append((i, out.returncode, out.stderr.strip()))
@@ -475,10 +483,11 @@ def test_webhook_pods_deleted_under_a_stream_of_applies(c):
         t.start()
         eventually(lambda: sum(1 for r in results if r[1] == 0) >= 5, "5 applies taken", WAIT,
                    0.1)
+        force = ["--grace-period=0", "--force"] if how == "forced" else []
         c.kubectl("delete", "pods", "-n", NS, "-l", "app.kubernetes.io/component=webhook",
-                  "--wait=false")
+                  "--wait=false", *force)
         deleted = len(results)
-        log(f"both webhook pods deleted after {deleted} applies")
+        log(f"both webhook pods deleted ({how}) after {deleted} applies")
         eventually(webhooks_ready, "two new webhook pods Ready", WAIT, 0.5)
         ready = len(results)
         eventually(lambda: sum(1 for r in results[ready:] if r[1] == 0) >= 10,
@@ -487,29 +496,28 @@ def test_webhook_pods_deleted_under_a_stream_of_applies(c):
         t.join(120)
         assert not t.is_alive()
         refused = [r for r in results if r[1] != 0]
-        log(f"{len(results)} applies: {len(results) - len(refused)} taken, {len(refused)} "
-            f"refused ({sum(1 for r in refused if 'failed calling webhook' in r[2])} "
-            f"'failed calling webhook', {sum(1 for r in refused if r[0] > ready)} of them after "
+        log(f"{how}: {len(results)} applies: {len(results) - len(refused)} taken, "
+            f"{len(refused)} refused ({sum(1 for r in refused if 'failed calling webhook' in r[2])}"
+            f" 'failed calling webhook', {sum(1 for r in refused if r[0] > ready)} of them after "
             f"the new pods were Ready); applies {deleted + 1}..{ready} came between the "
             f"deletion and the new pods Ready; refused: "
-            f"{[(r[0], r[2].splitlines()[-1][:120]) for r in refused[:5]]}")
+            f"{[(r[0], r[2].splitlines()[-1][-120:]) for r in refused[:3]]}")
         # Refused only for want of a webhook, and only after the deletion (kube-proxy may
         # still send to the old pods' addresses for a moment after the new ones are Ready).
         assert all("failed calling webhook" in r[2] for r in refused), refused
         assert all(r[0] > deleted for r in refused), refused
         # Each refused apply again, now: every one is taken. Then the last one once more.
         for i, _, _ in refused:
-            doc["metadata"]["annotations"]["faults.kanary.pyxida.io/apply"] = str(i)
+            doc["metadata"]["annotations"][key] = f"{how}-{i}"
             out = c.kubectl("apply", "-f", "-", input=json.dumps(doc), check=False)
             assert out.returncode == 0, f"apply {i} refused again: {out.stderr}"
-        last = str(results[-1][0])
-        doc["metadata"]["annotations"]["faults.kanary.pyxida.io/apply"] = last
+        last = f"{how}-{results[-1][0]}"
+        doc["metadata"]["annotations"][key] = last
         c.kubectl("apply", "-f", "-", input=json.dumps(doc))
-        got = c.get("kanary", KANARY)["metadata"]["annotations"]["faults.kanary.pyxida.io/apply"]
-        assert got == last
-        log(f"the {len(refused)} refused applies applied again: every one taken")
-        converge(c, "webhook pods deleted")
-        res = end_stream(c, s, "webhook pods deleted")
+        assert c.get("kanary", KANARY)["metadata"]["annotations"][key] == last
+        log(f"{how}: the {len(refused)} refused applies applied again: every one taken")
+        converge(c, f"webhook pods deleted ({how})")
+        res = end_stream(c, s, f"webhook pods deleted ({how})")
     finally:
         stop.set()
         s.kill()

@@ -31,7 +31,8 @@ from kanarytest import eventually, unwind_on_sigterm  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from nodecluster import (APP, CHART, EXAMPLES, INSTALL_VALUES, NS, RELEASE, WAIT,  # noqa: E402
-                         Logger, condition, explain, kube_proxy_programmed, node_cluster,
+                         Logger, condition, endpoints_current, explain, kube_proxy_programmed,
+                         node_cluster,
                          service_ip, template_hash)
 from nodecluster import haproxy_pods as kanary_haproxy_pods  # noqa: E402
 from nodecluster import rollout_done as deployment_rolled_out  # noqa: E402
@@ -88,6 +89,8 @@ def wait_serving(c, what):
     t = time.monotonic()
     eventually(lambda: ready_status(c) == "True", f"{what}: Kanary Ready True", WAIT, 1)
     eventually(lambda: rollout_done(c), f"{what}: HAProxy rollout done", WAIT, 1)
+    eventually(lambda: endpoints_current(c, KANARY, DEST), f"{what}: endpoints current", WAIT,
+               0.5)
     eventually(lambda: kube_proxy_programmed(c, DEST), f"{what}: kube-proxy rules", WAIT, 0.5)
     log(f"{what}: Ready True, rollout done, kube-proxy programmed ({time.monotonic() - t:.1f}s)")
 
