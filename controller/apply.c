@@ -109,6 +109,10 @@ static const struct child_kind kinds[CHILD_N] = {
     [CHILD_PDB] = {{"PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets"}, {0}},
     [CHILD_SERVICE] = {{"Service", "", "v1", "services"},
                        {.foreign = service_foreign, .refused = service_refused}},
+    [CHILD_STATE] = {{"ConfigMap", "", "v1", "configmaps"}, {0}},
+    [CHILD_SERVICEACCOUNT] = {{"ServiceAccount", "", "v1", "serviceaccounts"}, {0}},
+    [CHILD_ROLE] = {{"Role", "rbac.authorization.k8s.io", "v1", "roles"}, {0}},
+    [CHILD_ROLEBINDING] = {{"RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings"}, {0}},
 };
 
 const struct child_def *apply_child_def(enum child i)

@@ -26,6 +26,7 @@
 #include "common/string_map.h"
 #include "controller/apply.h"
 #include "controller/pods.h"
+#include "controller/state.h"
 #include "controller/status.h"
 
 /*
@@ -50,12 +51,18 @@ static const enum watched child_cache[CHILD_N] = {
     [CHILD_DEPLOYMENT] = WATCH_DEPLOYMENTS,
     [CHILD_PDB] = WATCH_PDBS,
     [CHILD_SERVICE] = WATCH_SERVICES,
+    [CHILD_STATE] = WATCH_CONFIGMAPS,
+    /* No informer: read with a GET (they change only when the Kanary is made). */
+    [CHILD_SERVICEACCOUNT] = WATCH_N,
+    [CHILD_ROLE] = WATCH_N,
+    [CHILD_ROLEBINDING] = WATCH_N,
 };
 
 struct memo {
 	struct child_memo child[CHILD_N];
 	char kanary_rv[APPLY_RV_SIZE]; /* the Kanary our last status write was computed from */
 	struct json_object *status;    /* that write */
+	struct json_object *state;     /* the state.json last applied */
 	bool pods_unreadable;          /* the last LIST of its pods failed (told once) */
 };
 
@@ -66,6 +73,7 @@ static void memo_free(void *v)
 	if (!m)
 		return;
 	json_object_put(m->status);
+	json_object_put(m->state);
 	free(m);
 }
 
@@ -238,9 +246,28 @@ static void record(struct rc *rc, enum kube_record_type type, const char *reason
 static int io_lookup(void *ctx, enum child i, const char *ns, const char *name,
                      struct json_object **ret)
 {
+	const struct child_def *d = apply_child_def(i);
 	struct rc *rc = ctx;
+	char path[KANARY_MAX_URL];
+	struct kube_result res;
+	int r;
 
-	return cache_get(rc->c, child_cache[i], ns, name, ret);
+	if (child_cache[i] != WATCH_N)
+		return cache_get(rc->c, child_cache[i], ns, name, ret);
+	*ret = NULL;
+	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, ns, name, NULL);
+	if (r < 0)
+		return r;
+	r = kube_get(rc->kc, path, ret, &res);
+	if (r == -ENOENT) {
+		json_object_put(*ret);
+		*ret = NULL;
+		return 0;
+	}
+	if (r < 0)
+		log_msg(LOG_WARNING, rc->key, "get %s %s: %s (%s); will retry", d->kind, name,
+		        kube_reason_name(res.reason), res.message);
+	return r;
 }
 
 static bool io_may_write(void *ctx)
@@ -306,7 +333,7 @@ static int template_configmaps(const struct json_object *obj, struct string_map 
  * this Deployment and no deployment controller status keeps the current and
  * the Deployment's own.
  */
-static int collect_garbage(struct rc *rc, const char *current)
+static int collect_garbage(struct rc *rc, const char *current, const char *state_name)
 {
 	static const char *const gen_path[] = {"metadata", "generation", NULL};
 	static const char *const ogen_path[] = {"status", "observedGeneration", NULL};
@@ -322,12 +349,16 @@ static int collect_garbage(struct rc *rc, const char *current)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ncm; i++)
-		if (strcmp(strchr(cms[i], '/') + 1, current) != 0)
+		if (strcmp(strchr(cms[i], '/') + 1, current) != 0 &&
+		    strcmp(strchr(cms[i], '/') + 1, state_name) != 0)
 			candidates++;
 	if (candidates == 0)
 		goto out_cms;
 	string_map_init(&in_use, KANARY_MAX_INDEX_ENTRIES);
 	r = string_map_put(&in_use, current, NULL, NULL);
+	/* The state is no structure: it lives as long as the Kanary. */
+	if (r >= 0)
+		r = string_map_put(&in_use, state_name, NULL, NULL);
 	if (r < 0)
 		goto out_set;
 	r = index_members(rc->c->idx, INDEX_REPLICASETS, rc->key, &rss, &nrs);
@@ -637,43 +668,97 @@ static void update_metrics(struct rc *rc, const struct json_object *st)
 		log_msg(LOG_WARNING, rc->key, "cannot update its route metrics");
 }
 
-/* Renders and applies every child; on success *ret_cm names the ConfigMap in force. */
-static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *cm_name,
-                     size_t cm_size, char hash[65])
+/*
+ * The state in force: the state ConfigMap's, or our own last write when the
+ * cache has not caught up with it. NULL when there is none.
+ * Ownership: the caller's.
+ */
+static struct json_object *state_in_force(struct rc *rc, const char *state_name)
 {
-	struct json_object *objs = NULL;
+	struct json_object *cm = NULL, *st;
+
+	if (cache_get(rc->c, WATCH_CONFIGMAPS, rc->ns, state_name, &cm) < 0)
+		return NULL;
+	st = state_from_configmap(cm);
+	json_object_put(cm);
+	if (rc->memo->state && (!st || state_generation(rc->memo->state) > state_generation(st))) {
+		json_object_put(st);
+		st = json_object_get(rc->memo->state);
+	}
+	return st;
+}
+
+/*
+ * Renders and applies every child; on success cm_name names the structure
+ * ConfigMap in force and *ret_state_gen is the state's generation. Slots
+ * are kept from the state in force, so a weight or endpoint change renders
+ * the same structure and writes only the state ConfigMap.
+ */
+static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *cm_name,
+                     size_t cm_size, char *state_name, size_t state_size, char hash[65],
+                     int64_t *ret_state_gen)
+{
+	struct json_object *objs = NULL, *prev = NULL, *st = NULL;
+	int slots[KANARY_MAX_ROUTES];
+	const char *state_text;
 	char *cfg = NULL;
 	size_t len;
 	int r;
 
-	r = render_haproxy(rc->k, res, &rc->c->o.objects.render, &cfg, &len);
+	r = objects_state_name(rc->k, state_name, state_size);
+	if (r < 0) {
+		log_msg(LOG_ERROR, rc->key, "state name: %s", strerror(-r));
+		return r;
+	}
+	prev = state_in_force(rc, state_name);
+	r = state_slots(rc->k, res, prev, slots);
+	if (r == 0)
+		r = render_structure(rc->k, res, slots, &rc->c->o.objects.render, &cfg, &len);
 	if (r < 0) {
 		log_msg(LOG_ERROR, rc->key, "render: %s", strerror(-r));
-		return r;
+		goto out;
 	}
 	r = render_hash(cfg, len, hash);
 	if (r == 0)
-		r = objects_desired(rc->k, cfg, hash, &rc->c->o.objects, &objs);
+		r = state_build(rc->k, res, slots, hash, prev, &st);
+	state_text = st ? json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN) : NULL;
+	if (r == 0 && !state_text)
+		r = -ENOMEM;
+	if (r == 0)
+		r = objects_desired(rc->k, cfg, hash, state_text, &rc->c->o.objects, &objs);
 	if (r == 0)
 		r = objects_configmap_name(rc->k, hash, cm_name, cm_size);
 	if (r < 0) {
 		log_msg(LOG_ERROR, rc->key, "desired objects: %s", strerror(-r));
 		goto out;
 	}
+	if (prev && state_diff(prev, st) == STATE_LIVE)
+		log_msg(LOG_DEBUG, rc->key, "state generation %lld: weights or endpoints only",
+		        (long long)state_generation(st));
 	rc->run.hash = hash;
 	rc->run.uid = rc->k->uid;
 	for (size_t i = 0; r == 0 && i < json_object_array_length(objs); i++) {
 		struct json_object *o = json_object_array_get_idx(objs, i);
+		const char *name = json_field_str_path(o, JSON_FIELD_PATH("metadata", "name"));
 		enum child ci;
 
 		if (!apply_child_kind(json_field_str(o, "kind"), &ci)) {
 			r = -EINVAL;
 			break;
 		}
+		if (ci == CHILD_CONFIGMAP && name && strcmp(name, state_name) == 0)
+			ci = CHILD_STATE;
 		r = apply_child(&rc->run, ci, o);
+	}
+	if (r == 0) {
+		json_object_put(rc->memo->state);
+		rc->memo->state = json_object_get(st);
+		*ret_state_gen = state_generation(st);
 	}
 out:
 	json_object_put(objs);
+	json_object_put(st);
+	json_object_put(prev);
 	free(cfg);
 	return r;
 }
@@ -693,7 +778,9 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	struct catalog *cat = NULL;
 	struct kerr_list errs;
 	struct buf errtext;
-	char cm_name[KANARY_MAX_NAME + 1], hash[65], now[WALLCLOCK_RFC3339_SIZE];
+	char cm_name[KANARY_MAX_NAME + 1], state_name[KANARY_MAX_NAME + 1], hash[65],
+	    now[WALLCLOCK_RFC3339_SIZE];
+	int64_t state_gen = 0;
 	const char *slash = strchr(key, '/');
 	const char *old_hash;
 	unsigned defaulted;
@@ -750,11 +837,12 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	old_st = json_object_get(old_st);
 
 	if (!kerr_any(&errs)) {
-		r = apply_all(&rc, &res, cm_name, sizeof(cm_name), hash);
+		r = apply_all(&rc, &res, cm_name, sizeof(cm_name), state_name, sizeof(state_name),
+		              hash, &state_gen);
 		if (r < 0)
 			goto out_res;
 		applied = true;
-		r = collect_garbage(&rc, cm_name);
+		r = collect_garbage(&rc, cm_name, state_name);
 		if (r < 0)
 			goto out_res;
 	} else {
