@@ -193,7 +193,8 @@ int agent_runtime_parse_map(const char *text, struct agent_runtime *rt)
 
 		if (nf == 0)
 			continue;
-		if (nf != 3 || copy_field(v[nv].key, sizeof(v[nv].key), f[1]) < 0 ||
+		if (nf != 3 || strncmp(f[0], "0x", 2) != 0 ||
+		    copy_field(v[nv].key, sizeof(v[nv].key), f[1]) < 0 ||
 		    copy_field(v[nv].value, sizeof(v[nv].value), f[2]) < 0) {
 			free(v);
 			r = -EINVAL;

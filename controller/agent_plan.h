@@ -45,7 +45,10 @@ struct agent_runtime {
  * line short of the header's columns), -ENOMEM.
  */
 int agent_runtime_parse_servers(const char *text, struct agent_runtime *rt);
-/* Reads `show map` ("<id> <key> <value>" lines) into rt's map. Returns 0, -EINVAL, -ENOMEM. */
+/*
+ * Reads `show map` ("0x<id> <key> <value>" lines) into rt's map. Returns 0,
+ * -EINVAL (a line of another form, such as an error message), -ENOMEM.
+ */
 int agent_runtime_parse_map(const char *text, struct agent_runtime *rt);
 void agent_runtime_finish(struct agent_runtime *rt);
 
