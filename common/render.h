@@ -53,7 +53,7 @@ void render_options_init(struct render_options *o);
  * spare and never shrink only because pods went away, so scaling a version
  * rolls HAProxy rarely: at least RENDER_MIN_SLOTS, at most RENDER_MAX_SLOTS.
  */
-#define RENDER_MIN_SLOTS 4
+#define RENDER_MIN_SLOTS 16
 #define RENDER_MAX_SLOTS KANARY_MAX_ENDPOINTS
 /* Slot n of a route backend is server "s<n>", n from 1; fallback's is "r<route index>-s<n>". */
 #define RENDER_SLOT_PREFIX "s"
@@ -71,8 +71,9 @@ void render_options_init(struct render_options *o);
 /*
  * The slots a route needs for endpoints ready endpoints when it has current
  * slots now (0: none yet): current while they fit, else the next power of two
- * >= max(RENDER_MIN_SLOTS, 2 * endpoints). Doubling (not 1.5x) keeps a version
- * scaled pod by pod from 3 to 40 at two rolls (8 -> 32 -> 128).
+ * >= max(RENDER_MIN_SLOTS, 2 * endpoints). With 16 at least and doubling, a
+ * version scaled pod by pod from 3 to 40 rolls once (16 -> 64), and a route
+ * going 3 -> 10 -> 2 pods not at all; a slot costs two idle server entries.
  * Returns the slot count, or -1 for current outside 0..RENDER_MAX_SLOTS or
  * endpoints past RENDER_MAX_SLOTS.
  */

@@ -258,20 +258,20 @@ static void test_structure_of_two_routes(void **state)
 	assert_has(t, "\n    use_backend route_myapp-v2 if { var(txn.route) -m str route_myapp-v2 }"
 	              " { nbsrv(route_myapp-v2) gt 0 }\n");
 	assert_has(t, "\n    default_backend fallback\n");
-	/* 3 endpoints: 8 slots; 7 endpoints: 16; disabled, at the placeholder. */
+	/* 3 and 7 endpoints: 16 slots each; disabled, at the placeholder. */
 	assert_has(t, "\nbackend route_myapp-v1\n"
-	              "    # Service myapp-v1: 8 server slots the agent fills with its ready"
+	              "    # Service myapp-v1: 16 server slots the agent fills with its ready"
 	              " endpoints.\n"
 	              "    balance roundrobin\n"
 	              "    server s1 127.0.0.1:1 disabled\n");
-	assert_has(t, "\n    server s8 127.0.0.1:1 disabled\n\nbackend route_myapp-v2\n");
+	assert_has(t, "\n    server s16 127.0.0.1:1 disabled\n\nbackend route_myapp-v2\n");
 	assert_has(t, "\n    server s16 127.0.0.1:1 disabled\n\nbackend fallback\n");
-	assert_int_equal(count(t, " 127.0.0.1:1 disabled\n"), 8 + 16);
+	assert_int_equal(count(t, " 127.0.0.1:1 disabled\n"), 16 + 16);
 	/* The fallback tracks every slot, weight 0 until the agent sets it. */
 	assert_has(t, "\n    default-server no-check\n"
 	              "    server r0-s1 127.0.0.1:1 weight 0 track route_myapp-v1/s1\n");
 	assert_has(t, "\n    server r1-s16 127.0.0.1:1 weight 0 track route_myapp-v2/s16\n");
-	assert_int_equal(count(t, " weight 0 track "), 8 + 16);
+	assert_int_equal(count(t, " weight 0 track "), 16 + 16);
 	/* No endpoint address, no weight: they are state. */
 	assert_null(strstr(t, "10.1.0.1"));
 	assert_null(strstr(t, " 80"));
@@ -288,7 +288,7 @@ static void test_weight_zero_route_keeps_its_backend_and_slots(void **state)
 	/* A weight is state: the map leaves a route of weight 0 out at runtime. */
 	assert_has(t, "use_backend route_dark if { var(txn.route) -m str route_dark }");
 	assert_has(t, "\nbackend route_dark\n");
-	assert_has(t, " track route_dark/s4\n");
+	assert_has(t, " track route_dark/s16\n");
 	free(t);
 }
 
@@ -364,10 +364,10 @@ static void test_slots_grow_in_steps_and_never_shrink(void **state)
 		size_t endpoints;
 		int current, want;
 	} cases[] = {
-	    {0, 0, 4},   {1, 0, 4},     {2, 0, 4},       {3, 0, 8},          {8, 0, 16},
-	    {3, 8, 8},   {8, 8, 8},     {9, 8, 32},      {16, 32, 32},       {33, 32, 128},
-	    {0, 32, 32}, {2, 128, 128}, {40, 0, 128},    {4096, 0, 4096},    {4096, 4096, 4096},
-	    {5, 5, 5},   {6, 5, 16},    {2048, 0, 4096}, {4095, 2048, 4096},
+	    {0, 0, 16},   {1, 0, 16},    {3, 0, 16},      {8, 0, 16},         {9, 0, 32},
+	    {10, 16, 16}, {16, 16, 16},  {17, 16, 64},    {33, 64, 64},       {65, 64, 256},
+	    {0, 32, 32},  {2, 128, 128}, {40, 0, 128},    {4096, 0, 4096},    {4096, 4096, 4096},
+	    {5, 5, 5},    {6, 5, 16},    {2048, 0, 4096}, {4095, 2048, 4096},
 	};
 	int steps = 0, slots = 0;
 
@@ -383,7 +383,7 @@ static void test_slots_grow_in_steps_and_never_shrink(void **state)
 	assert_int_equal(render_slots(4097, 0), -1);
 	assert_int_equal(render_slots(1, -1), -1);
 	assert_int_equal(render_slots(1, RENDER_MAX_SLOTS + 1), -1);
-	/* A version scaled pod by pod from 3 to 40 outgrows its slots twice. */
+	/* A version scaled pod by pod from 3 to 40 outgrows its slots once. */
 	slots = render_slots(3, 0);
 	for (size_t n = 4; n <= 40; n++) {
 		int next = render_slots(n, slots);
@@ -391,7 +391,7 @@ static void test_slots_grow_in_steps_and_never_shrink(void **state)
 		steps += next != slots;
 		slots = next;
 	}
-	assert_int_equal(steps, 2);
+	assert_int_equal(steps, 1);
 	/* And back to 2 pods: the slots stay. */
 	assert_int_equal(render_slots(2, slots), slots);
 }
@@ -536,7 +536,7 @@ static void test_same_input_same_bytes_and_hash(void **state)
 	assert_string_equal(a, b);
 	free(b);
 	{
-		const int slots[2] = {8, 4}, more[2] = {32, 4};
+		const int slots[2] = {16, 16}, more[2] = {64, 16};
 
 		m.res.routes[0].n_endpoints = 1;
 		assert_int_equal(render_structure(m.k, &m.res, slots, &o, &b, NULL), 0);
