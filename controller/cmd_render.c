@@ -38,6 +38,7 @@ enum render_what {
 enum render_opt {
 	OPT_CONFIG_ONLY = 0x100,
 	OPT_STATE_ONLY,
+	OPT_PREVIOUS_STATE,
 	OPT_IMAGE,
 	OPT_IMAGE_PULL_POLICY,
 	OPT_BIND,
@@ -65,6 +66,8 @@ static void render_usage(FILE *out)
 	    "                           hold one Kanary)\n"
 	    "  --state-only             print only state.json, the weights and endpoints the\n"
 	    "                           agent applies (the input must hold one Kanary)\n"
+	    "  --previous-state FILE    the state.json in force: routes keep its slots while\n"
+	    "                           their endpoints fit, and the generation follows it\n"
 	    "  --haproxy-image IMAGE    HAProxy image of the Deployment (default %s)\n"
 	    "  --haproxy-image-pull-policy POLICY\n"
 	    "                           Always, IfNotPresent or Never (default: unset)\n"
@@ -98,11 +101,12 @@ static int parse_port(const char *opt, const char *s, int *ret)
 /*
  * Renders one checked Kanary into out: the YAML stream of its objects (the
  * structure ConfigMap, the state ConfigMap and the rest), or the structure's
- * haproxy.cfg alone, or the state's state.json alone. The slots are what a
- * first reconcile gives (no state before).
+ * haproxy.cfg alone, or the state's state.json alone. The slots and the
+ * generation follow prev, the state in force (NULL: none), as in reconcile.
  */
 static int render_one(const struct kanary *k, const struct kanary_resolution *res,
-                      const struct objects_options *o, enum render_what what, struct buf *out)
+                      const struct objects_options *o, const struct json_object *prev,
+                      enum render_what what, struct buf *out)
 {
 	struct json_object *objs = NULL, *state = NULL;
 	int slots[KANARY_MAX_ROUTES];
@@ -111,7 +115,7 @@ static int render_one(const struct kanary *k, const struct kanary_resolution *re
 	size_t len;
 	int r;
 
-	r = state_slots(k, res, NULL, slots);
+	r = state_slots(k, res, prev, slots);
 	if (r < 0)
 		return r;
 	r = render_structure(k, res, slots, &o->render, &cfg, &len);
@@ -126,7 +130,7 @@ static int render_one(const struct kanary *k, const struct kanary_resolution *re
 		goto out_free_cfg;
 	memcpy(hash8, hash, 8);
 	hash8[8] = '\0';
-	r = state_build(k, res, slots, hash8, NULL, &state);
+	r = state_build(k, res, slots, hash8, prev, &state);
 	if (r < 0)
 		goto out_free_cfg;
 	state_text = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
@@ -156,8 +160,9 @@ out_free_cfg:
  * failure are reported on stderr here; returns 0 or -errno.
  */
 static int render_all(struct json_object *docs, const struct catalog *cat,
-                      const struct objects_options *o, enum render_what what, struct buf *out,
-                      size_t *ret_kanaries, size_t *ret_invalid)
+                      const struct objects_options *o, const struct json_object *prev,
+                      enum render_what what, struct buf *out, size_t *ret_kanaries,
+                      size_t *ret_invalid)
 {
 	size_t nk = 0, ninvalid = 0;
 	int r = 0;
@@ -189,7 +194,7 @@ static int render_all(struct json_object *docs, const struct catalog *cat,
 				        k->name && k->name[0] ? k->name : "<no name>", line.data);
 			buf_finish(&line);
 		} else if (ninvalid == 0) {
-			r = render_one(k, &res, o, what, out);
+			r = render_one(k, &res, o, prev, what, out);
 			if (r < 0)
 				fprintf(stderr, "kanary-controller render: %s/%s: %s\n",
 				        k->namespace, k->name,
@@ -210,6 +215,7 @@ int cmd_render_main(int argc, char **argv)
 	    {"filename", required_argument, NULL, 'f'},
 	    {"config-only", no_argument, NULL, OPT_CONFIG_ONLY},
 	    {"state-only", no_argument, NULL, OPT_STATE_ONLY},
+	    {"previous-state", required_argument, NULL, OPT_PREVIOUS_STATE},
 	    {"haproxy-image", required_argument, NULL, OPT_IMAGE},
 	    {"haproxy-image-pull-policy", required_argument, NULL, OPT_IMAGE_PULL_POLICY},
 	    {"bind-address", required_argument, NULL, OPT_BIND},
@@ -221,7 +227,8 @@ int cmd_render_main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct objects_options opts;
-	struct json_object *docs = NULL;
+	struct json_object *docs = NULL, *prev = NULL;
+	const char *prev_file = NULL;
 	struct catalog *cat = NULL;
 	struct input_err ierr = {{0}};
 	struct buf out;
@@ -251,6 +258,9 @@ int cmd_render_main(int argc, char **argv)
 				goto out_free_files;
 			}
 			what = c == OPT_CONFIG_ONLY ? RENDER_WHAT_CONFIG : RENDER_WHAT_STATE;
+			break;
+		case OPT_PREVIOUS_STATE:
+			prev_file = optarg;
 			break;
 		case OPT_IMAGE:
 			opts.image = optarg;
@@ -300,6 +310,16 @@ int cmd_render_main(int argc, char **argv)
 		    argv[optind]);
 		goto out_free_files;
 	}
+	if (prev_file) {
+		prev = json_object_from_file(prev_file);
+		if (!prev || !json_object_is_type(prev, json_type_object)) {
+			fprintf(
+			    stderr,
+			    "kanary-controller render: --previous-state %s: not a JSON object\n",
+			    prev_file);
+			goto out_free_files;
+		}
+	}
 	r = input_load("kanary-controller render", files, nfiles, &docs, &ierr);
 	if (r < 0) {
 		fprintf(stderr, "kanary-controller render: %s\n", ierr.msg);
@@ -310,7 +330,7 @@ int cmd_render_main(int argc, char **argv)
 		fprintf(stderr, "kanary-controller render: %s\n", strerror(-r));
 		goto out_destroy;
 	}
-	r = render_all(docs, cat, &opts, what, &out, &nk, &ninvalid);
+	r = render_all(docs, cat, &opts, prev, what, &out, &nk, &ninvalid);
 	if (r < 0)
 		goto out_destroy; /* render_all said why */
 	if (nk == 0) {
@@ -340,6 +360,7 @@ out_destroy:
 	catalog_destroy(cat);
 	json_object_put(docs);
 out_free_files:
+	json_object_put(prev);
 	free(files);
 	buf_finish(&out);
 	if (fflush(stdout) != 0 && status == RENDER_OK) {
