@@ -681,8 +681,11 @@ def can_i_list(cluster, sa, ns, sa_ns=NS):
 
 
 def can_i(cluster, sa, verb, resource, ns=None, name=None):
+    # A subresource goes by --subresource ("pods/log" would be the pod named log).
+    resource, _, sub = resource.partition("/")
     args = ["auth", "can-i", verb, resource + (f"/{name}" if name else ""),
             f"--as=system:serviceaccount:{NS}:{sa}"]
+    args += [f"--subresource={sub}"] if sub else []
     args += ["-n", ns] if ns else ["--all-namespaces"]
     proc = cluster.kubectl(*args, check=False)
     return proc.stdout.strip() == "yes"
