@@ -1179,7 +1179,7 @@ def test_route_added_is_a_new_structure_the_running_agent_refuses(controller, tm
                 assert time.monotonic() < deadline, f"the agent did not refuse the state:\n{hap.agent_log_tail()}"
                 time.sleep(0.02)
             assert AGENT_APPLIED.search(hap.agent_metrics()).group(1) == "1"
-            tally = drive(hap.address, CONNECTIONS // 2)
+            tally = drive(hap.address, CONNECTIONS)
         print(f"\nroute added: structure {structure_hash(hap.cfg)} -> {structure_hash(cfg3)}"
               f" (17 endpoints in 16 slots: {structure_hash(cfg17)}); the running agent refused the new state")
         pct = report("old structure, state in force", tally, pods, [r.service for r in grown])
