@@ -432,24 +432,25 @@ out_finish:
 
 int agent_metrics(struct agent *a, struct buf *out)
 {
-	struct agent c;
-	int r;
+	unsigned long applies, errors, rej_structure, rej_invalid, commands, unplaced;
+	long long state_gen, applied_gen;
 
 	pthread_mutex_lock(&a->lock);
-	c.state_generation = a->state_generation;
-	c.applied_generation = a->applied_generation;
-	c.applies = a->applies;
-	c.errors = a->errors;
-	c.rejected_structure = a->rejected_structure;
-	c.rejected_invalid = a->rejected_invalid;
-	c.commands = a->commands;
-	c.unplaced = a->unplaced;
+	state_gen = a->state_generation;
+	applied_gen = a->applied_generation;
+	applies = a->applies;
+	errors = a->errors;
+	rej_structure = a->rejected_structure;
+	rej_invalid = a->rejected_invalid;
+	commands = a->commands;
+	unplaced = a->unplaced;
 	pthread_mutex_unlock(&a->lock);
 
-	r = buf_printf(
+	return buf_printf(
 	    out,
 	    "# HELP kanary_agent_structure_info The structure hash of the HAProxy configuration "
-	    "the agent serves.\n"
+	    "the "
+	    "agent serves.\n"
 	    "# TYPE kanary_agent_structure_info gauge\n"
 	    "kanary_agent_structure_info{structure_hash=\"%s\"} 1\n"
 	    "# HELP kanary_agent_state_generation Generation of the newest state read.\n"
@@ -476,7 +477,6 @@ int agent_metrics(struct agent *a, struct buf *out)
 	    "# HELP kanary_agent_unplaced_endpoints Ready endpoints without a free slot.\n"
 	    "# TYPE kanary_agent_unplaced_endpoints gauge\n"
 	    "kanary_agent_unplaced_endpoints %lu\n",
-	    a->o.structure_hash, c.state_generation, c.applied_generation, c.applies, c.errors,
-	    c.rejected_structure, c.rejected_invalid, c.commands, c.unplaced);
-	return r;
+	    a->o.structure_hash, state_gen, applied_gen, applies, errors, rej_structure,
+	    rej_invalid, commands, unplaced);
 }

@@ -284,7 +284,7 @@ static long find_endpoint(const struct agent_route *r, const struct agent_server
 }
 
 /* One route's commands; slot[k], fb[k] (k 1..slots) are its servers in rt. */
-static int plan_route(const struct agent_route *r, size_t ri, const struct agent_server **slot,
+static int plan_route(const struct agent_route *r, const struct agent_server **slot,
                       const struct agent_server **fb, int fb_weight, struct agent_plan *p)
 {
 	long *assign = NULL;
@@ -371,7 +371,6 @@ static int plan_route(const struct agent_route *r, size_t ri, const struct agent
 			p->n_fill++;
 		}
 	}
-	(void)ri;
 out_free:
 	free(assign);
 	free(placed);
@@ -463,7 +462,7 @@ int agent_plan_build(const struct agent_state *st, const struct agent_runtime *r
 				            FALLBACK_BACKEND, i, k);
 		}
 		if (r == 0)
-			r = plan_route(rr, i, slot, fb, fw[i], p);
+			r = plan_route(rr, slot, fb, fw[i], p);
 		free(slot);
 		free(fb);
 		slot = fb = NULL;

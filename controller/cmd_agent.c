@@ -386,9 +386,7 @@ static int wait_signal(const sigset_t *set, long ms)
 
 int cmd_agent_main(int argc, char **argv)
 {
-	const struct server_handlers h = {
-	    .healthz = h_healthz, .readyz = h_readyz, .metrics = h_metrics, .ctx = NULL};
-	struct server_handlers hh = h;
+	struct server_handlers h = {.healthz = h_healthz, .readyz = h_readyz, .metrics = h_metrics};
 	struct agent_options ao = {.socket_timeout_ms = AGENT_DEFAULT_SOCKET_TIMEOUT_MS};
 	struct agent_args args;
 	struct agent *a = NULL;
@@ -426,9 +424,9 @@ int cmd_agent_main(int argc, char **argv)
 		log_msg(LOG_ERROR, NULL, "--socket %s: not a usable path", args.socket);
 		return AGENT_USAGE;
 	}
-	hh.ctx = a;
+	h.ctx = a;
 	if (!metrics_off && !args.once) {
-		r = server_start(args.metrics_bind, SERVER_HEALTH | SERVER_METRICS, &hh, &srv);
+		r = server_start(args.metrics_bind, SERVER_HEALTH | SERVER_METRICS, &h, &srv);
 		if (r < 0) {
 			log_msg(LOG_ERROR, NULL, "cannot serve /metrics on %s: %s",
 			        args.metrics_bind, strerror(-r));
@@ -481,6 +479,5 @@ out_destroy:
 		kube_global_cleanup();
 	agent_destroy(a);
 	free(last);
-	(void)h;
 	return status;
 }
