@@ -969,8 +969,12 @@ class Haproxy:
                     return r.status == 200
             except (urllib.error.URLError, OSError):
                 return False
-        eventually(ready, "haproxy /ready once the agent applied the state", timeout=30,
-                   interval=0.2)
+        try:
+            eventually(ready, "haproxy /ready once the agent applied the state", timeout=30,
+                       interval=0.2)
+        except BaseException:
+            self.stop()  # no process outlives the test
+            raise
 
     def applied(self):
         """The state generation the agent applied and read back, from its /metrics."""
