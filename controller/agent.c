@@ -22,6 +22,11 @@
 #include "controller/agent_state.h"
 
 #define AGENT_MAX_WHY 512
+/*
+ * Commands joined into one CLI line: HAProxy reads a line into one buffer
+ * (tune.bufsize, 16 kB by default), so well below it.
+ */
+#define AGENT_MAX_BATCH 8000
 
 struct agent {
 	struct agent_options o;
@@ -230,31 +235,66 @@ static bool answer_unexpected(const char *ans)
 	return true;
 }
 
-/* Sends each '\n'-ended command of cmds. */
+/* Logs the first line of ans that no successful command gives. */
+static void log_unexpected(struct agent *a, const char *ans, const char *cmds)
+{
+	for (const char *l = ans; l && *l;) {
+		const char *nl = strchr(l, '\n');
+		int n = nl ? (int)(nl - l) : (int)strlen(l);
+		char line[256];
+
+		snprintf(line, sizeof(line), "%.*s", n, l);
+		if (answer_unexpected(line)) {
+			log_msg(LOG_WARNING, a->current.kanary,
+			        "HAProxy answered \"%s\" to one of: %.200s", line, cmds);
+			return;
+		}
+		l = nl ? nl + 1 : NULL;
+	}
+}
+
+/*
+ * Sends the '\n'-ended commands of cmds, joined by ';' into lines of at most
+ * AGENT_MAX_BATCH bytes, one connection each: the CLI runs them in order, and
+ * a few hundred slots go in a few round trips instead of one each. What
+ * HAProxy made of them is checked by reading back, not from the answers.
+ */
 static int send_lines(struct agent *a, const struct buf *cmds, struct buf *ans)
 {
 	const char *c = cmds->data;
-	char line[512];
+	char batch[AGENT_MAX_BATCH + 2];
+	size_t used = 0;
 	int r;
 
 	while (c && *c) {
 		const char *nl = strchr(c, '\n');
-		size_t n = nl ? (size_t)(nl - c) + 1 : strlen(c);
+		size_t n = nl ? (size_t)(nl - c) : strlen(c);
 
-		if (n >= sizeof(line))
+		if (n > AGENT_MAX_BATCH)
 			return -E2BIG;
-		memcpy(line, c, n);
-		line[n] = '\0';
-		r = cli_command(a, line, ans);
-		if (r < 0)
-			return r;
-		if (answer_unexpected(ans->data))
-			log_msg(LOG_WARNING, a->current.kanary,
-			        "HAProxy answered \"%.200s\" to %.*s", ans->data, (int)(n - 1),
-			        line);
-		c += n;
+		if (used && used + 1 + n > AGENT_MAX_BATCH) {
+			batch[used++] = '\n';
+			batch[used] = '\0';
+			r = cli_command(a, batch, ans);
+			if (r < 0)
+				return r;
+			log_unexpected(a, ans->data, batch);
+			used = 0;
+		}
+		if (used)
+			batch[used++] = ';';
+		memcpy(batch + used, c, n);
+		used += n;
+		c += n + (nl ? 1 : 0);
 	}
-	return 0;
+	if (!used)
+		return 0;
+	batch[used++] = '\n';
+	batch[used] = '\0';
+	r = cli_command(a, batch, ans);
+	if (r == 0)
+		log_unexpected(a, ans->data, batch);
+	return r;
 }
 
 /* Replaces the route map whole: a new version, its entries, one commit. */
