@@ -388,9 +388,8 @@ static int fail(struct agent *a, int r, const char *what, const char *why)
 	count(a, &a->errors, 1);
 	if (a->logged_error_generation != a->current.generation || log_enabled(1)) {
 		log_msg(LOG_WARNING, a->current.kanary,
-		        "applying state generation %lld: %s%s%s; retrying on the next pass",
-		        (long long)a->current.generation, what, why && why[0] ? ": " : "",
-		        why && why[0] ? why : strerror(-r));
+		        "applying state generation %lld: %s: %s; retrying on the next pass",
+		        (long long)a->current.generation, what, why && why[0] ? why : strerror(-r));
 		a->logged_error_generation = a->current.generation;
 	}
 	return r;
