@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,67 +24,218 @@
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 
-/* The JSONPatch that writes what kanary_default filled in. Ownership: caller puts *ret. */
-static int defaults_patch(const struct json_object *object, const struct kanary *k,
-                          unsigned defaulted, struct json_object **ret)
+/*
+ * The length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * form, no surrogate, nothing past U+10FFFF), or 0 when there is none. p < end.
+ */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
 {
-	struct json_object *ops, *op, *spec = NULL, *proxy = NULL;
+	unsigned char c = *p, lo = 0x80, hi = 0xbf;
+	size_t n;
 
-	ops = json_object_new_array();
-	if (!ops)
-		return -ENOMEM;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/*
+ * Whether text is UTF-8 throughout (RFC 8259 section 8.1). Runs of ASCII, all
+ * of a real AdmissionReview but a few names, go eight bytes at a time: json-c's
+ * own check costs a fifth of the parse.
+ */
+static bool utf8_valid(const char *text, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)text, *end = p + len;
+
+	while (p < end) {
+		uint64_t w;
+		size_t n;
+
+		if ((size_t)(end - p) >= sizeof(w)) {
+			memcpy(&w, p, sizeof(w));
+			if (!(w & UINT64_C(0x8080808080808080))) {
+				p += sizeof(w);
+				continue;
+			}
+		}
+		n = utf8_seq(p, end);
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+/*
+ * Appends s as a JSON string, quoted and escaped (RFC 8259). Bytes that are
+ * not UTF-8 (a message cut by its ceiling in the middle of a character) become
+ * U+FFFD, so the answer is always JSON. len is s's length.
+ */
+static int json_str_len(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
+	int r = buf_append(b, "\"", 1);
+
+	while (r == 0 && p < end) {
+		unsigned char c = *p;
+		char esc[6] = {'\\', 0, 0, 0, 0, 0};
+		size_t n = 2, seq = 1;
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0x80) {
+			seq = utf8_seq(p, end);
+			if (seq) {
+				p += seq;
+				continue;
+			}
+			r = buf_append(b, run, (size_t)(p - run));
+			if (r == 0)
+				r = buf_append(b, "\xef\xbf\xbd", 3);
+			run = ++p;
+			continue;
+		}
+		switch (c) {
+		case '"':
+		case '\\':
+			esc[1] = (char)c;
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			n = 6;
+		}
+		r = buf_append(b, run, (size_t)(p - run));
+		if (r == 0)
+			r = buf_append(b, esc, n);
+		run = ++p;
+	}
+	if (r == 0)
+		r = buf_append(b, run, (size_t)(p - run));
+	if (r == 0)
+		r = buf_append(b, "\"", 1);
+	return r;
+}
+
+static int json_str(struct buf *b, const char *s)
+{
+	return json_str_len(b, s, strlen(s));
+}
+
+/*
+ * The JSONPatch that writes what kanary_default filled in, as JSON text in
+ * ret (caller storage).
+ */
+static int defaults_patch(const struct json_object *object, const struct kanary *k,
+                          unsigned defaulted, struct buf *ret)
+{
+	struct json_object *spec = NULL, *proxy = NULL;
+	const char *sep = "";
+	int r;
+
 	json_object_object_get_ex(object, "spec", &spec);
 	if (spec)
 		json_object_object_get_ex(spec, "proxy", &proxy);
-	if (defaulted & KANARY_DEFAULTED_PORT) {
-		op = json_object_new_object();
-		json_object_object_add(op, "op", json_object_new_string("add"));
-		json_object_object_add(op, "path", json_object_new_string("/spec/port"));
-		json_object_object_add(op, "value", json_object_new_int64(k->port));
-		json_object_array_add(ops, op);
+	r = buf_puts(ret, "[");
+	if (r == 0 && (defaulted & KANARY_DEFAULTED_PORT)) {
+		r = buf_printf(ret, "{\"op\":\"add\",\"path\":\"/spec/port\",\"value\":%ld}",
+		               (long)k->port);
+		sep = ",";
 	}
-	if (defaulted & KANARY_DEFAULTED_REPLICAS) {
-		op = json_object_new_object();
-		json_object_object_add(op, "op", json_object_new_string("add"));
-		if (json_object_is_type(proxy, json_type_object)) {
-			json_object_object_add(op, "path",
-			                       json_object_new_string("/spec/proxy/replicas"));
-			json_object_object_add(op, "value", json_object_new_int64(k->replicas));
-		} else {
-			struct json_object *v = json_object_new_object();
-			json_object_object_add(v, "replicas", json_object_new_int64(k->replicas));
-			json_object_object_add(op, "path", json_object_new_string("/spec/proxy"));
-			json_object_object_add(op, "value", v);
-		}
-		json_object_array_add(ops, op);
+	if (r == 0 && (defaulted & KANARY_DEFAULTED_REPLICAS)) {
+		if (json_object_is_type(proxy, json_type_object))
+			r = buf_printf(ret,
+			               "%s{\"op\":\"add\",\"path\":\"/spec/proxy/replicas\","
+			               "\"value\":%ld}",
+			               sep, (long)k->replicas);
+		else
+			r = buf_printf(ret,
+			               "%s{\"op\":\"add\",\"path\":\"/spec/proxy\","
+			               "\"value\":{\"replicas\":%ld}}",
+			               sep, (long)k->replicas);
 	}
-	*ret = ops;
-	return 0;
+	if (r == 0)
+		r = buf_puts(ret, "]");
+	return r;
 }
 
-/* Warnings a user should see even when the Kanary is allowed; each is one short line. */
-static void add_warnings(const struct kanary *k, const struct kanary_resolution *res,
-                         struct json_object *warnings)
+/*
+ * Warnings a user should see even when the Kanary is allowed; each is one
+ * short line, appended to out as a JSON array element. Returns how many, or
+ * -errno.
+ */
+static int add_warnings(const struct kanary *k, const struct kanary_resolution *res,
+                        struct buf *out)
 {
 	char w[512];
+	int n = 0, r = 0;
 
-	for (size_t i = 0; i < k->n_routes; i++) {
-		const struct kanary_route *r = &k->routes[i];
-		if (r->weight_set && r->weight == 0) {
+	for (size_t i = 0; r == 0 && i < k->n_routes; i++) {
+		const struct kanary_route *rt = &k->routes[i];
+		if (rt->weight_set && rt->weight == 0) {
 			snprintf(w, sizeof(w),
 			         "spec.routes[%zu]: weight 0: Service %s gets no new connections",
-			         i, r->service_name ? r->service_name : "?");
-			json_object_array_add(warnings, json_object_new_string(w));
+			         i, rt->service_name ? rt->service_name : "?");
+			r = buf_puts(out, n++ ? "," : "");
+			if (r == 0)
+				r = json_str(out, w);
 		}
-		if (i < res->n_routes && res->routes[i].port_found &&
-		    res->routes[i].n_endpoints == 0 && r->weight_set && r->weight > 0) {
+		if (r == 0 && i < res->n_routes && res->routes[i].port_found &&
+		    res->routes[i].n_endpoints == 0 && rt->weight_set && rt->weight > 0) {
 			snprintf(w, sizeof(w),
 			         "spec.routes[%zu].backend: Service %s has no ready endpoints; its "
 			         "share goes to the other routes until it has",
-			         i, r->service_name);
-			json_object_array_add(warnings, json_object_new_string(w));
+			         i, rt->service_name);
+			r = buf_puts(out, n++ ? "," : "");
+			if (r == 0)
+				r = json_str(out, w);
 		}
 	}
+	return r < 0 ? r : n;
 }
 
 /*
@@ -107,11 +260,9 @@ static const char *cause_reason(const char *text)
 	return NULL;
 }
 
-/* status for a denial: code 422, reason Invalid, every field error in message and causes. */
-static int denial_status(const struct kanary *k, const struct kerr_list *errs,
-                         struct json_object *response)
+/* ,"status":{...} for a denial: code 422, reason Invalid, every field error in message and causes. */
+static int denial_status(const struct kanary *k, const struct kerr_list *errs, struct buf *out)
 {
-	struct json_object *status, *details, *causes;
 	struct buf msg;
 	int r;
 
@@ -120,63 +271,46 @@ static int denial_status(const struct kanary *k, const struct kerr_list *errs,
 	               k->name && k->name[0] ? k->name : "<generated>");
 	if (r == 0)
 		r = kerr_join(errs, "; ", &msg);
-	if (r < 0) {
-		buf_finish(&msg);
-		return r;
-	}
-	status = json_object_new_object();
-	details = json_object_new_object();
-	causes = json_object_new_array();
-	json_object_object_add(status, "status", json_object_new_string("Failure"));
-	json_object_object_add(status, "code", json_object_new_int(422));
-	json_object_object_add(status, "reason", json_object_new_string("Invalid"));
-	json_object_object_add(status, "message", json_object_new_string(msg.data));
-	for (size_t i = 0; i < kerr_count(errs); i++) {
-		const char *e = kerr_get(errs, i), *colon = strstr(e, ": ");
-		const char *reason = cause_reason(colon ? colon + 2 : e);
-		struct json_object *c = json_object_new_object();
-		if (reason)
-			json_object_object_add(c, "reason", json_object_new_string(reason));
-		json_object_object_add(c, "message", json_object_new_string(colon ? colon + 2 : e));
-		if (colon)
-			json_object_object_add(c, "field",
-			                       json_object_new_string_len(e, (int)(colon - e)));
-		json_object_array_add(causes, c);
-	}
-	/* kubectl prints `The Kanary "<name>" is invalid:` and then each cause. */
-	if (k->name && k->name[0])
-		json_object_object_add(details, "name", json_object_new_string(k->name));
-	json_object_object_add(details, "group", json_object_new_string(KANARY_GROUP));
-	json_object_object_add(details, "kind", json_object_new_string(KANARY_KIND));
-	json_object_object_add(details, "causes", causes);
-	json_object_object_add(status, "details", details);
-	json_object_object_add(response, "status", status);
+	if (r == 0)
+		r = buf_puts(out, ",\"status\":{\"status\":\"Failure\",\"code\":422,"
+		                  "\"reason\":\"Invalid\",\"message\":");
+	if (r == 0)
+		r = json_str_len(out, msg.data, msg.len);
 	buf_finish(&msg);
-	return 0;
-}
-
-/* Takes response; builds the whole AdmissionReview text. */
-static int write_review(struct json_object *response, char **ret, size_t *ret_len)
-{
-	struct json_object *review = json_object_new_object();
-	const char *text;
-	size_t len;
-
-	json_object_object_add(review, "apiVersion", json_object_new_string(REVIEW_API_VERSION));
-	json_object_object_add(review, "kind", json_object_new_string("AdmissionReview"));
-	json_object_object_add(review, "response", response);
-	text = json_object_to_json_string_length(
-	    review, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	if (!text) {
-		json_object_put(review);
-		return -ENOMEM;
+	/* kubectl prints `The Kanary "<name>" is invalid:` and then each cause. */
+	if (r == 0)
+		r = buf_puts(out, ",\"details\":{");
+	if (r == 0 && k->name && k->name[0]) {
+		r = buf_puts(out, "\"name\":");
+		if (r == 0)
+			r = json_str(out, k->name);
+		if (r == 0)
+			r = buf_puts(out, ",");
 	}
-	*ret = strndup(text, len);
-	json_object_put(review);
-	if (!*ret)
-		return -ENOMEM;
-	*ret_len = len;
-	return 0;
+	if (r == 0)
+		r = buf_puts(out, "\"group\":\"" KANARY_GROUP "\",\"kind\":\"" KANARY_KIND
+		                  "\",\"causes\":[");
+	for (size_t i = 0; r == 0 && i < kerr_count(errs); i++) {
+		const char *e = kerr_get(errs, i), *colon = strstr(e, ": ");
+		const char *text = colon ? colon + 2 : e, *reason = cause_reason(text);
+		r = buf_puts(out, i ? ",{" : "{");
+		if (r == 0 && reason)
+			r = buf_printf(out, "\"reason\":\"%s\",", reason);
+		if (r == 0)
+			r = buf_puts(out, "\"message\":");
+		if (r == 0)
+			r = json_str(out, text);
+		if (r == 0 && colon) {
+			r = buf_puts(out, ",\"field\":");
+			if (r == 0)
+				r = json_str_len(out, e, (size_t)(colon - e));
+		}
+		if (r == 0)
+			r = buf_puts(out, "}");
+	}
+	if (r == 0)
+		r = buf_puts(out, "]}}");
+	return r;
 }
 
 static bool is_kanaries(const struct json_object *req)
@@ -219,10 +353,11 @@ static bool spec_unchanged(const struct json_object *req)
  * from request.namespace when the object has none (CREATE before defaulting).
  */
 static int review_kanary(struct json_object *req, enum admission_op op,
-                         const struct admission_lookup *lookup, struct json_object *response,
+                         const struct admission_lookup *lookup, struct buf *response,
                          struct admission_outcome *out, char *err, size_t err_size)
 {
-	struct json_object *object, *meta, *warnings, *patch = NULL;
+	struct json_object *object, *meta;
+	struct buf warnings, patch;
 	struct kanary_resolution res;
 	struct kanary *peek = NULL, *k = NULL;
 	struct catalog *cat = NULL;
@@ -236,19 +371,11 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 		errmsg_format(err, err_size, "request.object is missing or not an object");
 		return -EINVAL;
 	}
-	object = json_object_get(object);
+	/* The review is this request's own tree: the namespace is added to it in place. */
 	if (ns && ns[0] && json_object_object_get_ex(object, "metadata", &meta) &&
-	    json_object_is_type(meta, json_type_object) && !json_field_str(meta, "namespace")) {
-		struct json_object *copy = NULL;
-		if (json_object_deep_copy(object, &copy, NULL) != 0) {
-			json_object_put(object);
-			return -ENOMEM;
-		}
-		json_object_put(object);
-		object = copy;
-		json_object_object_get_ex(object, "metadata", &meta);
-		json_object_object_add(meta, "namespace", json_object_new_string(ns));
-	}
+	    json_object_is_type(meta, json_type_object) && !json_field_str(meta, "namespace") &&
+	    json_object_object_add(meta, "namespace", json_object_new_string(ns)) < 0)
+		return -ENOMEM;
 
 	kerr_init(&errs);
 	kerr_init(&scratch);
@@ -275,20 +402,22 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 	if (r < 0)
 		goto out_finish;
 
-	warnings = json_object_new_array();
-	if (!warnings) {
-		r = -ENOMEM;
-		goto out_finish_res;
-	}
+	buf_init(&warnings, KANARY_MAX_OUTPUT);
+	buf_init(&patch, KANARY_MAX_OUTPUT);
 	if (op == ADMISSION_VALIDATE) {
-		add_warnings(k, &res, warnings);
-		if (kerr_any(&errs)) {
+		r = add_warnings(k, &res, &warnings);
+		if (r >= 0) {
+			out->n_warnings = (size_t)r;
+			r = 0;
+		}
+		if (r == 0 && kerr_any(&errs)) {
 			out->verdict = ADMISSION_DENIED;
-			json_object_object_add(response, "allowed", json_object_new_boolean(0));
-			r = denial_status(k, &errs, response);
-		} else {
+			r = buf_puts(response, ",\"allowed\":false");
+			if (r == 0)
+				r = denial_status(k, &errs, response);
+		} else if (r == 0) {
 			out->verdict = ADMISSION_ALLOWED;
-			json_object_object_add(response, "allowed", json_object_new_boolean(1));
+			r = buf_puts(response, ",\"allowed\":true");
 		}
 	} else {
 		/*
@@ -298,32 +427,28 @@ static int review_kanary(struct json_object *req, enum admission_op op,
 		 * validation should still see and name.
 		 */
 		out->verdict = ADMISSION_ALLOWED;
-		json_object_object_add(response, "allowed", json_object_new_boolean(1));
-		if (defaulted && !kerr_any(&errs))
+		r = buf_puts(response, ",\"allowed\":true");
+		if (r == 0 && defaulted && !kerr_any(&errs))
 			r = defaults_patch(object, k, defaulted, &patch);
 	}
-	if (r == 0 && patch) {
-		const char *text = json_object_to_json_string_ext(
-		    patch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-		struct buf b64;
-		buf_init(&b64, KANARY_MAX_OUTPUT);
-		r = text ? base64_encode(text, strlen(text), &b64) : -ENOMEM;
-		if (r == 0) {
-			json_object_object_add(response, "patchType",
-			                       json_object_new_string("JSONPatch"));
-			json_object_object_add(response, "patch",
-			                       json_object_new_string(b64.data ? b64.data : ""));
+	if (r == 0 && patch.len) {
+		r = buf_puts(response, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
+		if (r == 0)
+			r = base64_encode(patch.data, patch.len, response);
+		if (r == 0)
+			r = buf_puts(response, "\"");
+		if (r == 0)
 			out->patched = true;
-		}
-		buf_finish(&b64);
-		json_object_put(patch);
 	}
-	out->n_warnings = json_object_array_length(warnings);
-	if (out->n_warnings)
-		json_object_object_add(response, "warnings", warnings);
-	else
-		json_object_put(warnings);
-out_finish_res:
+	if (r == 0 && out->n_warnings) {
+		r = buf_puts(response, ",\"warnings\":[");
+		if (r == 0)
+			r = buf_append(response, warnings.data, warnings.len);
+		if (r == 0)
+			r = buf_puts(response, "]");
+	}
+	buf_finish(&patch);
+	buf_finish(&warnings);
 	kanary_resolution_finish(&res);
 out_finish:
 	kanary_destroy(k);
@@ -331,7 +456,6 @@ out_finish:
 	catalog_destroy(cat);
 	kerr_finish(&scratch);
 	kerr_finish(&errs);
-	json_object_put(object);
 	return r;
 }
 
@@ -340,13 +464,21 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
                      struct admission_outcome *ret_outcome, char *ret_err, size_t err_size)
 {
 	struct admission_outcome out = {.verdict = ADMISSION_NOT_HANDLED};
-	struct json_object *review = NULL, *req, *response;
+	struct json_object *review = NULL, *req;
 	struct json_tokener *tok;
+	struct buf response;
 	const char *uid, *operation, *av, *kind;
 	int r;
 
 	if (len > KANARY_MAX_ADMISSION_BODY) {
 		errmsg_format(ret_err, err_size, "body over %u bytes", KANARY_MAX_ADMISSION_BODY);
+		return -EINVAL;
+	}
+	/* RFC 8259: JSON is UTF-8; a string that is not must never be echoed into an answer. */
+	if (!utf8_valid(body, len)) {
+		errmsg_format(
+		    ret_err, err_size,
+		    "body is not one JSON object: a string is not valid UTF-8 (RFC 8259)");
 		return -EINVAL;
 	}
 	tok = json_tokener_new_ex(KANARY_MAX_DEPTH);
@@ -380,31 +512,32 @@ int admission_handle(const char *body, size_t len, enum admission_op op,
 		return -EINVAL;
 	}
 
-	response = json_object_new_object();
-	if (!response) {
-		json_object_put(review);
-		return -ENOMEM;
-	}
-	json_object_object_add(response, "uid", json_object_new_string(uid));
+	/* The answer is written as text as it is decided: no tree built only to be printed. */
+	buf_init(&response, KANARY_MAX_OUTPUT);
+	r = buf_puts(&response, "{\"apiVersion\":\"" REVIEW_API_VERSION
+	                        "\",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
+	if (r == 0)
+		r = json_str(&response, uid);
 	request_key(req, out.key, sizeof(out.key));
 	operation = json_field_str(req, "operation");
-	if (!operation || !is_kanaries(req) ||
-	    (strcmp(operation, "CREATE") != 0 && strcmp(operation, "UPDATE") != 0)) {
+	if (r < 0) {
+		/* Out of memory already: nothing more to write. */
+	} else if (!operation || !is_kanaries(req) ||
+	           (strcmp(operation, "CREATE") != 0 && strcmp(operation, "UPDATE") != 0)) {
 		/* The webhook configuration never sends these; allow rather than block. */
-		json_object_object_add(response, "allowed", json_object_new_boolean(1));
-		r = 0;
+		r = buf_puts(&response, ",\"allowed\":true");
 	} else if (strcmp(operation, "UPDATE") == 0 && spec_unchanged(req)) {
 		/* A Service deleted later must never block a label or finalizer change. */
 		out.verdict = ADMISSION_UNCHANGED;
-		json_object_object_add(response, "allowed", json_object_new_boolean(1));
-		r = 0;
+		r = buf_puts(&response, ",\"allowed\":true");
 	} else {
-		r = review_kanary(req, op, lookup, response, &out, ret_err, err_size);
+		r = review_kanary(req, op, lookup, &response, &out, ret_err, err_size);
 	}
 	if (r == 0)
-		r = write_review(response, ret_response, ret_len);
-	else
-		json_object_put(response);
+		r = buf_puts(&response, "}}");
+	if (r == 0)
+		r = buf_steal(&response, ret_response, ret_len);
+	buf_finish(&response);
 	json_object_put(review);
 	if (r == 0 || r == -EIO)
 		*ret_outcome = out;

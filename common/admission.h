@@ -55,7 +55,8 @@ struct admission_outcome {
  * allowed, with the defaults (spec.port, spec.proxy.replicas) as a base64
  * JSONPatch when the Kanary has no error (a Kanary with errors is left as it
  * is, for /validate to name them). The body is one JSON object, whitespace
- * around it allowed.
+ * around it allowed, in UTF-8 (RFC 8259): a string with bytes that are not
+ * UTF-8 makes it -EINVAL.
  * Returns 0 with *ret_response; -EINVAL when the body is not an
  * AdmissionReview request (ret_err says why, for a 400 answer); -EIO when
  * lookup failed (ret_err says why, for a 500); -ENOMEM.

@@ -52,6 +52,8 @@ decode:
 	if (r < 0)
 		return r == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : -EINVAL;
 	r = data.size > max ? -E2BIG : buf_append(out, data.data, data.size);
+	/* What was decoded may be a private key (a kubeconfig's client-key-data). */
+	gnutls_memset(data.data, 0, data.size);
 	gnutls_free(data.data);
 	return r;
 }

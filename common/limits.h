@@ -61,11 +61,12 @@
 #define KANARY_MAX_RESOURCE_VERSION 256
 #define KANARY_MAX_CONTINUE         (16u * 1024)
 #define KANARY_MAX_SELECTOR         1024
-/* Items gathered over every page of one LIST, and objects held by one informer. */
-#define KANARY_MAX_LIST_ITEMS       (1024u * 1024)
-#define KANARY_MAX_INFORMER_OBJECTS (1024u * 1024)
+/* Items gathered over every page of one kube_list (informers decode page by page: no ceiling). */
+#define KANARY_MAX_LIST_ITEMS (1024u * 1024)
 /* Distinct Events the recorder remembers for aggregation (client-go: 4096). */
 #define KANARY_MAX_EVENT_CACHE 4096
+/* Events waiting for the recorder's writer; past it they are dropped (client-go: 1000). */
+#define KANARY_MAX_EVENT_QUEUE 1000
 
 /* The controller. */
 /* Keys in the work queue's sets, and objects in the controller's own indexes. */
@@ -97,8 +98,8 @@
 #define KANARY_MAX_LOG_LINE 8192
 /* Certificates in one serving chain file (leaf and intermediates). */
 #define KANARY_MAX_CERT_CHAIN 8
-/* Replaced certificate pairs kept alive for handshakes that may still use them. */
-#define KANARY_MAX_RETIRED_CERTS 16
+/* The webhook's GnuTLS priority string, built from --tls-min-version and --tls-cipher-suites. */
+#define KANARY_MAX_TLS_PRIORITIES 512
 /* EndpointSlices of one Service looked up for one admission request. */
 #define KANARY_MAX_SERVICE_SLICES 1024
 /* Idle API clients kept for the live lookups on a cache miss. */

@@ -12,14 +12,13 @@
 #include <json-c/json.h>
 
 #include "common/json_field.h"
+#include "common/kobj.h"
 #include "common/kerr.h"
-
-#define SERVICE_NAME_LABEL "kubernetes.io/service-name"
 
 struct catalog_entry {
 	char *namespace;
-	char *name; /* the Service's name, or the slice's service-name label */
-	struct json_object *obj;
+	const char *name; /* the Service's name, or the slice's service-name label (in obj) */
+	const struct kube_obj *obj;
 };
 
 struct catalog_list {
@@ -46,8 +45,7 @@ static void catalog_list_finish(struct catalog_list *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->items[i].namespace);
-		free(l->items[i].name);
-		json_object_put(l->items[i].obj);
+		kube_obj_unref(l->items[i].obj);
 	}
 	free(l->items);
 }
@@ -69,19 +67,20 @@ static bool is_kind(const struct json_object *obj, const char *api_version, cons
 	return av && k && strcmp(av, api_version) == 0 && strcmp(k, kind) == 0;
 }
 
-/* Takes a reference of its own on obj. */
+/* Takes a reference of its own on obj; name points into obj. */
 static int catalog_list_add(struct catalog_list *l, const char *ns, const char *name,
-                            struct json_object *obj, bool replace)
+                            const struct kube_obj *obj, bool replace)
 {
 	struct catalog_entry *e;
-	char *ns_copy, *name_copy;
+	char *ns_copy;
 
 	if (replace) {
 		for (size_t i = 0; i < l->n; i++) {
 			e = &l->items[i];
 			if (strcmp(e->namespace, ns) == 0 && strcmp(e->name, name) == 0) {
-				json_object_put(e->obj);
-				e->obj = json_object_get(obj);
+				kube_obj_unref(e->obj);
+				e->obj = kube_obj_ref(obj);
+				e->name = name;
 				return 0;
 			}
 		}
@@ -95,47 +94,53 @@ static int catalog_list_add(struct catalog_list *l, const char *ns, const char *
 		l->cap = cap;
 	}
 	ns_copy = strdup(ns);
-	name_copy = strdup(name);
-	if (!ns_copy || !name_copy) {
-		free(ns_copy);
-		free(name_copy);
+	if (!ns_copy)
 		return -ENOMEM;
-	}
 	e = &l->items[l->n++];
 	e->namespace = ns_copy;
-	e->name = name_copy;
-	e->obj = json_object_get(obj);
+	e->name = name;
+	e->obj = kube_obj_ref(obj);
+	return 0;
+}
+
+int catalog_add_obj(struct catalog *cat, const struct kube_obj *o, const char *default_ns)
+{
+	const struct kobj_slice *sl;
+	const char *ns = o->ns[0] ? o->ns : default_ns;
+	int r;
+
+	if (kobj_as_service(o)) {
+		r = catalog_list_add(&cat->services, ns, o->name, o, true);
+		return r < 0 ? r : 1;
+	}
+	sl = kobj_as_slice(o);
+	if (sl && sl->service) {
+		r = catalog_list_add(&cat->slices, ns, sl->service, o, false);
+		return r < 0 ? r : 1;
+	}
 	return 0;
 }
 
 int catalog_add(struct catalog *cat, struct json_object *obj, const char *default_ns)
 {
-	const char *ns, *name;
+	struct kube_obj *o = NULL;
 	int r;
 
 	if (!json_object_is_type(obj, json_type_object))
 		return 0;
-	ns = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
-	if (!ns || !ns[0])
-		ns = default_ns;
-	if (is_kind(obj, "v1", "Service")) {
-		name = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name"));
-		if (!name)
-			return 0;
-		r = catalog_list_add(&cat->services, ns, name, obj, true);
-		return r < 0 ? r : 1;
-	}
-	if (is_kind(obj, "discovery.k8s.io/v1", "EndpointSlice")) {
-		struct json_object *meta, *labels, *v;
-		if (!json_object_object_get_ex(obj, "metadata", &meta) ||
-		    !json_object_object_get_ex(meta, "labels", &labels) ||
-		    !json_object_object_get_ex(labels, SERVICE_NAME_LABEL, &v) ||
-		    !json_object_is_type(v, json_type_string))
-			return 0;
-		r = catalog_list_add(&cat->slices, ns, json_object_get_string(v), obj, false);
-		return r < 0 ? r : 1;
-	}
-	return 0;
+	if (is_kind(obj, "v1", "Service"))
+		r = kobj_service_decode(NULL, obj, &o);
+	else if (is_kind(obj, "discovery.k8s.io/v1", "EndpointSlice"))
+		r = kobj_slice_decode(NULL, obj, &o);
+	else
+		return 0;
+	if (r == -EBADMSG)
+		return 0; /* no name: nothing to find it by */
+	if (r < 0)
+		return r;
+	r = catalog_add_obj(cat, o, default_ns);
+	kube_obj_unref(o);
+	return r;
 }
 
 int catalog_create_from(const struct json_object *docs, const char *default_ns,
@@ -155,13 +160,13 @@ int catalog_create_from(const struct json_object *docs, const char *default_ns,
 	return 0;
 }
 
-const struct json_object *catalog_service(const struct catalog *cat, const char *ns,
-                                          const char *name)
+const struct kobj_service *catalog_service(const struct catalog *cat, const char *ns,
+                                           const char *name)
 {
 	for (size_t i = 0; i < cat->services.n; i++) {
 		const struct catalog_entry *e = &cat->services.items[i];
 		if (strcmp(e->namespace, ns) == 0 && strcmp(e->name, name) == 0)
-			return e->obj;
+			return kobj_as_service(e->obj);
 	}
 	return NULL;
 }
@@ -184,39 +189,17 @@ void kanary_resolution_finish(struct kanary_resolution *res)
 	res->n_routes = 0;
 }
 
-/* Name of a Service or slice port; an absent name is "". */
-static const char *port_name_of(const struct json_object *port)
+/* Finds the TCP Service port the route names; borrowed, or NULL. */
+static const struct kobj_service_port *find_service_port(const struct kobj_service *svc,
+                                                         const struct kanary_port_ref *ref)
 {
-	const char *n = json_field_str(port, "name");
-
-	return n ? n : "";
-}
-
-static bool is_tcp(const struct json_object *port)
-{
-	const char *p = json_field_str(port, "protocol");
-
-	return !p || strcmp(p, "TCP") == 0;
-}
-
-/* Finds the Service port the route names; borrowed, or NULL. */
-static const struct json_object *find_service_port(const struct json_object *svc,
-                                                   const struct kanary_port_ref *ref)
-{
-	struct json_object *spec, *ports;
-	int64_t num;
-
-	if (!json_object_object_get_ex(svc, "spec", &spec) ||
-	    !json_object_object_get_ex(spec, "ports", &ports) ||
-	    !json_object_is_type(ports, json_type_array))
-		return NULL;
-	for (size_t i = 0; i < json_object_array_length(ports); i++) {
-		const struct json_object *p = json_object_array_get_idx(ports, i);
-		if (!json_object_is_type(p, json_type_object) || !is_tcp(p))
+	for (size_t i = 0; i < svc->n_ports; i++) {
+		const struct kobj_service_port *p = &svc->ports[i];
+		if (!p->tcp)
 			continue;
-		if (ref->is_name && strcmp(port_name_of(p), ref->name) == 0)
+		if (ref->is_name && strcmp(p->name, ref->name) == 0)
 			return p;
-		if (!ref->is_name && json_field_int(p, "port", &num) && num == ref->number)
+		if (!ref->is_name && p->port == ref->number)
 			return p;
 	}
 	return NULL;
@@ -240,34 +223,6 @@ static int endpoint_cmp(const void *a, const void *b)
 	if (c)
 		return c;
 	return (x->port > y->port) - (x->port < y->port);
-}
-
-/* Canonical text of an IP literal of the given slice addressType, or false. */
-static bool canonical_address(const char *type, const char *in, char *out, size_t size)
-{
-	unsigned char bin[16];
-	int af;
-
-	if (strcmp(type, "IPv4") == 0)
-		af = AF_INET;
-	else if (strcmp(type, "IPv6") == 0)
-		af = AF_INET6;
-	else
-		return false; /* FQDN endpoints carry no address HAProxy can use without DNS */
-	if (inet_pton(af, in, bin) != 1)
-		return false;
-	return inet_ntop(af, bin, out, (socklen_t)size) != NULL;
-}
-
-static bool condition(const struct json_object *ep, const char *key, bool absent)
-{
-	struct json_object *conds, *v;
-
-	if (!json_object_object_get_ex(ep, "conditions", &conds) ||
-	    !json_object_object_get_ex(conds, key, &v) ||
-	    !json_object_is_type(v, json_type_boolean))
-		return absent;
-	return json_object_get_boolean(v);
 }
 
 struct ep_list {
@@ -304,25 +259,18 @@ static int ep_list_add(struct ep_list *l, const char *address, int port, const c
 }
 
 /* Adds the usable endpoints of one slice, for the Service port named port_name. */
-static int slice_endpoints(const struct json_object *slice, const char *port_name,
+static int slice_endpoints(const struct kobj_slice *slice, const char *port_name,
                            struct ep_list *eps, int *target_port)
 {
-	struct json_object *ports, *endpoints, *addrs, *ref;
-	const char *type = json_field_str(slice, "addressType");
 	int64_t port = -1;
-	char addr[INET6_ADDRSTRLEN];
 	int r;
 
-	if (!type || !json_object_object_get_ex(slice, "ports", &ports) ||
-	    !json_object_is_type(ports, json_type_array))
+	if (!slice->ip)
 		return 0;
-	for (size_t i = 0; i < json_object_array_length(ports); i++) {
-		const struct json_object *p = json_object_array_get_idx(ports, i);
-		int64_t num;
-		if (json_object_is_type(p, json_type_object) && is_tcp(p) &&
-		    strcmp(port_name_of(p), port_name) == 0 && json_field_int(p, "port", &num) &&
-		    num >= 1 && num <= 65535) {
-			port = num;
+	for (size_t i = 0; i < slice->n_ports; i++) {
+		const struct kobj_slice_port *p = &slice->ports[i];
+		if (p->tcp && strcmp(p->name, port_name) == 0 && p->port >= 1 && p->port <= 65535) {
+			port = p->port;
 			break;
 		}
 	}
@@ -330,31 +278,12 @@ static int slice_endpoints(const struct json_object *slice, const char *port_nam
 		return 0;
 	if (*target_port == 0)
 		*target_port = (int)port;
-	if (!json_object_object_get_ex(slice, "endpoints", &endpoints) ||
-	    !json_object_is_type(endpoints, json_type_array))
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(endpoints); i++) {
-		const struct json_object *ep = json_object_array_get_idx(endpoints, i);
-		const struct json_object *a0;
-		const char *name = NULL;
-		if (!json_object_is_type(ep, json_type_object))
-			continue;
+	for (size_t i = 0; i < slice->n_endpoints; i++) {
+		const struct kobj_endpoint *ep = &slice->endpoints[i];
 		/* The API says a missing ready condition means unknown, to be read as ready. */
-		if (!condition(ep, "ready", true) || condition(ep, "terminating", false))
+		if (!ep->ready || ep->terminating)
 			continue;
-		if (!json_object_object_get_ex(ep, "addresses", &addrs) ||
-		    !json_object_is_type(addrs, json_type_array) ||
-		    json_object_array_length(addrs) == 0)
-			continue;
-		/* Addresses of one endpoint are fungible; the API lets consumers use the first. */
-		a0 = json_object_array_get_idx(addrs, 0);
-		if (!json_object_is_type(a0, json_type_string) ||
-		    !canonical_address(type, json_object_get_string((struct json_object *)a0), addr,
-		                       sizeof(addr)))
-			continue;
-		if (json_object_object_get_ex(ep, "targetRef", &ref))
-			name = json_field_str(ref, "name");
-		r = ep_list_add(eps, addr, (int)port, name);
+		r = ep_list_add(eps, ep->address, (int)port, ep->target_name);
 		if (r < 0)
 			return r;
 	}
@@ -384,10 +313,10 @@ static int resolve_route(const struct kanary *k, size_t i, const struct catalog 
                          struct kanary_resolved_route *rr, struct kerr_list *errs)
 {
 	const struct kanary_route *route = &k->routes[i];
-	const struct json_object *svc, *port;
+	const struct kobj_service *svc;
+	const struct kobj_service_port *port;
 	char path[96], value[KANARY_MAX_ERROR_VALUE * 4 + 48];
 	struct ep_list eps = {0};
-	int64_t num;
 	int r;
 
 	/* A route whose names or port are malformed was reported by validation already. */
@@ -421,9 +350,9 @@ static int resolve_route(const struct kanary *k, size_t i, const struct catalog 
 		return 0;
 	}
 	rr->port_found = true;
-	if (json_field_int(port, "port", &num) && num >= 1 && num <= 65535)
-		rr->service_port = (int)num;
-	rr->port_name = strdup(port_name_of(port));
+	if (port->port >= 1 && port->port <= 65535)
+		rr->service_port = (int)port->port;
+	rr->port_name = strdup(port->name);
 	if (!rr->port_name)
 		return -ENOMEM;
 
@@ -432,18 +361,16 @@ static int resolve_route(const struct kanary *k, size_t i, const struct catalog 
 		if (strcmp(e->namespace, k->namespace) != 0 ||
 		    strcmp(e->name, route->service_name) != 0)
 			continue;
-		r = slice_endpoints(e->obj, rr->port_name, &eps, &rr->target_port);
+		r = slice_endpoints(kobj_as_slice(e->obj), rr->port_name, &eps, &rr->target_port);
 		if (r < 0)
 			goto out_free_eps;
 	}
 	if (rr->target_port == 0) {
-		struct json_object *tp;
 		/* No slice yet: a numeric targetPort, or the port itself when none is given. */
-		if (!json_object_object_get_ex(port, "targetPort", &tp))
+		if (port->target_port < 0)
 			rr->target_port = rr->service_port;
-		else if (json_object_is_type(tp, json_type_int) && json_object_get_int64(tp) >= 1 &&
-		         json_object_get_int64(tp) <= 65535)
-			rr->target_port = (int)json_object_get_int64(tp);
+		else
+			rr->target_port = port->target_port;
 	}
 	if (eps.seen > KANARY_MAX_ENDPOINTS) {
 		snprintf(path, sizeof(path), "spec.routes[%zu].backend.serviceName", i);

@@ -15,9 +15,12 @@ struct kerr_list;
 /*
  * The cluster objects a Kanary is checked and rendered against: Services and
  * EndpointSlices. The check and render tools fill it from their input stream;
- * the daemons from their caches. It holds references to the json-c objects.
+ * the daemons from their caches. It holds compact records (common/kobj.h):
+ * a cache's are borrowed with a reference, never copied.
  */
 struct catalog;
+struct kube_obj;
+struct kobj_service;
 
 /* Ownership: the caller destroys the catalog; catalog_destroy(NULL) does nothing. */
 int catalog_create(struct catalog **ret);
@@ -27,9 +30,17 @@ void catalog_destroy(struct catalog *cat);
  * Adds obj when it is a v1 Service or a discovery.k8s.io/v1 EndpointSlice (in
  * namespace default_ns when it names none) and returns 1; returns 0 and keeps
  * nothing for any other kind. A Service that is already there is replaced.
- * Ownership: takes a new reference of its own on obj (json_object_get).
+ * obj is decoded into a record (kobj_service_decode, kobj_slice_decode);
+ * the catalog keeps nothing of obj itself.
  */
 int catalog_add(struct catalog *cat, struct json_object *obj, const char *default_ns);
+
+/*
+ * Adds a Service or EndpointSlice record (in namespace default_ns when it
+ * names none) and returns 1; 0 for a record of another type.
+ * Ownership: takes a reference of its own on o (kube_obj_ref).
+ */
+int catalog_add_obj(struct catalog *cat, const struct kube_obj *o, const char *default_ns);
 
 /*
  * A new catalog holding every Service and EndpointSlice of docs, a json-c
@@ -40,8 +51,8 @@ int catalog_create_from(const struct json_object *docs, const char *default_ns,
                         struct catalog **ret);
 
 /* Borrowed; NULL when absent. */
-const struct json_object *catalog_service(const struct catalog *cat, const char *ns,
-                                          const char *name);
+const struct kobj_service *catalog_service(const struct catalog *cat, const char *ns,
+                                           const char *name);
 
 struct kanary_endpoint {
 	char *address; /* IPv4 or IPv6 literal */

@@ -137,12 +137,58 @@ void apply_run_init(struct apply_run *run)
 	run->rolled = false;
 	run->rolled_from[0] = '\0';
 	run->retry_after_s = 0;
+	run->failed_reason = NULL;
+	run->failed[0] = '\0';
 }
 
 void apply_run_finish(struct apply_run *run)
 {
 	json_object_put(run->deployment);
 	run->deployment = NULL;
+}
+
+const char *apply_permanent_reason(const struct apply_failure *f)
+{
+	switch (f->http_status) {
+	case 409:
+		return APPLY_REASON_CONFLICT;
+	case 403:
+		return APPLY_REASON_FORBIDDEN;
+	case 400:
+	case 422:
+		return APPLY_REASON_INVALID;
+	default:
+		return NULL;
+	}
+}
+
+bool apply_is_failure_reason(const char *reason)
+{
+	return reason && (strcmp(reason, APPLY_REASON_CONFLICT) == 0 ||
+	                  strcmp(reason, APPLY_REASON_FORBIDDEN) == 0 ||
+	                  strcmp(reason, APPLY_REASON_INVALID) == 0);
+}
+
+/* True when obj has a controller ownerReference to any Kanary. */
+static bool controlled_by_a_kanary(const struct json_object *obj)
+{
+	struct json_object *refs;
+
+	if (!json_object_object_get_ex(obj, "metadata", &refs) ||
+	    !json_object_object_get_ex(refs, "ownerReferences", &refs) ||
+	    !json_object_is_type(refs, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(refs); i++) {
+		const struct json_object *ref = json_object_array_get_idx(refs, i);
+		const char *ref_kind = json_field_str(ref, "kind");
+		struct json_object *ctl;
+
+		if (ref_kind && strcmp(ref_kind, KANARY_KIND) == 0 &&
+		    json_object_object_get_ex(ref, "controller", &ctl) &&
+		    json_object_get_boolean(ctl))
+			return true;
+	}
+	return false;
 }
 
 bool apply_controlled_by(const struct json_object *obj, const char *uid)
@@ -276,7 +322,7 @@ static int write_child(struct apply_run *run, enum child i, const char *name,
 	const struct child_kind *k = &kinds[i];
 	struct child_memo *m = &run->memo[i];
 	const char *live_rv = live ? resource_version(live) : "";
-	struct apply_failure fail = {0, "", ""};
+	struct apply_failure fail = {0, 0, "", ""};
 	struct json_object *got = NULL;
 	int r;
 
@@ -294,8 +340,10 @@ static int write_child(struct apply_run *run, enum child i, const char *name,
 	}
 	if (r < 0) {
 		run->retry_after_s = fail.retry_after_s;
-		log_msg(LOG_WARNING, run->key, "apply %s %s: %s (%s); will retry", k->def.kind,
-		        name, fail.reason, fail.message);
+		run->failed_reason = apply_permanent_reason(&fail);
+		snprintf(run->failed, sizeof(run->failed), "cannot apply %s %s: %s: %s",
+		         k->def.kind, name, fail.reason,
+		         fail.message[0] ? fail.message : "no message");
 		goto out;
 	}
 	log_msg(LOG_DEBUG, run->key, "applied %s %s", k->def.kind, name);
@@ -323,15 +371,23 @@ int apply_child(struct apply_run *run, enum child i, struct json_object *want)
 		return -EINVAL;
 	r = lookup(run, i, name, &live, &owned);
 	if (r < 0)
-		return r;
+		goto out;
 	if (live && !owned) {
 		if (k->hooks.foreign) {
 			r = k->hooks.foreign(run, name);
+		} else if (controlled_by_a_kanary(live)) {
+			/* An orphan of an earlier Kanary of this name: the garbage collector takes it. */
+			snprintf(run->failed, sizeof(run->failed),
+			         "%s %s still belongs to an earlier Kanary of this name; waiting "
+			         "for the garbage collector",
+			         k->def.kind, name);
+			r = -EEXIST;
 		} else {
-			/* An orphan of an earlier Kanary of this name, say; the garbage collector takes it. */
-			log_msg(LOG_WARNING, run->key,
-			        "%s %s exists and is not controlled by this Kanary; retrying later",
-			        k->def.kind, name);
+			run->failed_reason = APPLY_REASON_CONFLICT;
+			snprintf(run->failed, sizeof(run->failed),
+			         "%s %s exists and is not controlled by this Kanary; it is left "
+			         "alone until it is deleted or handed over",
+			         k->def.kind, name);
 			r = -EEXIST;
 		}
 		goto out;
@@ -341,6 +397,9 @@ int apply_child(struct apply_run *run, enum child i, struct json_object *want)
 	                          live ? resource_version(live) : "", want))
 		r = write_child(run, i, name, want, live, owned, digest);
 out:
+	if (r < 0 && r != -ECANCELED && !run->failed[0])
+		snprintf(run->failed, sizeof(run->failed), "cannot apply %s %s: %s", k->def.kind,
+		         name, strerror(-r));
 	json_object_put(live);
 	return r;
 }

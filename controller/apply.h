@@ -54,9 +54,25 @@ struct child_memo {
 /* Why a write failed, for the log and the retry. */
 struct apply_failure {
 	int retry_after_s;  /* the server's Retry-After, or 0 */
+	int http_status;    /* 0 when no answer came */
 	const char *reason; /* "Conflict", "Transport", ... (static text) */
 	char message[KANARY_MAX_KUBE_MESSAGE];
 };
+
+/*
+ * The Ready reasons of a failure that retrying alone does not end: someone
+ * must change the cluster (a child made by someone else, a permission, an
+ * object the API server refuses). Everything else (no answer, 429, 5xx, a
+ * timeout) is transient.
+ */
+#define APPLY_REASON_CONFLICT  "ApplyConflict"
+#define APPLY_REASON_FORBIDDEN "ApplyForbidden"
+#define APPLY_REASON_INVALID   "ApplyInvalid"
+
+/* The Ready reason for a failed write: one of the above, or NULL when transient. */
+const char *apply_permanent_reason(const struct apply_failure *f);
+/* True when reason is one of the APPLY_REASON_ ones. */
+bool apply_is_failure_reason(const char *reason);
 
 /* How apply_child reaches the cluster; the tests put fabricated objects behind it. */
 struct apply_io {
@@ -96,6 +112,14 @@ struct apply_run {
 	bool rolled;                              /* the Deployment's config hash changed */
 	char rolled_from[65];                     /* ... from this one */
 	int retry_after_s;                        /* a failed apply's Retry-After */
+	/*
+	 * Why apply_child failed, for the caller to log once: "apply Deployment
+	 * x-haproxy: Conflict: ...". failed_reason is an APPLY_REASON_ when
+	 * the failure is permanent (then failed is the Ready message), NULL when
+	 * it is transient.
+	 */
+	const char *failed_reason;
+	char failed[KANARY_MAX_STATUS_MESSAGE];
 };
 
 /* Zeroes run's outputs. */
@@ -109,8 +133,12 @@ void apply_run_finish(struct apply_run *run);
  * own write or already holds every field of want, applies it otherwise.
  * A child that exists without our controller reference is never taken: the
  * destination Service is then reported in run->conflict (0), any other kind
- * is retried later (-EEXIST). -ECANCELED when a write is needed but this
- * process may not write; another negative errno from the cluster, to retry.
+ * is retried later (-EEXIST, run->failed_reason ApplyConflict, or NULL while
+ * it still belongs to an earlier Kanary of this name, for the garbage
+ * collector). -ECANCELED when a write is needed but this process may not
+ * write; another negative errno from the cluster, to retry, with
+ * run->failed and run->failed_reason saying why. Logs nothing: the caller
+ * logs a failure once, with its retry.
  */
 int apply_child(struct apply_run *run, enum child i, struct json_object *want);
 

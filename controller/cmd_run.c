@@ -46,6 +46,7 @@ struct run_options {
 	const char *kubeconfig;
 	const char *context;
 	const char *namespace;
+	bool allow_http_token;
 	bool leader_elect;
 	long lease_ms, renew_ms, retry_ms;
 	const char *lease_name;
@@ -62,6 +63,7 @@ enum run_opt {
 	OPT_KUBECONFIG = 0x100,
 	OPT_CONTEXT,
 	OPT_NAMESPACE,
+	OPT_ALLOW_HTTP_TOKEN,
 	OPT_LEADER_ELECT,
 	OPT_LEASE_DURATION,
 	OPT_RENEW_DEADLINE,
@@ -102,6 +104,9 @@ static void run_usage(FILE *out)
 	    "                                 pod's service account, else ~/.kube/config)\n"
 	    "  --context NAME                 kubeconfig context (default: its current-context)\n"
 	    "  --namespace NS                 watch only this namespace (default: all)\n"
+	    "  --insecure-allow-http-token[=BOOL]\n"
+	    "                                 send the kubeconfig's bearer token to an http://\n"
+	    "                                 server, in clear text (default false: refused)\n"
 	    "\n"
 	    "Leader election (a coordination.k8s.io/v1 Lease; only the leader writes):\n"
 	    "  --leader-elect[=BOOL]          elect a leader before working (default true)\n"
@@ -228,6 +233,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
 	    {"context", required_argument, NULL, OPT_CONTEXT},
 	    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+	    {"insecure-allow-http-token", optional_argument, NULL, OPT_ALLOW_HTTP_TOKEN},
 	    {"leader-elect", optional_argument, NULL, OPT_LEADER_ELECT},
 	    {"leader-elect-lease-duration", required_argument, NULL, OPT_LEASE_DURATION},
 	    {"leader-elect-renew-deadline", required_argument, NULL, OPT_RENEW_DEADLINE},
@@ -268,6 +274,9 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 			if (!optarg[0] || strlen(optarg) > KANARY_MAX_DNS_LABEL)
 				r = bad("--namespace", optarg, "a namespace name");
 			o->namespace = optarg;
+			break;
+		case OPT_ALLOW_HTTP_TOKEN:
+			r = parse_bool("--insecure-allow-http-token", optarg, &o->allow_http_token);
 			break;
 		case OPT_LEADER_ELECT:
 			r = parse_bool("--leader-elect", optarg, &o->leader_elect);
@@ -415,14 +424,16 @@ static void *worker_main(void *arg)
 				queue_add_after(c->queue, key, out.recheck_ms);
 		} else if (r != -ECANCELED) {
 			unsigned n = queue_requeues(c->queue, key);
+			long delay_ms = retry_after_s * 1000L;
 
-			log_msg(LOG_WARNING, key, "reconcile failed: %s; retry %u after backoff%s",
-			        strerror(-r), n + 1,
-			        retry_after_s ? " (server asked to wait)" : "");
+			/* The one line a failed attempt gets: reconcile logged nothing of it. */
 			if (retry_after_s > 0)
-				queue_add_after(c->queue, key, retry_after_s * 1000L);
+				queue_add_after(c->queue, key, delay_ms);
 			else
-				queue_add_rate_limited(c->queue, key);
+				queue_add_rate_limited(c->queue, key, &delay_ms);
+			log_msg(LOG_WARNING, key, "reconcile failed: %s; retry %u in %ldms%s",
+			        out.error[0] ? out.error : strerror(-r), n + 1, delay_ms,
+			        retry_after_s ? " (the server asked to wait)" : "");
 		}
 		queue_done(c->queue, key);
 		free(key);
@@ -481,6 +492,24 @@ static int extra_metrics(void *ctx, struct buf *out)
 		r = buf_printf(out, "kanary_controller_informer_synced{resource=\"%s\"} %d\n",
 		               watches_name((enum watched)w),
 		               kube_informer_has_synced(run->c->inf[w]) ? 1 : 0);
+	if (r == 0)
+		r = buf_puts(out,
+		             "# HELP kanary_controller_informer_bytes What the informer's cached "
+		             "records take.\n"
+		             "# TYPE kanary_controller_informer_bytes gauge\n");
+	for (size_t w = 0; r == 0 && w < WATCH_N; w++) {
+		struct kube_informer_stats st;
+
+		kube_informer_stats(run->c->inf[w], &st);
+		r = buf_printf(out, "kanary_controller_informer_bytes{resource=\"%s\"} %zu\n",
+		               watches_name((enum watched)w), st.bytes);
+	}
+	if (r == 0) {
+		struct kube_recorder_stats es;
+
+		kube_recorder_stats(run->c->recorder, &es);
+		r = metrics_events(out, &es);
+	}
 	return r;
 }
 
@@ -570,27 +599,31 @@ static void stop_workers(struct run *run)
 
 static void resync(struct run *run)
 {
-	struct json_object *all = NULL;
-	char key[KANARY_MAX_KEY + 1];
+	const struct kube_obj **all = NULL;
+	size_t n = 0;
 
-	if (kube_informer_list(run->c->inf[WATCH_KANARIES], &all) < 0) {
+	if (kube_informer_list(run->c->inf[WATCH_KANARIES], &all, &n) < 0) {
 		log_msg(LOG_WARNING, NULL, "resync: cannot read the Kanary cache; next time");
 		return;
 	}
-	for (size_t i = 0; i < json_object_array_length(all); i++)
-		if (kube_object_key(json_object_array_get_idx(all, i), key, sizeof(key)) == 0)
-			queue_add(run->c->queue, key);
-	log_msg(LOG_DEBUG, NULL, "resync: %zu Kanaries queued", json_object_array_length(all));
-	json_object_put(all);
+	for (size_t i = 0; i < n; i++)
+		queue_add(run->c->queue, all[i]->key);
+	log_msg(LOG_DEBUG, NULL, "resync: %zu Kanaries queued", n);
+	kube_objs_unref(all, n);
 }
 
 static int setup(struct run *run)
 {
+	const struct kube_config_options ko = {
+	    .kubeconfig = run->o.kubeconfig,
+	    .context = run->o.context,
+	    .allow_http_token = run->o.allow_http_token,
+	};
 	struct kube_config_err err = {{0}};
 	struct kube_logger lg = {.fn = log_kube, .ctx = NULL};
 	int r;
 
-	r = kube_config_load(run->o.kubeconfig, run->o.context, &run->cfg, &err);
+	r = kube_config_load_options(&ko, &run->cfg, &err);
 	if (r < 0) {
 		log_msg(LOG_ERROR, NULL, "kubeconfig: %s",
 		        err.msg[0]     ? err.msg

@@ -27,7 +27,12 @@ int controller_create(const struct controller_options *o, struct kube_config *cf
 	if (r == 0)
 		r = metrics_create(&c->metrics);
 	if (r == 0)
-		r = kube_recorder_create(cfg, CONTROLLER_COMPONENT, identity, &c->recorder);
+		r = kube_recorder_create(cfg,
+		                         &(struct kube_recorder_options){
+		                             .component = CONTROLLER_COMPONENT, .host = identity},
+		                         &c->recorder);
+	if (r == 0)
+		r = kube_recorder_start(c->recorder);
 	if (r == 0)
 		r = reconcile_memos_create(&c->memos);
 	if (r == 0)

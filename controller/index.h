@@ -14,7 +14,6 @@
  */
 enum index_rel {
 	INDEX_REFS = 0,    /* Kanary -> the Services it names (backends, destination) */
-	INDEX_SLICES,      /* EndpointSlice -> its Service */
 	INDEX_CONFIGMAPS,  /* ConfigMap -> its Kanary */
 	INDEX_REPLICASETS, /* ReplicaSet -> its Kanary */
 	INDEX_N,

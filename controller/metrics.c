@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/kube/events.h"
 #include "common/limits.h"
 #include "common/string_map.h"
 
@@ -254,5 +255,42 @@ int metrics_render(struct metrics *m, int (*extra)(void *ctx, struct buf *out), 
 	pthread_mutex_unlock(&m->lock);
 	if (r == 0 && extra)
 		r = extra(ctx, out);
+	return r;
+}
+
+int metrics_events(struct buf *out, const struct kube_recorder_stats *st)
+{
+	const struct {
+		const char *result;
+		unsigned long n;
+	} rows[] = {
+	    {"created", st->created},       {"patched", st->patched},
+	    {"spam_filtered", st->dropped}, {"queue_full", st->queue_dropped},
+	    {"failed", st->failed},
+	};
+	int r;
+
+	r = buf_puts(out, "# HELP kanary_controller_events_total Events recorded, by what became "
+	                  "of them: written (created, or patched with count + 1), dropped by the "
+	                  "spam filter or by a full queue, or refused by the API server.\n"
+	                  "# TYPE kanary_controller_events_total counter\n");
+	for (size_t i = 0; r == 0 && i < sizeof(rows) / sizeof(rows[0]); i++)
+		r = buf_printf(out, "kanary_controller_events_total{result=\"%s\"} %lu\n",
+		               rows[i].result, rows[i].n);
+	if (r == 0)
+		r = metrics_gauge(
+		    out, "kanary_controller_events_recorded_total",
+		    "Events accepted into the recorder's queue; each ends as one of "
+		    "kanary_controller_events_total's created, patched, spam_filtered "
+		    "or failed.",
+		    "counter", "", (double)st->recorded);
+	if (r == 0)
+		r = metrics_gauge(out, "kanary_controller_event_queue_depth",
+		                  "Events waiting for the recorder's writer.", "gauge", "",
+		                  (double)st->queued);
+	if (r == 0)
+		r = metrics_gauge(out, "kanary_controller_event_queue_capacity",
+		                  "Events the queue holds before it drops.", "gauge", "",
+		                  (double)st->queue_size);
 	return r;
 }

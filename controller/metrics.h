@@ -19,6 +19,10 @@ struct buf;
  *   kanary_controller_leader, kanary_controller_informer_synced{resource}
  *   kanary_route_weight{namespace, kanary, service}
  *   kanary_route_ready_endpoints{namespace, kanary, service}
+ *   kanary_controller_events_total{result="created"|"patched"|"spam_filtered"|
+ *                                  "queue_full"|"failed"}
+ *   kanary_controller_events_recorded_total, kanary_controller_event_queue_depth,
+ *   kanary_controller_event_queue_capacity
  * The gauges that live elsewhere (queue, lease, informers) come from a
  * callback at render time, so they are never stale.
  */
@@ -54,6 +58,11 @@ void metrics_forget(struct metrics *m, const char *key);
  */
 int metrics_render(struct metrics *m, int (*extra)(void *ctx, struct buf *out), void *ctx,
                    struct buf *out);
+
+struct kube_recorder_stats;
+
+/* The event recorder's counters (common/kube/events.h), rendered from a snapshot. */
+int metrics_events(struct buf *out, const struct kube_recorder_stats *st);
 
 /* "# HELP", "# TYPE" and one sample; labels is "" or 'a="b",c="d"'. */
 int metrics_gauge(struct buf *out, const char *name, const char *help, const char *type,

@@ -44,6 +44,7 @@ struct queue {
 
 	bool shutting_down;
 	unsigned long adds, retries;
+	size_t getters; /* in queue_get, waiting */
 };
 
 /* The clock when the options name none. */
@@ -342,7 +343,7 @@ static long bucket_delay(struct queue *q)
 	return token_bucket_reserve(&q->retries_bucket, now(q));
 }
 
-int queue_add_rate_limited(struct queue *q, const char *key)
+int queue_add_rate_limited(struct queue *q, const char *key, long *ret_delay_ms)
 {
 	long a, b;
 	int r;
@@ -355,6 +356,8 @@ int queue_add_rate_limited(struct queue *q, const char *key)
 		b = bucket_delay(q);
 		q->retries++;
 		r = add_after_locked(q, key, a > b ? a : b);
+		if (r == 0 && ret_delay_ms)
+			*ret_delay_ms = a > b ? a : b;
 	}
 	pthread_mutex_unlock(&q->lock);
 	return r;
@@ -422,6 +425,7 @@ int queue_get(struct queue *q, char **ret_key)
 			r = take_locked(q, ret_key);
 			break;
 		}
+		q->getters++;
 		if (next < 0 || q->o.now_ms != real_clock_ms) {
 			/*
 			 * With a test clock, time only moves when the test moves it;
@@ -439,6 +443,7 @@ int queue_get(struct queue *q, char **ret_key)
 
 			pthread_cond_timedwait(&q->cond, &q->lock, &ts);
 		}
+		q->getters--;
 	}
 	pthread_mutex_unlock(&q->lock);
 	return r;
@@ -500,5 +505,6 @@ void queue_stats(struct queue *q, struct queue_stats *ret)
 	ret->processing = string_map_size(&q->processing);
 	ret->adds = q->adds;
 	ret->retries = q->retries;
+	ret->getters = q->getters;
 	pthread_mutex_unlock(&q->lock);
 }

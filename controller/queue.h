@@ -49,7 +49,8 @@ void queue_destroy(struct queue *q);
 int queue_add(struct queue *q, const char *key);
 /* delay_ms <= 0 is queue_add. */
 int queue_add_after(struct queue *q, const char *key, long delay_ms);
-int queue_add_rate_limited(struct queue *q, const char *key);
+/* ret_delay_ms (may be NULL): how long the key is held back, for the log. */
+int queue_add_rate_limited(struct queue *q, const char *key, long *ret_delay_ms);
 /* How often key failed since its last queue_forget. */
 unsigned queue_requeues(struct queue *q, const char *key);
 void queue_forget(struct queue *q, const char *key);
@@ -76,6 +77,7 @@ struct queue_stats {
 	size_t processing;     /* keys in workers */
 	unsigned long adds;    /* queue_add calls that queued a key */
 	unsigned long retries; /* queue_add_rate_limited calls */
+	size_t getters;        /* queue_get calls waiting for a key */
 };
 
 void queue_stats(struct queue *q, struct queue_stats *ret);

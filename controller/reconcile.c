@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "common/io/wallclock.h"
 #include "common/kanary_check.h"
 #include "common/json_field.h"
+#include "common/kobj.h"
 #include "common/kerr.h"
 #include "common/kube/client.h"
 #include "common/kube/watch.h"
@@ -61,8 +63,8 @@ static const enum watched child_cache[CHILD_N] = {
 struct memo {
 	struct child_memo child[CHILD_N];
 	char kanary_rv[APPLY_RV_SIZE]; /* the Kanary our last status write was computed from */
-	struct json_object *status;    /* that write */
-	struct json_object *state;     /* the state.json last applied */
+	char *status;                  /* that write, as JSON text (a json-c tree is ~20x larger) */
+	char *state;                   /* the state.json last applied, as text */
 	bool pods_unreadable;          /* the last LIST of its pods failed (told once) */
 };
 
@@ -72,8 +74,8 @@ static void memo_free(void *v)
 
 	if (!m)
 		return;
-	json_object_put(m->status);
-	json_object_put(m->state);
+	free(m->status);
+	free(m->state);
 	free(m);
 }
 
@@ -153,12 +155,27 @@ struct rc {
 	struct kube_client *kc;
 	const char *key;
 	char ns[KANARY_MAX_DNS_LABEL + 1];
-	struct json_object *obj; /* the Kanary, a deep copy from the cache */
+	struct json_object *obj; /* the Kanary, parsed from its cached record (our own tree) */
 	struct memo *memo;
 	struct kanary *k;
 	struct apply_io io;   /* the caches and the client, for apply_child */
 	struct apply_run run; /* the children: what applying them found out */
+	struct reconcile_outcome *out;
 };
+
+static void fail(struct rc *rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Says what failed, for the worker's one log line; the first failure of a reconcile wins. */
+static void fail(struct rc *rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (rc->out->error[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(rc->out->error, sizeof(rc->out->error), fmt, ap);
+	va_end(ap);
+}
 
 /* Looks up ns/name in a cache. Ownership: *ret (NULL when absent) is the caller's. */
 static int cache_get(struct controller *c, enum watched w, const char *ns, const char *name,
@@ -175,7 +192,7 @@ static int cache_get(struct controller *c, enum watched w, const char *ns, const
 	return r == -ENOENT ? 0 : r;
 }
 
-/* Adds the cached Services the Kanary names and their EndpointSlices to cat. */
+/* Adds the cached Services the Kanary names and their EndpointSlices to cat (borrowed, no copies). */
 static int fill_catalog(struct rc *rc, struct catalog *cat)
 {
 	static const char *const routes_path[] = {"spec", "routes", NULL};
@@ -188,35 +205,26 @@ static int fill_catalog(struct rc *rc, struct catalog *cat)
 		static const char *const sn_path[] = {"backend", "serviceName", NULL};
 		const char *svc =
 		    json_field_str_path(json_object_array_get_idx(routes, i), sn_path);
-		char group[KANARY_MAX_KEY + 1];
-		struct json_object *o = NULL;
-		char **slices = NULL;
+		char key[KANARY_MAX_KEY + 1];
+		const struct kube_obj *o = NULL, **slices = NULL;
 		size_t n = 0;
 
 		if (!svc || !kanary_is_dns1035_label(svc))
 			continue;
-		r = cache_get(rc->c, WATCH_SERVICES, rc->ns, svc, &o);
-		if (r < 0)
-			break;
-		if (o) {
-			r = catalog_add(cat, o, rc->ns);
-			json_object_put(o);
+		snprintf(key, sizeof(key), "%s/%s", rc->ns, svc);
+		r = kube_informer_get_obj(rc->c->inf[WATCH_SERVICES], key, &o);
+		if (r == 0) {
+			r = catalog_add_obj(cat, o, rc->ns);
+			kube_obj_unref(o);
+		} else if (r == -ENOENT) {
+			r = 0;
 		}
-		snprintf(group, sizeof(group), "%s/%s", rc->ns, svc);
 		if (r >= 0)
-			r = index_members(rc->c->idx, INDEX_SLICES, group, &slices, &n);
-		for (size_t s = 0; r >= 0 && s < n; s++) {
-			r = kube_informer_get(rc->c->inf[WATCH_ENDPOINTSLICES], slices[s], &o);
-			if (r == -ENOENT) {
-				r = 0;
-				continue;
-			}
-			if (r >= 0) {
-				r = catalog_add(cat, o, rc->ns);
-				json_object_put(o);
-			}
-		}
-		index_keys_free(slices, n);
+			r = kube_informer_by_index(rc->c->inf[WATCH_ENDPOINTSLICES],
+			                           KUBE_INDEX_SLICE_SERVICE, key, &slices, &n);
+		for (size_t s = 0; r >= 0 && s < n; s++)
+			r = catalog_add_obj(cat, slices[s], rc->ns);
+		kube_objs_unref(slices, n);
 	}
 	return r < 0 ? r : 0;
 }
@@ -237,8 +245,16 @@ static void record(struct rc *rc, enum kube_record_type type, const char *reason
 	        msg);
 	if (!controller_may_write(rc->c))
 		return;
-	/* Best effort: the recorder logs a failed write itself. */
+	/* Queued, never waited for: the recorder's thread writes it and logs a failure itself. */
 	(void)kube_record(rc->c->recorder, rc->obj, type, reason, "%s", msg);
+}
+
+/* An Event whose news this attempt's failure line in the log already carries. */
+static void record_unlogged(struct rc *rc, enum kube_record_type type, const char *reason,
+                            const char *msg)
+{
+	if (controller_may_write(rc->c))
+		(void)kube_record(rc->c->recorder, rc->obj, type, reason, "%s", msg);
 }
 
 /* ---- what apply_child reaches the cluster through ---- */
@@ -289,12 +305,13 @@ static int io_apply(void *ctx, enum child i, const char *ns, const char *name,
 
 	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, ns, name, NULL);
 	if (r < 0) {
-		*ret_fail = (struct apply_failure){0, "Path", "object path too long"};
+		*ret_fail = (struct apply_failure){0, 0, "Path", "object path too long"};
 		return r;
 	}
 	r = kube_apply(rc->kc, path, want, CONTROLLER_FIELD_MANAGER, force, ret_got, &res);
 	if (r < 0) {
 		ret_fail->retry_after_s = res.retry_after_s;
+		ret_fail->http_status = res.http_status;
 		ret_fail->reason = kube_reason_name(res.reason);
 		snprintf(ret_fail->message, sizeof(ret_fail->message), "%s", res.message);
 	}
@@ -417,9 +434,8 @@ static int collect_garbage(struct rc *rc, const char *current, const char *state
 			else if (r == -ENOENT)
 				r = 0;
 			else
-				log_msg(LOG_WARNING, rc->key,
-				        "delete ConfigMap %s: %s (%s); will retry", name,
-				        kube_reason_name(res.reason), res.message);
+				fail(rc, "delete ConfigMap %s: %s (%s)", name,
+				     kube_reason_name(res.reason), res.message);
 		}
 		json_object_put(cm);
 	}
@@ -527,7 +543,7 @@ static bool diagnose_pods(struct rc *rc, struct pods_diagnosis *ret)
 static int write_status(struct rc *rc, struct json_object *st)
 {
 	struct json_object *patch, *got = NULL;
-	const char *rv;
+	const char *rv, *text;
 	char path[KANARY_MAX_URL];
 	struct kube_result res;
 	int r;
@@ -552,16 +568,17 @@ static int write_status(struct rc *rc, struct json_object *st)
 	}
 	if (r < 0) {
 		rc->run.retry_after_s = res.retry_after_s;
-		log_msg(LOG_WARNING, rc->key, "write status: %s (%s); will retry",
-		        kube_reason_name(res.reason), res.message);
+		fail(rc, "write status: %s (%s)", kube_reason_name(res.reason), res.message);
 		return r;
 	}
 	rv = resource_version(rc->obj);
 	/* A resourceVersion past the ceiling is not remembered (the memo then never matches). */
 	snprintf(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), "%s",
 	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "");
-	json_object_put(rc->memo->status);
-	rc->memo->status = json_object_get(st);
+	text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
+	free(rc->memo->status);
+	/* Out of memory the memo stays empty: the next reconcile writes the status again. */
+	rc->memo->status = text ? strdup(text) : NULL;
 	json_object_put(got);
 	return 0;
 }
@@ -634,7 +651,17 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 		    strcmp(reason, STATUS_REASON_SERVICE_CONFLICT) == 0)
 			record(rc, KUBE_RECORD_WARNING, reason, "%s",
 			       json_field_str_path(ready, k_msg));
+		else if (apply_is_failure_reason(reason))
+			record_unlogged(rc, KUBE_RECORD_WARNING, reason,
+			                json_field_str_path(ready, k_msg));
 	}
+	if (apply_is_failure_reason(
+	        json_field_str_path(status_condition(old_st, STATUS_COND_READY), k_reason)) &&
+	    !apply_is_failure_reason(json_field_str_path(ready, k_reason)))
+		record(rc, KUBE_RECORD_NORMAL, "Applied",
+		       "every child is applied again; Ready is %s: %s: %s",
+		       json_field_str_path(ready, k_status), json_field_str_path(ready, k_reason),
+		       json_field_str_path(ready, k_msg));
 	rollout_events(rc, old_st, st);
 	status_newly_empty(old_st, st, on_newly_empty, &e);
 }
@@ -681,9 +708,16 @@ static struct json_object *state_in_force(struct rc *rc, const char *state_name)
 		return NULL;
 	st = state_from_configmap(cm);
 	json_object_put(cm);
-	if (rc->memo->state && (!st || state_generation(rc->memo->state) > state_generation(st))) {
-		json_object_put(st);
-		st = json_object_get(rc->memo->state);
+	if (rc->memo->state) {
+		struct json_object *mine = json_tokener_parse(rc->memo->state);
+
+		/* Out of memory mine is NULL: the cache's state, or none, is then used. */
+		if (mine && (!st || state_generation(mine) > state_generation(st))) {
+			json_object_put(st);
+			st = mine;
+		} else {
+			json_object_put(mine);
+		}
 	}
 	return st;
 }
@@ -707,7 +741,7 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 
 	r = objects_state_name(rc->k, state_name, state_size);
 	if (r < 0) {
-		log_msg(LOG_ERROR, rc->key, "state name: %s", strerror(-r));
+		fail(rc, "state name: %s", strerror(-r));
 		return r;
 	}
 	prev = state_in_force(rc, state_name);
@@ -715,7 +749,7 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 	if (r == 0)
 		r = render_structure(rc->k, res, slots, &rc->c->o.objects.render, &cfg, &len);
 	if (r < 0) {
-		log_msg(LOG_ERROR, rc->key, "render: %s", strerror(-r));
+		fail(rc, "render: %s", strerror(-r));
 		goto out;
 	}
 	r = render_hash(cfg, len, hash);
@@ -729,7 +763,7 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 	if (r == 0)
 		r = objects_configmap_name(rc->k, hash, cm_name, cm_size);
 	if (r < 0) {
-		log_msg(LOG_ERROR, rc->key, "desired objects: %s", strerror(-r));
+		fail(rc, "desired objects: %s", strerror(-r));
 		goto out;
 	}
 	if (prev && state_diff(prev, st) == STATE_LIVE)
@@ -751,10 +785,13 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 		r = apply_child(&rc->run, ci, o);
 	}
 	if (r == 0) {
-		json_object_put(rc->memo->state);
-		rc->memo->state = json_object_get(st);
+		/* Out of memory the memo forgets it: the cache's state is used next time. */
+		free(rc->memo->state);
+		rc->memo->state = strdup(state_text);
 		*ret_state_gen = state_generation(st);
 	}
+	if (r < 0 && rc->run.failed[0])
+		fail(rc, "%s", rc->run.failed);
 out:
 	json_object_put(objs);
 	json_object_put(st);
@@ -768,7 +805,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 {
 	static const char *const del_path[] = {"metadata", "deletionTimestamp", NULL};
 	static const char *const status_path[] = {"status", NULL};
-	struct rc rc = {.c = c, .kc = kc, .key = key};
+	struct rc rc = {.c = c, .kc = kc, .key = key, .out = ret_outcome};
 	struct json_object *st = NULL, *old_st = NULL;
 	struct kanary_resolution res;
 	struct status_problems problems;
@@ -785,7 +822,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	const char *old_hash;
 	unsigned defaulted;
 	bool applied = false;
-	int r;
+	int r, apply_r = 0;
 
 	*ret_outcome = (struct reconcile_outcome){0};
 	if (!slash || (size_t)(slash - key) >= sizeof(rc.ns))
@@ -830,19 +867,22 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		buf_reset(&errtext);
 
 	/* The status in force: ours when the cache has not caught up with our last write. */
-	old_st = json_field_path(rc.obj, status_path);
-	if (rc.memo->status && strcmp(rc.memo->kanary_rv, resource_version(rc.obj)) == 0)
-		old_st = rc.memo->status;
-	/* Our own reference: writing the status replaces the memo's. */
-	old_st = json_object_get(old_st);
+	old_st = json_object_get(json_field_path(rc.obj, status_path));
+	if (rc.memo->status && strcmp(rc.memo->kanary_rv, resource_version(rc.obj)) == 0) {
+		json_object_put(old_st);
+		/* Out of memory this is NULL: the status is then written again, no harm. */
+		old_st = json_tokener_parse(rc.memo->status);
+	}
 
 	if (!kerr_any(&errs)) {
 		r = apply_all(&rc, &res, cm_name, sizeof(cm_name), state_name, sizeof(state_name),
 		              hash, &state_gen);
-		if (r < 0)
+		/* A transient failure leaves the status alone; a permanent one goes into it. */
+		if (r < 0 && !rc.run.failed_reason)
 			goto out_res;
-		applied = true;
-		r = collect_garbage(&rc, cm_name, state_name);
+		apply_r = r;
+		applied = r == 0;
+		r = applied ? collect_garbage(&rc, cm_name, state_name) : 0;
 		if (r < 0)
 			goto out_res;
 	} else {
@@ -867,6 +907,8 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	    .applied = applied,
 	    .config_hash = applied ? hash : NULL,
 	    .conflict = rc.run.conflict[0] ? rc.run.conflict : NULL,
+	    .apply_reason = apply_r < 0 ? rc.run.failed_reason : NULL,
+	    .apply_message = apply_r < 0 ? rc.run.failed : NULL,
 	    .rollout = rollout_state(rc.run.deployment, applied ? hash : old_hash),
 	    .now = now,
 	};
@@ -906,7 +948,8 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	update_metrics(&rc, st);
 	if (status_waits_on_rollout(st))
 		ret_outcome->recheck_ms = RECONCILE_ROLLOUT_RECHECK_MS;
-	r = 0;
+	/* The status says it; the queue's backoff retries it. */
+	r = apply_r;
 out_res:
 	ret_outcome->retry_after_s = rc.run.retry_after_s;
 	json_object_put(old_st);

@@ -3,6 +3,7 @@
 #ifndef KANARY_CONTROLLER_RECONCILE_H
 #define KANARY_CONTROLLER_RECONCILE_H
 
+#include "common/limits.h"
 #include "controller/controller.h"
 
 struct kube_client;
@@ -17,6 +18,8 @@ struct kube_client;
 struct reconcile_outcome {
 	int retry_after_s; /* the server's Retry-After of a failed call, or 0 */
 	long recheck_ms;   /* above 0: reconcile again after this long, even if nothing changes */
+	/* What failed, for the one log line the worker writes with the retry; "" when unknown. */
+	char error[KANARY_MAX_STATUS_MESSAGE];
 };
 
 /*
@@ -24,8 +27,12 @@ struct reconcile_outcome {
  * with its spec and the cluster (level-triggered: no event type). Returns 0
  * when done (also for a spec that cannot be served: that is a condition,
  * not a retry), or a negative errno to retry with backoff. *ret_outcome is
- * always written: a failure's Retry-After, and after a success whether to
- * look again (RECONCILE_ROLLOUT_RECHECK_MS while the rollout is pending).
+ * always written: a failure's Retry-After and what failed (reconcile does
+ * not log a failure it returns: the worker does, once, with the retry), and
+ * after a success whether to look again (RECONCILE_ROLLOUT_RECHECK_MS while
+ * the rollout is pending). A child the API server refuses for good (409,
+ * 403, 422) is retried too, after the status says so (Ready=False,
+ * ApplyConflict, ...) and one Warning event told it.
  */
 int reconcile(struct controller *c, struct kube_client *kc, const char *key,
               struct reconcile_outcome *ret_outcome);

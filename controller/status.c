@@ -216,6 +216,10 @@ static void decide(const struct status_facts *f, const char *kept_hash, struct c
 	else if (f->conflict)
 		cond_set(ready, STATUS_COND_READY, "False", STATUS_REASON_SERVICE_CONFLICT, "%s",
 		         f->conflict);
+	else if (f->apply_reason)
+		cond_set(ready, STATUS_COND_READY, "False", f->apply_reason,
+		         "%s; %s; retrying with backoff",
+		         f->apply_message ? f->apply_message : "cannot apply a child", keeps);
 	else if (!any_drawable_endpoint(f->k, f->res))
 		cond_set(ready, STATUS_COND_READY, "False", STATUS_REASON_NO_ENDPOINTS,
 		         "no route with weight above 0 has a ready endpoint, so HAProxy refuses "

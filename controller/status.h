@@ -25,7 +25,8 @@ struct kerr_list;
  *                 Unknown InvalidSpec    the spec is invalid in another way
  *   Ready         True  Ready            HAProxy serves the current configuration
  *                 False InvalidSpec, BackendNotFound, PortNotFound, ServiceConflict,
- *                       NoEndpoints, then while the rollout is not done either what
+ *                       ApplyConflict, ApplyForbidden, ApplyInvalid (controller/apply.h:
+ *                       a child the API server keeps refusing), NoEndpoints, then while the rollout is not done either what
  *                       the HAProxy pods show (HAProxyImagePullFailed,
  *                       HAProxyContainerFailed, HAProxyCrashLooping,
  *                       HAProxyPodsUnschedulable, HAProxyPodsNotReady: controller/pods.h)
@@ -77,6 +78,9 @@ struct status_facts {
 	bool applied;            /* the children now carry config_hash */
 	const char *config_hash; /* 64 hex digits when applied */
 	const char *conflict;    /* why the destination Service was left alone, or NULL */
+	/* A permanent apply failure: its Ready reason (ApplyConflict, ...) and message; NULL: none. */
+	const char *apply_reason;
+	const char *apply_message;
 	enum status_rollout rollout;
 	/* Why the rollout is stuck, from the pods (pods_reason, pods_diagnose); NULL: not known. */
 	const char *pods_reason;

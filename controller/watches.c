@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "common/kanary.h"
+#include "common/kobj.h"
 #include "common/json_field.h"
 #include "common/kube/client.h"
 #include "common/io/log.h"
@@ -18,6 +19,8 @@
  * The informers and their handlers. Handlers run on the informer threads:
  * they keep the index and add keys to the queue, nothing else; reconcile
  * reads the caches. Which key an event wakes:
+ * The caches hold records (common/kobj.h): Services and EndpointSlices
+ * compact, the rest their JSON text without managedFields.
  *   Kanary                       itself, at once
  *   Service, EndpointSlice       every Kanary naming that Service, after the batch
  *                                period, so a burst of endpoint changes makes one
@@ -89,32 +92,31 @@ static void wake_referrers(struct controller *c, const char *ns, const char *svc
 }
 
 /* Wakes the Kanary a child belongs to, by its label, at once. */
-static void wake_owner(struct controller *c, const struct json_object *obj)
+static void wake_owner(struct controller *c, const struct kube_obj *obj)
 {
+	const char *by = kube_obj_label(obj, CONTROLLER_LABEL_MANAGED_BY);
 	char key[KANARY_MAX_KEY + 1];
 
-	if (!json_field_str_path(
-	        obj, JSON_FIELD_PATH("metadata", "labels", CONTROLLER_LABEL_MANAGED_BY)) ||
-	    strcmp(json_field_str_path(
-	               obj, JSON_FIELD_PATH("metadata", "labels", CONTROLLER_LABEL_MANAGED_BY)),
-	           CONTROLLER_MANAGED_BY) != 0)
+	if (!by || strcmp(by, CONTROLLER_MANAGED_BY) != 0)
 		return;
-	if (join_key(key, sizeof(key),
-	             json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace")),
-	             json_field_str_path(
-	                 obj, JSON_FIELD_PATH("metadata", "labels", CONTROLLER_LABEL_NAME))))
+	if (join_key(key, sizeof(key), obj->ns, kube_obj_label(obj, CONTROLLER_LABEL_NAME)))
 		enqueue(c, key, 0);
 }
 
 /* The Services a Kanary names: its backends and its destination, as "ns/name". */
-static void index_kanary(struct controller *c, const char *key, const struct json_object *obj)
+static void index_kanary(struct controller *c, const struct kube_obj *rec)
 {
 	char groups[KANARY_MAX_ROUTES + 1][KANARY_MAX_KEY + 1];
 	const char *gp[KANARY_MAX_ROUTES + 1];
-	struct json_object *spec, *routes, *v;
-	const char *ns = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
+	struct json_object *obj = NULL, *spec, *routes, *v;
+	const char *ns = rec->ns;
 	size_t n = 0;
 
+	/* Read once per change of the Kanary, from its cached text. */
+	if (kube_obj_parse(rec, &obj) < 0) {
+		log_msg(LOG_ERROR, rec->key, "cannot index its Services: out of memory");
+		return;
+	}
 	if (json_object_object_get_ex(obj, "spec", &spec)) {
 		if (json_object_object_get_ex(spec, "destination", &v) &&
 		    json_object_is_type(v, json_type_string) &&
@@ -138,83 +140,69 @@ static void index_kanary(struct controller *c, const char *key, const struct jso
 	}
 	for (size_t i = 0; i < n; i++)
 		gp[i] = groups[i];
-	if (index_set(c->idx, INDEX_REFS, key, gp, n) < 0)
-		log_msg(LOG_ERROR, key,
+	if (index_set(c->idx, INDEX_REFS, rec->key, gp, n) < 0)
+		log_msg(LOG_ERROR, rec->key,
 		        "cannot index its Services; endpoint changes may be missed "
 		        "until the next resync");
+	json_object_put(obj);
 }
 
 /* Indexes a ConfigMap or ReplicaSet under its Kanary (removes it when deleted). */
-static void index_child(struct controller *c, enum index_rel rel, const char *key,
-                        const struct json_object *obj, bool deleted)
+static void index_child(struct controller *c, enum index_rel rel, const struct kube_obj *obj,
+                        bool deleted)
 {
 	char owner[KANARY_MAX_KEY + 1];
 	const char *gp[1] = {owner};
 
 	if (deleted ||
-	    !join_key(owner, sizeof(owner),
-	              json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace")),
-	              json_field_str_path(
-	                  obj, JSON_FIELD_PATH("metadata", "labels", CONTROLLER_LABEL_NAME)))) {
-		index_remove(c->idx, rel, key);
+	    !join_key(owner, sizeof(owner), obj->ns, kube_obj_label(obj, CONTROLLER_LABEL_NAME))) {
+		index_remove(c->idx, rel, obj->key);
 		return;
 	}
-	if (index_set(c->idx, rel, key, gp, 1) < 0)
-		log_msg(LOG_ERROR, key,
+	if (index_set(c->idx, rel, obj->key, gp, 1) < 0)
+		log_msg(LOG_ERROR, obj->key,
 		        "cannot index; superseded ConfigMaps may stay until the "
 		        "next resync");
 }
 
-static void on_event(struct watch_ctx *wc, const struct json_object *old,
-                     const struct json_object *obj, bool deleted)
+static void on_event(struct watch_ctx *wc, const struct kube_obj *old, const struct kube_obj *obj,
+                     bool deleted)
 {
 	struct controller *c = wc->c;
-	char key[KANARY_MAX_KEY + 1];
-	const char *ns = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "namespace"));
 
-	if (!join_key(key, sizeof(key), ns,
-	              json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name"))))
+	if (!obj->ns[0])
 		return;
 	switch (wc->w) {
 	case WATCH_KANARIES:
 		if (deleted)
-			index_remove(c->idx, INDEX_REFS, key);
+			index_remove(c->idx, INDEX_REFS, obj->key);
 		else
-			index_kanary(c, key, obj);
-		enqueue(c, key, 0);
+			index_kanary(c, obj);
+		enqueue(c, obj->key, 0);
 		break;
 	case WATCH_SERVICES:
 		wake_owner(c, obj);
-		wake_referrers(c, ns,
-		               json_field_str_path(obj, JSON_FIELD_PATH("metadata", "name")));
+		wake_referrers(c, obj->ns, obj->name);
 		break;
 	case WATCH_ENDPOINTSLICES: {
-		const char *svc = json_field_str_path(
-		    obj, JSON_FIELD_PATH("metadata", "labels", "kubernetes.io/service-name"));
-		const char *old_svc = json_field_str_path(
-		    old, JSON_FIELD_PATH("metadata", "labels", "kubernetes.io/service-name"));
-		char group[KANARY_MAX_KEY + 1];
-		const char *gp[1] = {group};
+		/* The informer's own index (KUBE_INDEX_SLICE_SERVICE) keeps Service -> slices. */
+		const struct kobj_slice *sl = kobj_as_slice(obj), *old_sl = kobj_as_slice(old);
+		const char *svc = sl ? sl->service : NULL;
+		const char *old_svc = old_sl ? old_sl->service : NULL;
 
-		if (!deleted && join_key(group, sizeof(group), ns, svc)) {
-			if (index_set(c->idx, INDEX_SLICES, key, gp, 1) < 0)
-				log_msg(LOG_ERROR, key, "cannot index this EndpointSlice");
-		} else {
-			index_remove(c->idx, INDEX_SLICES, key);
-		}
 		if (svc)
-			wake_referrers(c, ns, svc);
+			wake_referrers(c, obj->ns, svc);
 		if (old_svc && (!svc || strcmp(old_svc, svc) != 0))
-			wake_referrers(c, ns, old_svc);
+			wake_referrers(c, obj->ns, old_svc);
 		break;
 	}
 	case WATCH_CONFIGMAPS:
-		index_child(c, INDEX_CONFIGMAPS, key, obj, deleted);
+		index_child(c, INDEX_CONFIGMAPS, obj, deleted);
 		if (!old)
 			wake_owner(c, obj);
 		break;
 	case WATCH_REPLICASETS:
-		index_child(c, INDEX_REPLICASETS, key, obj, deleted);
+		index_child(c, INDEX_REPLICASETS, obj, deleted);
 		/* Only their coming and going matters: which ConfigMaps are still in use. */
 		if (!old)
 			wake_owner(c, obj);
@@ -228,21 +216,30 @@ static void on_event(struct watch_ctx *wc, const struct json_object *old,
 	}
 }
 
-static void h_add(void *ctx, struct json_object *obj)
+static void h_add(void *ctx, const struct kube_obj *obj)
 {
 	on_event(ctx, NULL, obj, false);
 }
 
-static void h_update(void *ctx, struct json_object *old_obj, struct json_object *new_obj)
+static void h_update(void *ctx, const struct kube_obj *old_obj, const struct kube_obj *new_obj)
 {
 	on_event(ctx, old_obj, new_obj, false);
 }
 
-static void h_delete(void *ctx, struct json_object *obj, bool final_state_unknown)
+static void h_delete(void *ctx, const struct kube_obj *obj, bool final_state_unknown)
 {
 	/* A delete has no "old": children woken by it are woken whatever the event. */
 	on_event(ctx, NULL, obj, true);
 }
+
+/*
+ * Services are compact records; the text is kept only for our own (the
+ * destination Service, which apply compares with what it would write).
+ */
+static const struct kobj_options service_records = {
+    .text_label = CONTROLLER_LABEL_MANAGED_BY,
+    .text_value = CONTROLLER_MANAGED_BY,
+};
 
 int watches_create(struct controller *c)
 {
@@ -261,6 +258,13 @@ int watches_create(struct controller *c)
 		o.path = path;
 		o.component = "controller";
 		o.drop_managed_fields = true;
+		if (w == WATCH_SERVICES) {
+			o.decode = kobj_service_decode;
+			o.decode_ctx = (void *)&service_records;
+		} else if (w == WATCH_ENDPOINTSLICES) {
+			o.decode = kobj_slice_decode;
+			o.indexers[KUBE_INDEX_SLICE_SERVICE] = kube_index_slice_service;
+		}
 		if (defs[w].children)
 			o.label_selector = CONTROLLER_LABEL_MANAGED_BY "=" CONTROLLER_MANAGED_BY;
 		o.handlers.on_add = h_add;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include <gnutls/x509.h>
 
+#include "common/buf.h"
 #include "common/errmsg.h"
 #include "common/io/file_read.h"
 #include "common/io/monotonic.h"
@@ -26,13 +28,19 @@
 /* A certificate may say it starts a little in the future: clocks of the issuer drift. */
 #define CERTS_CLOCK_SKEW_S 300
 
+/*
+ * One chain and its key. References: the certs object while the pair is the
+ * one in use, and each connection whose handshake it served; the last
+ * certpair_release frees it.
+ */
 struct certpair {
 	gnutls_pcert_st chain[KANARY_MAX_CERT_CHAIN];
 	unsigned n;
 	gnutls_privkey_t key;
 	int64_t not_after;
-	char serial[2 * 20 + 1];    /* RFC 5280: at most 20 octets */
-	struct timespec retired_at; /* CLOCK_MONOTONIC */
+	char serial[2 * 20 + 1]; /* RFC 5280: at most 20 octets */
+	atomic_uint refs;
+	atomic_uint *alive; /* the owner's count of pairs not yet freed */
 };
 
 /* What a file looked like when it was read: any difference means it changed. */
@@ -46,8 +54,10 @@ struct file_id {
 
 struct certs {
 	char *cert_file, *key_file;
-	long poll_ms, grace_ms;
+	long poll_ms;
 	struct metrics *metrics;
+	/* Pairs parsed and not yet freed: the one in use and those connections still hold. */
+	atomic_uint alive;
 
 	/* lock guards current: the TLS threads read it during handshakes. */
 	pthread_mutex_t lock;
@@ -55,8 +65,6 @@ struct certs {
 
 	/* check_lock serialises reloads; it guards everything below. */
 	pthread_mutex_t check_lock;
-	struct certpair *retired[KANARY_MAX_RETIRED_CERTS];
-	size_t n_retired;
 	struct file_id cert_id, key_id;
 	bool missing_logged;
 
@@ -104,7 +112,15 @@ static void pair_free(struct certpair *p)
 		gnutls_pcert_deinit(&p->chain[i]);
 	if (p->key)
 		gnutls_privkey_deinit(p->key);
+	if (p->alive)
+		atomic_fetch_sub(p->alive, 1);
 	free(p);
+}
+
+void certpair_release(struct certpair *p)
+{
+	if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+		pair_free(p);
 }
 
 /*
@@ -251,25 +267,12 @@ static int pair_parse(const char *cert_pem, size_t cert_len, const char *key_pem
 		goto out_invalid;
 	}
 	p->not_after = (int64_t)na;
+	atomic_init(&p->refs, 1);
 	*ret = p;
 	return 0;
 out_invalid:
 	pair_free(p);
 	return -EINVAL;
-}
-
-/* Frees the replaced pairs no handshake can still be using. check_lock held. */
-static void purge_retired(struct certs *c, struct timespec now)
-{
-	size_t kept = 0;
-
-	for (size_t i = 0; i < c->n_retired; i++) {
-		if (monotonic_ms_between(c->retired[i]->retired_at, now) >= c->grace_ms)
-			pair_free(c->retired[i]);
-		else
-			c->retired[kept++] = c->retired[i];
-	}
-	c->n_retired = kept;
 }
 
 static void utc_text(int64_t t, char *out, size_t size)
@@ -287,11 +290,9 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 	char *cert_pem = NULL, *key_pem = NULL, when[32];
 	size_t cert_len = 0, key_len = 0;
 	struct certpair *p = NULL, *old;
-	struct timespec now = monotonic_now();
 	int r;
 
 	pthread_mutex_lock(&c->check_lock);
-	purge_retired(c, now);
 	r = stat_id(c->cert_file, &cert_now);
 	if (r == 0)
 		r = stat_id(c->key_file, &key_now);
@@ -339,16 +340,8 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 		}
 		goto out_unlock;
 	}
-	if (c->current && c->n_retired == KANARY_MAX_RETIRED_CERTS) {
-		/* Reloads faster than the grace period: the files are still there next poll. */
-		pair_free(p);
-		errmsg_format(err, err_size,
-		              "%d reloads within %ld ms; waiting for older pairs to expire",
-		              KANARY_MAX_RETIRED_CERTS, c->grace_ms);
-		log_msg(LOG_DEBUG, NULL, "new serving certificate not taken yet: %s", err);
-		r = -EBUSY;
-		goto out_unlock;
-	}
+	p->alive = &c->alive;
+	atomic_fetch_add(&c->alive, 1);
 	pthread_mutex_lock(&c->lock);
 	old = c->current;
 	c->current = p;
@@ -357,13 +350,13 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 	c->key_id = key_id;
 	utc_text(p->not_after, when, sizeof(when));
 	if (old) {
-		old->retired_at = now;
-		c->retired[c->n_retired++] = old;
 		metrics_cert_reload(c->metrics, true);
 		log_msg(LOG_INFO, NULL,
 		        "serving certificate reloaded from %s: serial %s, valid until %s "
 		        "(was serial %s)",
 		        c->cert_file, p->serial, when, old->serial);
+		/* Freed here, or when the last connection that uses it closes. */
+		certpair_release(old);
 	} else {
 		log_msg(LOG_INFO, NULL,
 		        "serving certificate loaded from %s: serial %s, valid until %s",
@@ -404,7 +397,7 @@ int certs_create(const struct certs_options *o, struct certs **ret, char *err, s
 	struct certs *c;
 	int r;
 
-	if (!o->cert_file || !o->key_file || o->poll_interval_ms <= 0 || o->grace_ms <= 0)
+	if (!o->cert_file || !o->key_file || o->poll_interval_ms <= 0)
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -418,7 +411,7 @@ int certs_create(const struct certs_options *o, struct certs **ret, char *err, s
 		return -ENOMEM;
 	}
 	c->poll_ms = o->poll_interval_ms;
-	c->grace_ms = o->grace_ms;
+	atomic_init(&c->alive, 0);
 	c->metrics = o->metrics;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->check_lock, NULL);
@@ -460,9 +453,7 @@ void certs_destroy(struct certs *c)
 		pthread_mutex_unlock(&c->stop_lock);
 		pthread_join(c->thread, NULL);
 	}
-	for (size_t i = 0; i < c->n_retired; i++)
-		pair_free(c->retired[i]);
-	pair_free(c->current);
+	certpair_release(c->current);
 	pthread_cond_destroy(&c->stop_cond);
 	pthread_mutex_destroy(&c->stop_lock);
 	pthread_mutex_destroy(&c->check_lock);
@@ -472,14 +463,33 @@ void certs_destroy(struct certs *c)
 	free(c);
 }
 
-void certs_current(struct certs *c, gnutls_pcert_st **ret_chain, unsigned *ret_n,
-                   gnutls_privkey_t *ret_key)
+struct certpair *certs_acquire(struct certs *c)
 {
+	struct certpair *p;
+
 	pthread_mutex_lock(&c->lock);
-	*ret_chain = c->current->chain;
-	*ret_n = c->current->n;
-	*ret_key = c->current->key;
+	p = c->current;
+	atomic_fetch_add(&p->refs, 1);
 	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
+void certpair_get(struct certpair *p, gnutls_pcert_st **ret_chain, unsigned *ret_n,
+                  gnutls_privkey_t *ret_key)
+{
+	*ret_chain = p->chain;
+	*ret_n = p->n;
+	*ret_key = p->key;
+}
+
+const char *certpair_serial(const struct certpair *p)
+{
+	return p->serial;
+}
+
+unsigned certs_alive(struct certs *c)
+{
+	return atomic_load(&c->alive);
 }
 
 int64_t certs_not_after(struct certs *c)
@@ -490,4 +500,158 @@ int64_t certs_not_after(struct certs *c)
 	t = c->current ? c->current->not_after : 0;
 	pthread_mutex_unlock(&c->lock);
 	return t;
+}
+
+/* A cipher suite as Go's crypto/tls names it, and what GnuTLS calls its parts. */
+struct suite {
+	const char *name;
+	const char *kx;     /* NULL: a TLS 1.3 suite */
+	const char *cipher; /* NULL: refused, for the reason in why */
+	const char *why;
+};
+
+static const struct suite suites[] = {
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA", "AES-128-GCM", NULL},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA", "AES-256-GCM", NULL},
+    {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA", "AES-128-GCM", NULL},
+    {"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA", "AES-256-GCM", NULL},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA", "CHACHA20-POLY1305", NULL},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "ECDHE-ECDSA", "CHACHA20-POLY1305", NULL},
+    {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA", "CHACHA20-POLY1305", NULL},
+    {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", "ECDHE-RSA", "CHACHA20-POLY1305", NULL},
+    {"TLS_AES_128_GCM_SHA256", NULL, "AES-128-GCM", NULL},
+    {"TLS_AES_256_GCM_SHA384", NULL, "AES-256-GCM", NULL},
+    {"TLS_CHACHA20_POLY1305_SHA256", NULL, "CHACHA20-POLY1305", NULL},
+#define STATIC_RSA "static RSA key exchange (no forward secrecy)"
+#define CBC        "CBC mode (padding-oracle attacks; use an AEAD suite)"
+    {"TLS_RSA_WITH_RC4_128_SHA", NULL, NULL, "RC4 is broken"},
+    {"TLS_RSA_WITH_3DES_EDE_CBC_SHA", NULL, NULL, STATIC_RSA " and 3DES"},
+    {"TLS_RSA_WITH_AES_128_CBC_SHA", NULL, NULL, STATIC_RSA " and " CBC},
+    {"TLS_RSA_WITH_AES_256_CBC_SHA", NULL, NULL, STATIC_RSA " and " CBC},
+    {"TLS_RSA_WITH_AES_128_CBC_SHA256", NULL, NULL, STATIC_RSA " and " CBC},
+    {"TLS_RSA_WITH_AES_128_GCM_SHA256", NULL, NULL, STATIC_RSA},
+    {"TLS_RSA_WITH_AES_256_GCM_SHA384", NULL, NULL, STATIC_RSA},
+    {"TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", NULL, NULL, "RC4 is broken"},
+    {"TLS_ECDHE_RSA_WITH_RC4_128_SHA", NULL, NULL, "RC4 is broken"},
+    {"TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", NULL, NULL, "3DES and " CBC},
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", NULL, NULL, CBC},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", NULL, NULL, CBC},
+    {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", NULL, NULL, CBC},
+    {"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", NULL, NULL, CBC},
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", NULL, NULL, CBC},
+    {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", NULL, NULL, CBC},
+#undef STATIC_RSA
+#undef CBC
+};
+
+#define N_SUITES (sizeof(suites) / sizeof(suites[0]))
+
+/* Appends ":+word" to a priority string unless it is there already. */
+static int prio_add(struct buf *b, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *at = b->data; at && (at = strstr(at, word)) != NULL; at += n)
+		if (at - b->data >= 2 && at[-1] == '+' && at[-2] == ':' &&
+		    (at[n] == '\0' || at[n] == ':'))
+			return 0;
+	return buf_printf(b, ":+%s", word);
+}
+
+int certs_tls_priorities(const char *min_version, const char *cipher_suites, char *out,
+                         size_t out_size, char *err, size_t err_size)
+{
+	static const char *const default_suites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,"
+	                                          "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,"
+	                                          "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
+	                                          "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,"
+	                                          "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,"
+	                                          "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
+	struct buf kx, ciphers;
+	gnutls_priority_t prio;
+	const char *p, *errpos = NULL;
+	bool tls12;
+	int r, g;
+
+	if (!min_version || strcmp(min_version, "VersionTLS12") == 0) {
+		tls12 = true;
+	} else if (strcmp(min_version, "VersionTLS13") == 0) {
+		tls12 = false;
+	} else if (strcmp(min_version, "VersionTLS10") == 0 ||
+	           strcmp(min_version, "VersionTLS11") == 0) {
+		errmsg_format(err, err_size,
+		              "--tls-min-version %s: versions below TLS 1.2 are not served",
+		              min_version);
+		return -EINVAL;
+	} else {
+		errmsg_format(err, err_size,
+		              "--tls-min-version \"%s\": unknown; use VersionTLS12 or VersionTLS13",
+		              min_version);
+		return -EINVAL;
+	}
+	if (!cipher_suites || !cipher_suites[0])
+		cipher_suites = default_suites;
+	buf_init(&kx, 1024);
+	buf_init(&ciphers, 1024);
+	r = 0;
+	for (p = cipher_suites; r == 0;) {
+		size_t n = strcspn(p, ",");
+		const struct suite *s = NULL;
+
+		for (size_t i = 0; i < N_SUITES; i++)
+			if (strlen(suites[i].name) == n && strncmp(suites[i].name, p, n) == 0)
+				s = &suites[i];
+		if (n == 0) {
+			errmsg_format(err, err_size, "--tls-cipher-suites: an empty name in \"%s\"",
+			              cipher_suites);
+			r = -EINVAL;
+		} else if (!s) {
+			errmsg_format(err, err_size,
+			              "--tls-cipher-suites: unknown cipher suite \"%.*s\"; use the "
+			              "IANA names, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+			              (int)n, p);
+			r = -EINVAL;
+		} else if (!s->cipher) {
+			errmsg_format(err, err_size, "--tls-cipher-suites: %s is refused: %s",
+			              s->name, s->why);
+			r = -EINVAL;
+		} else {
+			if (s->kx)
+				r = prio_add(&kx, s->kx);
+			if (r == 0)
+				r = prio_add(&ciphers, s->cipher);
+		}
+		if (p[n] == '\0')
+			break;
+		p += n + 1;
+	}
+	if (r == 0 && tls12 && !kx.len) {
+		errmsg_format(err, err_size,
+		              "--tls-cipher-suites names no TLS 1.2 suite, so TLS 1.2 could not be "
+		              "served; name one, or set --tls-min-version VersionTLS13");
+		r = -EINVAL;
+	}
+	if (r == 0) {
+		/* NORMAL for signatures, groups and the rest; KX, ciphers and MACs replaced. */
+		g = snprintf(out, out_size,
+		             "NORMAL:-VERS-ALL:+VERS-TLS1.3%s:-KX-ALL%s:-CIPHER-ALL%s:"
+		             "-MAC-ALL:+AEAD",
+		             tls12 ? ":+VERS-TLS1.2" : "", tls12 && kx.data ? kx.data : "",
+		             ciphers.data ? ciphers.data : "");
+		if (g < 0 || (size_t)g >= out_size)
+			r = -E2BIG;
+	}
+	buf_finish(&kx);
+	buf_finish(&ciphers);
+	if (r < 0)
+		return r;
+	g = gnutls_priority_init(&prio, out, &errpos);
+	if (g < 0) {
+		errmsg_format(err, err_size,
+		              "TLS priorities \"%s\" refused by GnuTLS at \"%s\": %s", out,
+		              errpos ? errpos : "?", gnutls_strerror(g));
+		return -EINVAL;
+	}
+	gnutls_priority_deinit(prio);
+	return 0;
 }

@@ -37,6 +37,8 @@ enum serve_exit {
 struct serve_flags {
 	const char *kubeconfig;
 	const char *context;
+	const char *namespace;
+	bool allow_http_token;
 	const char *cert_file;
 	const char *key_file;
 	const char *bind_address;
@@ -48,6 +50,8 @@ struct serve_flags {
 	long lookup_timeout_ms;
 	long reload_interval_ms;
 	long shutdown_grace_ms;
+	const char *tls_min_version;
+	const char *tls_cipher_suites;
 	long verbosity;
 };
 
@@ -72,8 +76,22 @@ static void serve_usage(FILE *out)
 	    "                                 $KUBECONFIG, else the pod's service account,\n"
 	    "                                 else ~/.kube/config)\n"
 	    "  --context NAME                 kubeconfig context (default: its current one)\n"
+	    "  --namespace NS                 watch and look up Services in this namespace\n"
+	    "                                 only, and refuse a Kanary elsewhere (default:\n"
+	    "                                 every namespace)\n"
+	    "  --insecure-allow-http-token[=BOOL]\n"
+	    "                                 send the kubeconfig's bearer token to an http://\n"
+	    "                                 server, in clear text (default false: refused)\n"
 	    "  --tls-cert-file FILE           serving certificate, PEM, leaf first (required)\n"
 	    "  --tls-private-key-file FILE    its private key, PEM (required)\n"
+	    "  --tls-min-version VERSION      VersionTLS12 (default) or VersionTLS13\n"
+	    "  --tls-cipher-suites LIST       comma-separated IANA cipher suite names for TLS "
+	    "1.2,\n"
+	    "                                 as Kubernetes components take them (default:\n"
+	    "                                 ECDHE with AES-GCM or ChaCha20-Poly1305, RSA or\n"
+	    "                                 ECDSA certificate); static-RSA key exchange,\n"
+	    "                                 CBC, RC4 and 3DES suites are refused. TLS 1.3\n"
+	    "                                 uses the ciphers named (GnuTLS has one list)\n"
 	    "  --bind-address IP              address of the admission server (default 0.0.0.0;\n"
 	    "                                 an IPv6 literal such as :: works too)\n"
 	    "  --secure-port PORT             port of the admission server (default 9443)\n"
@@ -122,6 +140,8 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	enum {
 		OPT_KUBECONFIG = 256,
 		OPT_CONTEXT,
+		OPT_NAMESPACE,
+		OPT_ALLOW_HTTP_TOKEN,
 		OPT_CERT,
 		OPT_KEY,
 		OPT_BIND,
@@ -133,11 +153,15 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 		OPT_LOOKUPTIMEOUT,
 		OPT_RELOAD,
 		OPT_GRACE,
+		OPT_TLS_MIN,
+		OPT_TLS_SUITES,
 		OPT_V,
 	};
 	static const struct option longopts[] = {
 	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
 	    {"context", required_argument, NULL, OPT_CONTEXT},
+	    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+	    {"insecure-allow-http-token", optional_argument, NULL, OPT_ALLOW_HTTP_TOKEN},
 	    {"tls-cert-file", required_argument, NULL, OPT_CERT},
 	    {"tls-private-key-file", required_argument, NULL, OPT_KEY},
 	    {"bind-address", required_argument, NULL, OPT_BIND},
@@ -149,6 +173,8 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 	    {"lookup-timeout", required_argument, NULL, OPT_LOOKUPTIMEOUT},
 	    {"tls-reload-interval", required_argument, NULL, OPT_RELOAD},
 	    {"shutdown-grace-period", required_argument, NULL, OPT_GRACE},
+	    {"tls-min-version", required_argument, NULL, OPT_TLS_MIN},
+	    {"tls-cipher-suites", required_argument, NULL, OPT_TLS_SUITES},
 	    {"v", required_argument, NULL, OPT_V},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -166,6 +192,19 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			break;
 		case OPT_CONTEXT:
 			f->context = optarg;
+			break;
+		case OPT_NAMESPACE:
+			if (!optarg[0] || strlen(optarg) > KANARY_MAX_DNS_LABEL)
+				r = -EINVAL;
+			f->namespace = optarg;
+			break;
+		case OPT_ALLOW_HTTP_TOKEN:
+			if (!optarg || strcmp(optarg, "true") == 0)
+				f->allow_http_token = true;
+			else if (strcmp(optarg, "false") == 0)
+				f->allow_http_token = false;
+			else
+				r = -EINVAL;
 			break;
 		case OPT_CERT:
 			f->cert_file = optarg;
@@ -199,6 +238,12 @@ static int parse_flags(int argc, char **argv, struct serve_flags *f, bool *ret_e
 			break;
 		case OPT_GRACE:
 			r = parse_duration(optarg, &f->shutdown_grace_ms);
+			break;
+		case OPT_TLS_MIN:
+			f->tls_min_version = optarg;
+			break;
+		case OPT_TLS_SUITES:
+			f->tls_cipher_suites = optarg;
 			break;
 		case OPT_V:
 			r = integer_parse(optarg, 0, 10, &f->verbosity);
@@ -276,6 +321,7 @@ int cmd_serve_main(int argc, char **argv)
 	struct server *server = NULL;
 	struct certs *certs = NULL;
 	char err[KANARY_MAX_KUBE_MESSAGE], tls_text[64], health_text[64];
+	char priorities[KANARY_MAX_TLS_PRIORITIES];
 	unsigned timeout_s;
 	sigset_t stop_set;
 	bool done;
@@ -295,6 +341,13 @@ int cmd_serve_main(int argc, char **argv)
 		    stderr,
 		    "kanary-webhook serve: --health-probe-bind-address \"%s\" is not HOST:PORT\n",
 		    f.health_address);
+		return SERVE_USAGE;
+	}
+	err[0] = '\0';
+	if (certs_tls_priorities(f.tls_min_version, f.tls_cipher_suites, priorities,
+	                         sizeof(priorities), err, sizeof(err)) < 0) {
+		fprintf(stderr, "kanary-webhook serve: %s\n",
+		        err[0] ? err : "invalid TLS settings");
 		return SERVE_USAGE;
 	}
 	log_set_verbosity((int)f.verbosity);
@@ -328,8 +381,6 @@ int cmd_serve_main(int argc, char **argv)
 		    .cert_file = f.cert_file,
 		    .key_file = f.key_file,
 		    .poll_interval_ms = f.reload_interval_ms,
-		    /* Longer than any handshake: those stall at most one idle timeout. */
-		    .grace_ms = (long)timeout_s * 1000 * 2 + 10 * 1000,
 		    .metrics = metrics,
 		};
 		err[0] = '\0';
@@ -340,7 +391,14 @@ int cmd_serve_main(int argc, char **argv)
 			goto out_metrics;
 		}
 	}
-	r = kube_config_load(f.kubeconfig, f.context, &cfg, &kerr);
+	{
+		const struct kube_config_options ko = {
+		    .kubeconfig = f.kubeconfig,
+		    .context = f.context,
+		    .allow_http_token = f.allow_http_token,
+		};
+		r = kube_config_load_options(&ko, &cfg, &kerr);
+	}
 	if (r < 0) {
 		log_msg(LOG_ERROR, NULL, "cannot load the Kubernetes configuration: %s",
 		        kerr.msg[0] ? kerr.msg : strerror(-r));
@@ -350,6 +408,7 @@ int cmd_serve_main(int argc, char **argv)
 		const struct kube_logger kl = {.fn = log_kube, .ctx = NULL};
 		const struct lookup_options lo = {
 		    .live_timeout_ms = f.lookup_timeout_ms,
+		    .namespace = f.namespace,
 		    .metrics = metrics,
 		};
 		kube_config_set_logger(cfg, &kl);
@@ -371,6 +430,7 @@ int cmd_serve_main(int argc, char **argv)
 		    .threads = (unsigned)f.threads,
 		    .max_connections = (unsigned)f.max_connections,
 		    .connection_timeout_s = timeout_s,
+		    .tls_priorities = priorities,
 		    .certs = certs,
 		    .lookup = lookup,
 		    .metrics = metrics,
@@ -390,8 +450,9 @@ int cmd_serve_main(int argc, char **argv)
 	print_addr(&health_addr.addr, server_health_port(server), health_text, sizeof(health_text));
 	log_msg(LOG_INFO, NULL,
 	        "kanary-webhook %s serving /validate and /mutate on https://%s (%ld threads), "
-	        "/healthz, /readyz and /metrics on http://%s; API server %s",
-	        KANARY_VERSION, tls_text, f.threads, health_text, cfg->origin ? cfg->origin : "?");
+	        "/healthz, /readyz and /metrics on http://%s; API server %s; Kanaries in %s",
+	        KANARY_VERSION, tls_text, f.threads, health_text, cfg->origin ? cfg->origin : "?",
+	        f.namespace ? f.namespace : "every namespace");
 
 	sig = wait_for_stop(&stop_set);
 	log_msg(LOG_INFO, NULL,

@@ -19,12 +19,19 @@ struct metrics;
  * watch event has not arrived yet. EndpointSlices come from the cache only:
  * they decide a warning, never a verdict.
  *
- * Threading: lookup_fill may run on many threads at once. The caches hand
- * out deep copies; the slice index has its own lock; each live GET borrows
- * an API client from a small pool, one client per thread at a time.
+ * Threading: lookup_fill may run on many threads at once. The caches hold
+ * compact records (common/kobj.h) that a lookup borrows with a reference,
+ * never copies; the EndpointSlices of a Service come from the slice
+ * informer's index; each live GET borrows an API client from a small pool,
+ * one client per thread at a time.
  */
 struct lookup_options {
-	long live_timeout_ms;    /* connect and request timeout of the live GET; > 0 */
+	long live_timeout_ms; /* connect and request timeout of the live GET; > 0 */
+	/*
+	 * Watch and look up in this namespace only (--namespace; the chart's
+	 * namespaced install, whose Roles allow no more); NULL: every namespace.
+	 */
+	const char *namespace;
 	struct metrics *metrics; /* borrowed */
 };
 
@@ -53,8 +60,10 @@ void lookup_counts(struct lookup *l, struct lookup_counts *ret);
  * The admission_lookup callback: adds to cat the Service named by each route
  * of k (in k's namespace) that exists, and that Service's EndpointSlices.
  * A Service that exists nowhere is simply not added (resolution reports it).
- * Returns 0; -EIO (or the client's -errno) when a live GET failed for another
- * reason than NotFound, -E2BIG past KANARY_MAX_SERVICE_SLICES, -ENOMEM.
+ * Returns 0; -EACCES for a Kanary outside the namespace the lookup is limited
+ * to (the request is answered with an error, so it is refused); -EIO (or the
+ * client's -errno) when a live GET failed for another reason than NotFound,
+ * -E2BIG past KANARY_MAX_SERVICE_SLICES, -ENOMEM.
  */
 int lookup_fill(void *ctx, const struct kanary *k, struct catalog *cat);
 

@@ -225,8 +225,13 @@ int metrics_render(struct metrics *m, const struct metrics_gauges *g, struct buf
 		    "# HELP kanary_webhook_certificate_expiry_timestamp_seconds When the serving "
 		    "certificate in use expires.\n"
 		    "# TYPE kanary_webhook_certificate_expiry_timestamp_seconds gauge\n"
-		    "kanary_webhook_certificate_expiry_timestamp_seconds %" PRId64 "\n",
-		    load(&m->reloads_ok), load(&m->reloads_failed), g->cert_not_after);
+		    "kanary_webhook_certificate_expiry_timestamp_seconds %" PRId64 "\n"
+		    "# HELP kanary_webhook_certificate_pairs Serving certificate pairs in memory: "
+		    "the one in use, and replaced ones that open connections still hold.\n"
+		    "# TYPE kanary_webhook_certificate_pairs gauge\n"
+		    "kanary_webhook_certificate_pairs %u\n",
+		    load(&m->reloads_ok), load(&m->reloads_failed), g->cert_not_after,
+		    g->cert_pairs);
 	if (r == 0)
 		r = buf_printf(
 		    out,

@@ -68,6 +68,7 @@ struct metrics_gauges {
 	bool services_synced;
 	bool endpointslices_synced;
 	int64_t cert_not_after; /* the serving certificate's expiry, Unix seconds; 0 none */
+	unsigned cert_pairs;    /* certificate pairs in memory: in use and still held */
 	bool shutting_down;
 };
 

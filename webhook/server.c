@@ -24,9 +24,6 @@
 #include "webhook/lookup.h"
 #include "webhook/metrics.h"
 
-/* TLS 1.2 and 1.3 only; GnuTLS's NORMAL choice of ciphers within them. */
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-
 /* The health server answers probes and scrapes: one thread, few connections. */
 #define HEALTH_MAX_CONNECTIONS 64
 #define HEALTH_TIMEOUT_S       10
@@ -43,6 +40,16 @@ struct server {
 	struct metrics *metrics;
 	atomic_bool shutting_down;
 	bool quiesced;
+};
+
+/*
+ * One admission connection: the certificate pair its handshake used, held
+ * until the connection closes (GnuTLS keeps pointers to it in the session).
+ * previous is the pair of an earlier handshake on the same connection.
+ */
+struct conn_ctx {
+	struct server *s;
+	struct certpair *pair, *previous;
 };
 
 /* One admission request, from its headers to its completion. */
@@ -74,9 +81,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /*
  * GnuTLS asks for the certificate at every full handshake, on an admission
- * thread. It carries no user pointer, so the server is found through the
- * connection (the session's pointer, set by libmicrohttpd) and the socket
- * context connection_notify stored on it.
+ * thread. It carries no user pointer, so the connection is found through the
+ * session's pointer (set by libmicrohttpd) and its context through the socket
+ * context connection_notify stored on it. The pair served is held by the
+ * connection until it closes.
  */
 static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
@@ -85,7 +93,8 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 {
 	struct MHD_Connection *conn = gnutls_session_get_ptr(session);
 	const union MHD_ConnectionInfo *ci;
-	struct server *s;
+	struct conn_ctx *cc;
+	struct certpair *p;
 
 	(void)req_ca_dn;
 	(void)nreqs;
@@ -94,10 +103,17 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	if (!conn)
 		return -1;
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	s = ci ? ci->socket_context : NULL;
-	if (!s)
+	cc = ci ? ci->socket_context : NULL;
+	if (!cc)
 		return -1;
-	certs_current(s->certs, ret_pcert, ret_n, ret_key);
+	p = certs_acquire(cc->s->certs);
+	if (cc->pair) {
+		/* A second handshake: the session may point at the last pair until this one is set. */
+		certpair_release(cc->previous);
+		cc->previous = cc->pair;
+	}
+	cc->pair = p;
+	certpair_get(p, ret_pcert, ret_n, ret_key);
 	return 0;
 }
 
@@ -105,10 +121,25 @@ static void connection_notify(void *cls, struct MHD_Connection *conn, void **soc
                               enum MHD_ConnectionNotificationCode code)
 {
 	struct server *s = cls;
+	struct conn_ctx *cc;
 
 	(void)conn;
-	if (code == MHD_CONNECTION_NOTIFY_STARTED)
-		*socket_context = s;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		/* Without it the handshake fails (cert_callback), and the connection with it. */
+		cc = calloc(1, sizeof(*cc));
+		if (cc)
+			cc->s = s;
+		*socket_context = cc;
+	} else {
+		/* libmicrohttpd deinitialises the session after this; it frees nothing of the pair. */
+		cc = *socket_context;
+		if (cc) {
+			certpair_release(cc->previous);
+			certpair_release(cc->pair);
+			free(cc);
+		}
+		*socket_context = NULL;
+	}
 	metrics_connection(s->metrics, code == MHD_CONNECTION_NOTIFY_STARTED);
 }
 
@@ -414,6 +445,7 @@ static enum MHD_Result health_metrics(struct server *s, struct MHD_Connection *c
 	g.services_synced = lc.services_synced;
 	g.endpointslices_synced = lc.endpointslices_synced;
 	g.cert_not_after = certs_not_after(s->certs);
+	g.cert_pairs = certs_alive(s->certs);
 	g.shutting_down = atomic_load(&s->shutting_down);
 	buf_init(&b, KANARY_MAX_WEBHOOK_METRICS);
 	if (metrics_render(s->metrics, &g, &b) < 0) {
@@ -466,7 +498,7 @@ int server_start(const struct server_options *o, struct server **ret, char *err,
 {
 	struct server *s;
 
-	if (o->threads < 1 || !o->certs || !o->lookup || !o->metrics)
+	if (o->threads < 1 || !o->certs || !o->lookup || !o->metrics || !o->tls_priorities)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -488,7 +520,7 @@ int server_start(const struct server_options *o, struct server **ret, char *err,
 		MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)KANARY_MAX_CONNECTION_MEMORY,
-		MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+		MHD_OPTION_HTTPS_PRIORITIES, o->tls_priorities,
 		MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
 		MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
 		MHD_OPTION_NOTIFY_CONNECTION, connection_notify, s,

@@ -32,6 +32,7 @@ struct server_options {
 	unsigned threads;              /* admission thread pool size, >= 1 */
 	unsigned max_connections;      /* admission connections open at once */
 	unsigned connection_timeout_s; /* idle connections are closed after it */
+	const char *tls_priorities;    /* GnuTLS priority string (certs_tls_priorities) */
 	struct certs *certs;           /* all borrowed; must outlive the server */
 	struct lookup *lookup;
 	struct metrics *metrics;

@@ -56,6 +56,19 @@ class Api:
         self.ctx = ssl.create_default_context(cafile=str(state / "pki" / "ca.crt"))
         self.ctx.load_cert_chain(str(state / "pki" / "admin.crt"), str(state / "pki" / "admin.key"))
         self.conn = None
+        self.state = state
+
+    def request_raw(self, path):
+        conn = self.connect()
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read().decode()
+            if r.status != 200:
+                raise RuntimeError(f"GET {path}: {r.status}")
+            return body
+        finally:
+            conn.close()
 
     def connect(self):
         return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=120)
@@ -125,6 +138,67 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return None
+
+
+def vm_kib(pid, field):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def cpu_s(pid):
+    """User plus system CPU time of a process so far, in seconds."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE")
+
+
+def apiserver_writes(api):
+    """Write requests the API server answered so far: {(verb, resource): count}."""
+    out = {}
+    for line in api.request_raw("/metrics").splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels, value = line.rsplit(" ", 1)
+        kv = dict(p.split("=", 1) for p in labels[len("apiserver_request_total{"):-1].split(","))
+        verb = kv.get("verb", "").strip('"')
+        if verb not in WRITE_VERBS:
+            continue
+        res = kv.get("resource", "").strip('"')
+        sub = kv.get("subresource", "").strip('"')
+        key = (verb, res + ("/" + sub if sub else ""))
+        out[key] = out.get(key, 0) + float(value)
+    return out
+
+
+class Sampler(threading.Thread):
+    """Every second: the API server's write count, for the peak write rate over 5 s."""
+
+    def __init__(self, api):
+        super().__init__(daemon=True)
+        self.api = Api(api.state)
+        self.samples = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                self.samples.append((time.monotonic(), sum(apiserver_writes(self.api).values())))
+            except (OSError, RuntimeError, http.client.HTTPException):
+                pass
+            self.halt.wait(1)
+
+    def peak(self, window=5.0):
+        best = 0.0
+        for i, (t, n) in enumerate(self.samples):
+            for t2, n2 in self.samples[i + 1:]:
+                if t2 - t >= window:
+                    best = max(best, (n2 - n) / (t2 - t))
+                    break
+        return best
 
 
 def percentile(values, p):
@@ -238,13 +312,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait(predicate, what, timeout):
+def wait(predicate, what, timeout, interval=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r = predicate()
         if r:
             return r
-        time.sleep(0.2)
+        time.sleep(interval)
     raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
 
 
@@ -338,6 +412,11 @@ def main():
         for name in names:
             api.create(f"{GROUP_PATH}/namespaces/bench-scale/kanaries", kanary(name))
         results["setup_s"] = time.monotonic() - t
+        pids = {name: int((state / "pid" / name).read_text()) for name in ("kube-apiserver", "etcd")}
+        cpu0 = {name: cpu_s(pid) for name, pid in pids.items()}
+        writes0 = apiserver_writes(api)
+        sampler = Sampler(api)
+        sampler.start()
         t0 = time.monotonic()
         ctl = Controller(args.controller, cenv, args.workers, work, "scale")
 
@@ -347,12 +426,32 @@ def main():
                        if k.get("status", {}).get("configHash")
                        and k["status"].get("observedGeneration") == k["metadata"]["generation"])
             return done == args.scale
-        wait(all_converged, f"{args.scale} Kanaries to converge", 3600)
+        # Listing every Kanary is itself work for the API server: not more often than needed.
+        wait(all_converged, f"{args.scale} Kanaries to converge", 3600,
+             interval=max(0.2, args.scale / 2000))
         results["converge_s"] = time.monotonic() - t0
+        results["ctl_cpu_s"] = cpu_s(ctl.proc.pid)
+        for name, pid in pids.items():
+            results[f"{name}_cpu_s"] = cpu_s(pid) - cpu0[name]
+        writes1 = apiserver_writes(api)
+        sampler.halt.set()
+        sampler.join()
+        delta = {k: v - writes0.get(k, 0) for k, v in writes1.items() if v - writes0.get(k, 0) > 0}
+        results["writes"] = sum(delta.values())
+        results["writes_by"] = sorted(delta.items(), key=lambda kv: -kv[1])
+        results["write_peak"] = sampler.peak()
+        m = ctl.metrics()
+        results["converge_reconciles"] = m.get("kanary_controller_reconcile_duration_seconds_count", 0)
+        results["converge_reconcile_s"] = m.get("kanary_controller_reconcile_duration_seconds_sum", 0)
+        results["cache_bytes"] = {k.split('"')[1]: v for k, v in m.items()
+                                  if k.startswith("kanary_controller_informer_bytes{")}
         results["rss_converged_kib"] = rss_kib(ctl.proc.pid)
+        results["hwm_kib"] = vm_kib(ctl.proc.pid, "VmHWM")
         time.sleep(5)
         results["rss_settled_kib"] = rss_kib(ctl.proc.pid)
         m = ctl.metrics()
+        results["settle_reconciles"] = (m["kanary_controller_reconcile_duration_seconds_count"]
+                                        - results["converge_reconciles"])
         n = m["kanary_controller_reconcile_duration_seconds_count"]
         results["scale_reconciles"] = n
         results["scale_reconcile_mean_ms"] = m["kanary_controller_reconcile_duration_seconds_sum"] / n * 1000
@@ -381,7 +480,25 @@ def main():
     print(f"| resident memory, idle | {results['rss_idle_kib'] / 1024:.1f} MiB |")
     print(f"| resident memory, {args.scale} Kanaries converged | "
           f"{results['rss_converged_kib'] / 1024:.1f} MiB (after 5 s more: "
-          f"{results['rss_settled_kib'] / 1024:.1f} MiB) |")
+          f"{results['rss_settled_kib'] / 1024:.1f} MiB; peak {results['hwm_kib'] / 1024:.1f} MiB) |")
+    cs = results["converge_s"]
+    print(f"| API server writes while converging | {results['writes']:.0f} "
+          f"({results['writes'] / cs:.0f}/s on average, {results['write_peak']:.0f}/s at the "
+          f"busiest 5 s) |")
+    print(f"| where the time went while converging ({cs:.0f} s of wall clock) | "
+          f"reconciles {results['converge_reconcile_s']:.0f} s ({results['converge_reconciles']:.0f} of them); "
+          f"CPU: controller {results['ctl_cpu_s']:.0f} s, kube-apiserver "
+          f"{results['kube-apiserver_cpu_s']:.0f} s, etcd {results['etcd_cpu_s']:.0f} s |")
+    if results["cache_bytes"]:
+        print(f"| the caches' records at convergence | "
+              f"{sum(results['cache_bytes'].values()) / 1048576:.1f} MiB: "
+              + ", ".join(f"{k} {v / 1048576:.1f}" for k, v in
+                          sorted(results["cache_bytes"].items(), key=lambda kv: -kv[1])) + " |")
+    print(f"| reconciles in the 5 s after convergence | {results['settle_reconciles']:.0f} "
+          f"(Kanaries whose rollout waits are checked again every 5 s) |")
+    print("\nAPI server writes while converging, by verb and resource:")
+    for (verb, res), n in results["writes_by"][:12]:
+        print(f"  {verb} {res}: {n:.0f}")
     print(f"\n(setting up the {args.scale} Kanaries and their backends took {results['setup_s']:.0f} s)")
 
 

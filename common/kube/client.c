@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Requests to the API server: paths, GET, LIST, server-side apply, PATCH, watches. */
+/* explicit_bzero wipes the header lines that carry the bearer token. */
+#define _DEFAULT_SOURCE
 #include "common/kube/client.h"
 
 #include <errno.h>
@@ -482,12 +484,55 @@ static int xfer_setup(struct kube_client *c, struct xfer *x, const struct kube_r
 	return e == CURLE_OK ? 0 : -EINVAL;
 }
 
-/* Authorization (when there is a token), Accept, Content-Type, no Expect. */
+/*
+ * Frees a header list built by build_headers. curl_slist_append keeps its own
+ * copy of every line, the bearer token's among them: each is wiped with
+ * explicit_bzero before libcurl frees it.
+ */
+static void headers_free(struct curl_slist *h)
+{
+	for (struct curl_slist *n = h; n; n = n->next)
+		if (n->data)
+			explicit_bzero(n->data, strlen(n->data));
+	curl_slist_free_all(h);
+}
+
+#define BEARER_PREFIX "Authorization: Bearer "
+
+/*
+ * Appends "Authorization: Bearer <token>" to *h, through a line sized for it
+ * at once (no buffer that grows and leaves a partial copy behind), wiped
+ * before it is freed.
+ */
+static int append_bearer(struct curl_slist **h, const char *token)
+{
+	size_t len = sizeof(BEARER_PREFIX) - 1 + strlen(token);
+	struct curl_slist *n;
+	char *line;
+
+	line = malloc(len + 1);
+	if (!line)
+		return -ENOMEM;
+	memcpy(line, BEARER_PREFIX, sizeof(BEARER_PREFIX) - 1);
+	memcpy(line + sizeof(BEARER_PREFIX) - 1, token, len - (sizeof(BEARER_PREFIX) - 1) + 1);
+	n = curl_slist_append(*h, line);
+	kube_secret_free(line);
+	if (!n)
+		return -ENOMEM;
+	*h = n;
+	return 0;
+}
+
+/*
+ * Authorization (when there is a token), Accept, Content-Type, no Expect.
+ * A token goes only over https://, unless the config allows plain http.
+ * Ownership: *ret is the caller's, freed with headers_free.
+ */
 static int build_headers(struct kube_client *c, const struct kube_request *req, bool stream,
                          struct curl_slist **ret, struct kube_result *res)
 {
 	struct curl_slist *h = NULL, *n;
-	struct buf auth;
+	struct buf ct;
 	char *token = NULL;
 	const char *lines[2];
 	int r;
@@ -499,6 +544,16 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 		            c->cfg->token_file ? c->cfg->token_file : "", strerror(-r));
 		return r;
 	}
+	if (token && strncmp(c->cfg->server, "http://", 7) == 0 && !c->cfg->allow_http_token) {
+		/* kube_config refuses this already; a config made otherwise is stopped here. */
+		kube_secret_free(token);
+		res_set(res, 0, KUBE_REASON_CLIENT);
+		res_message(res,
+		            "refusing to send the bearer token to the plain http:// server %s "
+		            "(--insecure-allow-http-token allows it)",
+		            c->cfg->server);
+		return -EINVAL;
+	}
 	lines[0] = stream ? "Accept: application/json" : "Accept: application/json, */*";
 	/* No "Expect: 100-continue": it costs a round trip before every larger body. */
 	lines[1] = "Expect:";
@@ -509,38 +564,27 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 		h = n;
 	}
 	if (req->body) {
-		buf_init(&auth, 256);
-		r = buf_printf(&auth, "Content-Type: %s",
+		buf_init(&ct, 256);
+		r = buf_printf(&ct, "Content-Type: %s",
 		               req->content_type ? req->content_type : "application/json");
-		n = r == 0 ? curl_slist_append(h, auth.data) : NULL;
-		buf_finish(&auth);
+		n = r == 0 ? curl_slist_append(h, ct.data) : NULL;
+		buf_finish(&ct);
 		if (!n)
 			goto out_nomem;
 		h = n;
 	}
 	if (token) {
-		buf_init(&auth, KANARY_MAX_TOKEN + 64);
-		r = buf_printf(&auth, "Authorization: Bearer %s", token);
-		n = r == 0 ? curl_slist_append(h, auth.data) : NULL;
-		/* The token is a secret: wipe the copies we made. */
-		if (auth.data)
-			memset(auth.data, 0, auth.cap);
-		buf_finish(&auth);
-		memset(token, 0, strlen(token));
-		free(token);
+		r = append_bearer(&h, token);
+		kube_secret_free(token);
 		token = NULL;
-		if (!n)
+		if (r < 0)
 			goto out_nomem;
-		h = n;
 	}
 	*ret = h;
 	return 0;
 out_nomem:
-	if (token) {
-		memset(token, 0, strlen(token));
-		free(token);
-	}
-	curl_slist_free_all(h);
+	kube_secret_free(token);
+	headers_free(h);
 	res_set(res, 0, KUBE_REASON_CLIENT);
 	res_message(res, "out of memory building headers");
 	return -ENOMEM;
@@ -711,7 +755,7 @@ int kube_request(struct kube_client *c, const struct kube_request *req,
 		         req->path, kube_reason_name(res->reason), res->message);
 out_body:
 	buf_finish(&x.body);
-	curl_slist_free_all(headers);
+	headers_free(headers);
 out_url:
 	buf_finish(&url);
 	return r;
@@ -771,7 +815,7 @@ int kube_stream(struct kube_client *c, const char *path, const char *query, long
 		*ret_deadline = false;
 out_body:
 	buf_finish(&x.body);
-	curl_slist_free_all(headers);
+	headers_free(headers);
 out_url:
 	buf_finish(&url);
 	return r;
@@ -1034,26 +1078,22 @@ static int list_query(const struct kube_list_options *o, int page_size, const ch
 	return r;
 }
 
-int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *o,
-              struct json_object **ret_list, struct kube_result *res)
+int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_options *o,
+                   int (*page_fn)(void *ctx, struct json_object *page, bool restart), void *ctx,
+                   struct kube_result *res)
 {
 	struct kube_request req = {.method = KUBE_GET, .path = path};
 	struct kube_result scratch;
-	struct json_object *first = NULL, *page, *items = NULL, *page_items, *meta;
+	struct json_object *page, *page_items;
 	int page_size = o && o->page_size ? o->page_size : KUBE_LIST_PAGE_SIZE;
 	char *cont = NULL;
-	bool restarted = false;
+	bool restarted = false, restart = true;
 	struct buf q;
 	int r;
 
 	if (!res)
 		res = &scratch;
 	buf_init(&q, KANARY_MAX_URL);
-	items = json_object_new_array();
-	if (!items) {
-		r = -ENOMEM;
-		goto out;
-	}
 	if (o && o->continue_token && *o->continue_token) {
 		if (strlen(o->continue_token) > KANARY_MAX_CONTINUE) {
 			res_set(res, 0, KUBE_REASON_CLIENT);
@@ -1084,17 +1124,10 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 			         "LIST %s: continue token expired, listing without pagination",
 			         path);
 			restarted = true;
+			restart = true;
 			page_size = -1;
 			free(cont);
 			cont = NULL;
-			json_object_put(first);
-			first = NULL;
-			json_object_put(items);
-			items = json_object_new_array();
-			if (!items) {
-				r = -ENOMEM;
-				goto out;
-			}
 			continue;
 		}
 		if (r < 0)
@@ -1106,25 +1139,6 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 			res_message(res, "LIST %s: the answer has no items list", path);
 			r = -EBADMSG;
 			goto out;
-		}
-		if (json_object_array_length(items) + json_object_array_length(page_items) >
-		    KANARY_MAX_LIST_ITEMS) {
-			json_object_put(page);
-			res_set(res, 200, KUBE_REASON_BAD_RESPONSE);
-			res_message(res, "LIST %s: more than %u items", path,
-			            KANARY_MAX_LIST_ITEMS);
-			r = -E2BIG;
-			goto out;
-		}
-		for (size_t i = 0; i < json_object_array_length(page_items); i++) {
-			struct json_object *item = json_object_array_get_idx(page_items, i);
-
-			if (json_object_array_add(items, json_object_get(item)) != 0) {
-				json_object_put(item);
-				json_object_put(page);
-				r = -ENOMEM;
-				goto out;
-			}
 		}
 		free(cont);
 		cont = NULL;
@@ -1143,25 +1157,19 @@ int kube_list(struct kube_client *c, const char *path, const struct kube_list_op
 				goto out;
 			}
 		}
-		if (!first)
-			first = page;
-		else
-			json_object_put(page);
+		r = page_fn(ctx, page, restart);
+		restart = false;
+		json_object_put(page);
+		if (r < 0) {
+			if (r != -ENOMEM) {
+				res_set(res, 200, KUBE_REASON_BAD_RESPONSE);
+				res_message(res, "LIST %s: %s", path, strerror(-r));
+			}
+			goto out;
+		}
 		if (!cont)
 			break;
 	}
-	/* The first page carries the list's kind and resourceVersion. */
-	if (json_object_object_get_ex(first, "metadata", &meta)) {
-		json_object_object_del(meta, "continue");
-		json_object_object_del(meta, "remainingItemCount");
-	}
-	if (json_object_object_add(first, "items", items) != 0) {
-		r = -ENOMEM;
-		goto out;
-	}
-	items = NULL;
-	*ret_list = first;
-	first = NULL;
 	r = 0;
 out:
 	if (r == -ENOMEM) {
@@ -1169,8 +1177,73 @@ out:
 		res_message(res, "LIST %s: out of memory", path);
 	}
 	free(cont);
-	json_object_put(items);
-	json_object_put(first);
 	buf_finish(&q);
 	return r;
+}
+
+struct list_collect {
+	struct json_object *first; /* the first page, without its items */
+	struct json_object *items;
+};
+
+/* kube_list's page function: the items of every page into one array. */
+static int collect_page(void *ctx, struct json_object *page, bool restart)
+{
+	struct list_collect *lc = ctx;
+	struct json_object *page_items = NULL, *meta;
+
+	if (restart) {
+		json_object_put(lc->first);
+		lc->first = NULL;
+		json_object_put(lc->items);
+		lc->items = json_object_new_array();
+		if (!lc->items)
+			return -ENOMEM;
+	}
+	json_object_object_get_ex(page, "items", &page_items);
+	if (json_object_array_length(lc->items) + json_object_array_length(page_items) >
+	    KANARY_MAX_LIST_ITEMS)
+		return -E2BIG;
+	for (size_t i = 0; i < json_object_array_length(page_items); i++) {
+		struct json_object *item = json_object_array_get_idx(page_items, i);
+
+		if (json_object_array_add(lc->items, json_object_get(item)) != 0) {
+			json_object_put(item);
+			return -ENOMEM;
+		}
+	}
+	if (!lc->first) {
+		/* The first page carries the list's kind and resourceVersion. */
+		lc->first = json_object_get(page);
+		json_object_object_del(page, "items");
+		if (json_object_object_get_ex(page, "metadata", &meta)) {
+			json_object_object_del(meta, "continue");
+			json_object_object_del(meta, "remainingItemCount");
+		}
+	}
+	return 0;
+}
+
+int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *o,
+              struct json_object **ret_list, struct kube_result *res)
+{
+	struct list_collect lc = {0};
+	struct kube_result scratch;
+	int r;
+
+	if (!res)
+		res = &scratch;
+	r = kube_list_each(c, path, o, collect_page, &lc, res);
+	if (r == 0 && json_object_object_add(lc.first, "items", lc.items) != 0) {
+		res_set(res, 0, KUBE_REASON_CLIENT);
+		res_message(res, "LIST %s: out of memory", path);
+		r = -ENOMEM;
+	}
+	if (r < 0) {
+		json_object_put(lc.items);
+		json_object_put(lc.first);
+		return r;
+	}
+	*ret_list = lc.first;
+	return 0;
 }

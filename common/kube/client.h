@@ -30,7 +30,13 @@ struct json_object;
  *   UNAUTHORIZED -EPERM, FORBIDDEN -EACCES, INVALID and BAD_REQUEST -EINVAL,
  *   TOO_MANY_REQUESTS -EAGAIN, TIMEOUT -ETIMEDOUT, TRANSPORT -ECONNREFUSED,
  *   BAD_RESPONSE -EBADMSG (-E2BIG past KANARY_MAX_RESPONSE), ABORTED -ECANCELED,
- *   anything else -EIO; local failures -ENOMEM, -E2BIG (URL), -EINVAL (arguments).
+ *   anything else -EIO; local failures -ENOMEM, -E2BIG (URL), -EINVAL (arguments,
+ *   or a bearer token for an http:// server the config does not allow it for).
+ *
+ * The bearer token's copies (the one from kube_config_token, the header line
+ * and libcurl's copy of it in the header list) are wiped with explicit_bzero
+ * before they are freed. libcurl's own request buffer, which holds the line
+ * while it is sent, is libcurl's and is not wiped.
  *
  * Not done here, on purpose: retrying. client-go retries a 429 or a 5xx with
  * Retry-After inside the call; our daemons requeue the key through their rate
@@ -189,6 +195,19 @@ struct kube_list_options {
  */
 int kube_list(struct kube_client *c, const char *path, const struct kube_list_options *o,
               struct json_object **ret_list, struct kube_result *res);
+
+/*
+ * LIST every page like kube_list, handing each page (a List whose "items"
+ * are that page's) to page_fn as it arrives instead of keeping them:
+ * restart is true on the first page, and again when an expired continue
+ * token made the list start over (drop what the earlier pages gave). The
+ * page is borrowed for the call. A negative return of page_fn stops the
+ * LIST and is returned. The first page's metadata carries the
+ * resourceVersion.
+ */
+int kube_list_each(struct kube_client *c, const char *path, const struct kube_list_options *o,
+                   int (*page_fn)(void *ctx, struct json_object *page, bool restart), void *ctx,
+                   struct kube_result *res);
 
 /*
  * POST obj to its collection path / PUT obj (which must carry

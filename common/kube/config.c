@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Where and how to reach the API server: kubeconfig or the pod's service account. */
-/* memfd_create keeps inline credentials off the disk. */
+/* memfd_create keeps inline credentials off the disk; explicit_bzero wipes secrets. */
 #define _GNU_SOURCE
 #include "common/kube/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,14 @@ void kube_log(const struct kube_config *cfg, enum kube_log_level level, const ch
 	cfg->log.fn(cfg->log.ctx, level, msg);
 }
 
+void kube_secret_free(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 void kube_config_set_logger(struct kube_config *cfg, const struct kube_logger *log)
 {
 	if (log)
@@ -97,7 +106,7 @@ void kube_config_destroy(struct kube_config *cfg)
 	free(cfg->token_file);
 	free(cfg->proxy);
 	free(cfg->origin);
-	free(cfg->token);
+	kube_secret_free(cfg->token);
 	for (size_t i = 0; i < 3; i++)
 		if (cfg->memfd[i] >= 0)
 			(void)close(cfg->memfd[i]);
@@ -124,14 +133,90 @@ static char *trim(char *s)
 }
 
 /*
+ * Reads all of fd (a file holding a secret) into one NUL-terminated buffer of
+ * at most max bytes, sized from fstat. Unlike file_read_fd it leaves no copy
+ * behind: a buffer outgrown (the file grew meanwhile) is wiped before it is
+ * freed, and so is the buffer on failure. -E2BIG past max.
+ * Ownership: *ret is the caller's, freed with kube_secret_free (or wiped
+ * over *ret_len bytes when it may hold a NUL).
+ */
+static int secret_read_fd(int fd, size_t max, char **ret, size_t *ret_len)
+{
+	struct stat st;
+	size_t cap, len = 0;
+	char *data, *bigger;
+	ssize_t n;
+
+	if (fstat(fd, &st) == -1)
+		return -errno;
+	cap = st.st_size > 0 && (size_t)st.st_size < max ? (size_t)st.st_size + 1 : 4096;
+	if (cap > max + 1)
+		cap = max + 1;
+	data = malloc(cap);
+	if (!data)
+		return -ENOMEM;
+	for (;;) {
+		if (len + 1 == cap) {
+			/* Full: grow by hand, so the old block is wiped, not just freed. */
+			if (cap == max + 1) {
+				/* Exactly max bytes is fine; one more is not. */
+				char extra;
+				int r;
+
+				n = read(fd, &extra, 1);
+				if (n == 0)
+					break;
+				if (n == -1 && errno == EINTR)
+					continue;
+				r = n == -1 ? -errno : -E2BIG;
+				explicit_bzero(&extra, sizeof(extra));
+				explicit_bzero(data, len);
+				free(data);
+				return r;
+			}
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			bigger = malloc(cap);
+			if (!bigger) {
+				explicit_bzero(data, len);
+				free(data);
+				return -ENOMEM;
+			}
+			memcpy(bigger, data, len);
+			explicit_bzero(data, len);
+			free(data);
+			data = bigger;
+		}
+		n = read(fd, data + len, cap - 1 - len);
+		if (n == 0)
+			break;
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			int r = -errno;
+
+			explicit_bzero(data, len);
+			free(data);
+			return r;
+		}
+		len += (size_t)n;
+	}
+	data[len] = '\0';
+	*ret = data;
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+/*
  * Reads the token file, trimmed. Rejects an empty token (-ENODATA) and one
  * past KANARY_MAX_TOKEN (-E2BIG). *ret_st is the stat of what was read.
- * Ownership: *ret_token is the caller's.
+ * Ownership: *ret_token is the caller's, freed with kube_secret_free.
  */
 static int read_token_file(const char *path, char **ret_token, struct stat *ret_st)
 {
 	struct stat st;
 	char *data, *t, *copy;
+	size_t len;
 	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -141,7 +226,7 @@ static int read_token_file(const char *path, char **ret_token, struct stat *ret_
 		r = -errno;
 		goto out_close;
 	}
-	r = file_read_fd(fd, KANARY_MAX_TOKEN, &data, NULL);
+	r = secret_read_fd(fd, KANARY_MAX_TOKEN, &data, &len);
 	if (r < 0)
 		goto out_close;
 	t = trim(data);
@@ -158,6 +243,8 @@ static int read_token_file(const char *path, char **ret_token, struct stat *ret_
 	*ret_st = st;
 	r = 0;
 out_free:
+	/* All of it: trim cut the text with NULs. */
+	explicit_bzero(data, len);
 	free(data);
 out_close:
 	(void)close(fd);
@@ -166,7 +253,7 @@ out_close:
 
 static void token_remember(struct kube_config *cfg, char *token, const struct stat *st)
 {
-	free(cfg->token);
+	kube_secret_free(cfg->token);
 	cfg->token = token;
 	cfg->token_stat_valid = true;
 	cfg->token_dev = st->st_dev;
@@ -234,10 +321,15 @@ out_unlock:
 
 /* ---- inline credentials ---- */
 
+/* What a credential's memory file is sealed with once written: nothing may change it. */
+#define CREDENTIAL_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
 /*
  * Decodes a *-data value into a sealed memory file and returns its
  * /proc/self/fd path, so libcurl (whose GnuTLS backend takes certificates by
- * path only) reads it without the key ever touching a disk.
+ * path only) reads it without the key ever touching a disk. The seals make
+ * the file read-only for good, through this descriptor or any reopening of
+ * the path; a kernel that cannot seal is an error, not a quiet fallback.
  * Ownership: *ret_path is the caller's; the descriptor stays in cfg->memfd[slot].
  */
 static int inline_credential(struct kube_config *cfg, size_t slot, const char *b64,
@@ -261,7 +353,7 @@ static int inline_credential(struct kube_config *cfg, size_t slot, const char *b
 		r = -EINVAL;
 		goto out_free;
 	}
-	fd = memfd_create("kanary-credential", MFD_CLOEXEC);
+	fd = memfd_create("kanary-credential", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd == -1) {
 		r = -errno;
 		cfg_errf(err, "%s: memfd_create: %s", where, strerror(-r));
@@ -279,6 +371,11 @@ static int inline_credential(struct kube_config *cfg, size_t slot, const char *b
 			goto out_close;
 		}
 	}
+	if (fcntl(fd, F_ADD_SEALS, CREDENTIAL_SEALS) == -1) {
+		r = -errno;
+		cfg_errf(err, "%s: sealing the memory file: %s", where, strerror(-r));
+		goto out_close;
+	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	*ret_path = strdup(path);
 	if (!*ret_path) {
@@ -291,9 +388,12 @@ static int inline_credential(struct kube_config *cfg, size_t slot, const char *b
 out_close:
 	(void)close(fd);
 out_free:
-	/* Key material: wipe the copy before freeing it. */
+	/*
+	 * Key material: wipe the copy before freeing it. The buffer was empty,
+	 * so base64_decode's one append allocated it once: no older copy exists.
+	 */
 	if (pem.data)
-		memset(pem.data, 0, pem.cap);
+		explicit_bzero(pem.data, pem.cap);
 	buf_finish(&pem);
 	return r;
 }
@@ -312,9 +412,38 @@ struct kc_set {
 	size_t n;
 };
 
+/* The fields of users[].user that hold a secret, wiped when the set is dropped. */
+static const char *const user_secrets[] = {"token", "client-key-data", "password"};
+
+/*
+ * Wipes the secret strings of every users[].user in a parsed file. json-c
+ * hands out its own storage of a string, which is heap memory of the object
+ * and so may be overwritten in place before the object is freed.
+ */
+static void kc_wipe_secrets(struct json_object *root)
+{
+	struct json_object *users, *user, *v;
+
+	if (!root || !json_object_object_get_ex(root, "users", &users) ||
+	    !json_object_is_type(users, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(users); i++) {
+		if (!json_object_object_get_ex(json_object_array_get_idx(users, i), "user",
+		                               &user) ||
+		    !json_object_is_type(user, json_type_object))
+			continue;
+		for (size_t j = 0; j < sizeof(user_secrets) / sizeof(user_secrets[0]); j++)
+			if (json_object_object_get_ex(user, user_secrets[j], &v) &&
+			    json_object_is_type(v, json_type_string))
+				explicit_bzero((char *)(uintptr_t)json_object_get_string(v),
+				               (size_t)json_object_get_string_len(v));
+	}
+}
+
 static void kc_set_finish(struct kc_set *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
+		kc_wipe_secrets(s->files[i].root);
 		free(s->files[i].path);
 		free(s->files[i].dir);
 		json_object_put(s->files[i].docs);
@@ -322,16 +451,22 @@ static void kc_set_finish(struct kc_set *s)
 	s->n = 0;
 }
 
-/* Reads one kubeconfig file into the set. -ENOENT is reported only when required. */
+/*
+ * Reads one kubeconfig file into the set. -ENOENT is reported only when
+ * required. The file's text may hold a token or a key: it is wiped once parsed.
+ */
 static int kc_read(struct kc_set *s, const char *path, bool required, struct kube_config_err *err)
 {
 	struct kc_file *f = &s->files[s->n];
 	struct doc_err derr = {{0}};
 	char *data, *slash;
 	size_t len;
-	int r;
+	int fd, r;
 
-	r = file_read_path(path, KANARY_MAX_INPUT, &data, &len);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	r = fd == -1 ? -errno : secret_read_fd(fd, KANARY_MAX_INPUT, &data, &len);
+	if (fd != -1)
+		(void)close(fd);
 	if (r == -ENOENT && !required)
 		return 0;
 	if (r < 0) {
@@ -340,6 +475,7 @@ static int kc_read(struct kc_set *s, const char *path, bool required, struct kub
 	}
 	memset(f, 0, sizeof(*f));
 	r = doc_parse_stream(data, len, &f->docs, &derr);
+	explicit_bzero(data, len);
 	free(data);
 	if (r < 0) {
 		cfg_errf(err, "kubeconfig %s: %s", path, derr.msg[0] ? derr.msg : strerror(-r));
@@ -359,6 +495,7 @@ static int kc_read(struct kc_set *s, const char *path, bool required, struct kub
 	if (!f->path || !f->dir) {
 		free(f->path);
 		free(f->dir);
+		kc_wipe_secrets(f->root);
 		json_object_put(f->docs);
 		return -ENOMEM;
 	}
@@ -368,6 +505,7 @@ static int kc_read(struct kc_set *s, const char *path, bool required, struct kub
 		f->dir = strdup("/");
 		if (!f->dir) {
 			free(f->path);
+			kc_wipe_secrets(f->root);
 			json_object_put(f->docs);
 			return -ENOMEM;
 		}
@@ -668,6 +806,14 @@ static int kc_user(struct kube_config *cfg, const struct kc_set *s, const char *
 		if (!cfg->token)
 			return -ENOMEM;
 	}
+	if (cfg->token && strncmp(cfg->server, "http://", 7) == 0 && !cfg->allow_http_token) {
+		cfg_errf(err,
+		         "%s: %s.%s: a bearer token is never sent to a plain http:// server (%s), "
+		         "where anyone on the way could read it; use https://, or "
+		         "--insecure-allow-http-token for a test server on loopback",
+		         f->path, where, cfg->token_file ? "tokenFile" : "token", cfg->server);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -729,8 +875,9 @@ static int kc_build(struct kube_config *cfg, const struct kc_set *s, const char 
 	return r;
 }
 
-int kube_config_from_kubeconfig(const char *const *paths, size_t n_paths, const char *context,
-                                struct kube_config **ret, struct kube_config_err *err)
+static int from_kubeconfig(const char *const *paths, size_t n_paths, const char *context,
+                           bool allow_http_token, struct kube_config **ret,
+                           struct kube_config_err *err)
 {
 	struct kube_config *cfg;
 	struct kc_set set = {0};
@@ -757,6 +904,7 @@ int kube_config_from_kubeconfig(const char *const *paths, size_t n_paths, const 
 		r = -ENOMEM;
 		goto out_files;
 	}
+	cfg->allow_http_token = allow_http_token;
 	r = kc_build(cfg, &set, context, err);
 	if (r < 0) {
 		if (r == -ENOMEM)
@@ -768,6 +916,12 @@ int kube_config_from_kubeconfig(const char *const *paths, size_t n_paths, const 
 out_files:
 	kc_set_finish(&set);
 	return r;
+}
+
+int kube_config_from_kubeconfig(const char *const *paths, size_t n_paths, const char *context,
+                                struct kube_config **ret, struct kube_config_err *err)
+{
+	return from_kubeconfig(paths, n_paths, context, false, ret, err);
 }
 
 /* ---- in-cluster ---- */
@@ -907,6 +1061,16 @@ static int split_list(char *list, const char **out, size_t *ret_n)
 int kube_config_load(const char *kubeconfig, const char *context, struct kube_config **ret,
                      struct kube_config_err *err)
 {
+	const struct kube_config_options o = {.kubeconfig = kubeconfig, .context = context};
+
+	return kube_config_load_options(&o, ret, err);
+}
+
+int kube_config_load_options(const struct kube_config_options *o, struct kube_config **ret,
+                             struct kube_config_err *err)
+{
+	const char *kubeconfig = o->kubeconfig, *context = o->context;
+	const bool allow = o->allow_http_token;
 	const char *paths[KANARY_MAX_KUBECONFIGS];
 	const char *env = getenv("KUBECONFIG"), *home, *host;
 	char *list, *home_path = NULL;
@@ -916,7 +1080,7 @@ int kube_config_load(const char *kubeconfig, const char *context, struct kube_co
 	int r;
 
 	if (kubeconfig && *kubeconfig)
-		return kube_config_from_kubeconfig(&kubeconfig, 1, context, ret, err);
+		return from_kubeconfig(&kubeconfig, 1, context, allow, ret, err);
 	if (env && *env) {
 		if (strlen(env) > (size_t)KANARY_MAX_PATH * KANARY_MAX_KUBECONFIGS) {
 			cfg_errf(err, "KUBECONFIG: too long");
@@ -932,7 +1096,7 @@ int kube_config_load(const char *kubeconfig, const char *context, struct kube_co
 			return -EINVAL;
 		}
 		if (n > 0)
-			r = kube_config_from_kubeconfig(paths, n, context, ret, err);
+			r = from_kubeconfig(paths, n, context, allow, ret, err);
 		free(list);
 		if (n > 0)
 			return r;
@@ -975,7 +1139,7 @@ int kube_config_load(const char *kubeconfig, const char *context, struct kube_co
 		return in_cluster < 0 ? in_cluster : -ENOENT;
 	}
 	paths[0] = home_path;
-	r = kube_config_from_kubeconfig(paths, 1, context, ret, err);
+	r = from_kubeconfig(paths, 1, context, allow, ret, err);
 	free(home_path);
 	return r;
 }

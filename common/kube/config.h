@@ -26,6 +26,15 @@
  * impersonation (as, as-groups, as-uid, as-user-extra) and tls-server-name
  * (not supported by the client yet).
  *
+ * A bearer token (token or tokenFile) with an http:// server is refused: it
+ * would cross the network in clear text. allow_http_token (the daemons'
+ * --insecure-allow-http-token) lets it through, for a test server on
+ * loopback; the client checks again before every request.
+ *
+ * Secrets (tokens, keys, the kubeconfig's text) are wiped with explicit_bzero,
+ * which the compiler may not drop, before their memory is freed; inline
+ * certificates and keys go into memory files sealed against any change.
+ *
  * One kube_config is shared by every client, informer and recorder built
  * from it and must outlive them. Only the bearer token changes after loading;
  * it sits behind token_lock, so the config may be used from any thread.
@@ -60,18 +69,22 @@ struct kube_config_err {
 
 struct kube_config {
 	/* Read-only after loading. */
-	char *server;     /* "https://host:port[/prefix]", no trailing slash */
-	char *namespace;  /* the context's or pod's namespace, else "default" */
-	char *ca_file;    /* PEM bundle to verify the server, or NULL for the system's */
-	char *cert_file;  /* client certificate (PEM), or NULL */
-	char *key_file;   /* its key (PEM), or NULL */
-	char *token_file; /* bearer token file, re-read when it changes, or NULL */
-	char *proxy;      /* proxy-url, or NULL (libcurl then honours *_proxy variables) */
-	bool insecure;    /* insecure-skip-tls-verify */
-	char *origin;     /* "in-cluster" or "<file> (context <name>)", for logs */
+	char *server;          /* "https://host:port[/prefix]", no trailing slash */
+	char *namespace;       /* the context's or pod's namespace, else "default" */
+	char *ca_file;         /* PEM bundle to verify the server, or NULL for the system's */
+	char *cert_file;       /* client certificate (PEM), or NULL */
+	char *key_file;        /* its key (PEM), or NULL */
+	char *token_file;      /* bearer token file, re-read when it changes, or NULL */
+	char *proxy;           /* proxy-url, or NULL (libcurl then honours *_proxy variables) */
+	bool insecure;         /* insecure-skip-tls-verify */
+	bool allow_http_token; /* a token may go to an http:// server (see above) */
+	char *origin;          /* "in-cluster" or "<file> (context <name>)", for logs */
 	struct kube_logger log;
 
-	/* Inline credentials live in memory files, named by /proc/self/fd paths. */
+	/*
+	 * Inline credentials live in memory files, named by /proc/self/fd paths,
+	 * sealed (F_SEAL_SEAL, SHRINK, GROW, WRITE) once written.
+	 */
 	int memfd[3];
 
 	/* The current bearer token and what the file looked like when read. */
@@ -101,6 +114,18 @@ struct kube_config {
 int kube_config_load(const char *kubeconfig, const char *context, struct kube_config **ret,
                      struct kube_config_err *err);
 
+/* What the daemons' flags say about loading; kube_config_load is this with all zero. */
+struct kube_config_options {
+	const char *kubeconfig; /* --kubeconfig, or NULL */
+	const char *context;    /* --context, or NULL */
+	/* --insecure-allow-http-token: send a bearer token to an http:// server. */
+	bool allow_http_token;
+};
+
+/* kube_config_load with options; the same results and ownership. */
+int kube_config_load_options(const struct kube_config_options *o, struct kube_config **ret,
+                             struct kube_config_err *err);
+
 /*
  * Reads kubeconfig files, merged in order (missing files in a list of more
  * than one are skipped, as client-go does). Relative paths inside a file are
@@ -118,7 +143,7 @@ int kube_config_from_kubeconfig(const char *const *paths, size_t n_paths, const 
 int kube_config_in_cluster(const char *sa_dir, struct kube_config **ret,
                            struct kube_config_err *err);
 
-/* Closes the memory files and frees everything; NULL does nothing. */
+/* Closes the memory files, wipes the token and frees everything; NULL does nothing. */
 void kube_config_destroy(struct kube_config *cfg);
 
 void kube_config_set_logger(struct kube_config *cfg, const struct kube_logger *log);
@@ -129,9 +154,15 @@ void kube_config_set_logger(struct kube_config *cfg, const struct kube_logger *l
  * and kubelet rewrites the file). A failed re-read keeps the last good token.
  * Returns 0 with *ret_token NULL when the config has no token; -ENOENT or
  * -EACCES when the file never could be read; -E2BIG past KANARY_MAX_TOKEN.
- * Ownership: *ret_token is the caller's to free.
+ * Ownership: *ret_token is the caller's, freed with kube_secret_free.
  */
 int kube_config_token(struct kube_config *cfg, char **ret_token);
+
+/*
+ * Wipes the NUL-terminated secret s with explicit_bzero (a wipe the compiler
+ * may not remove as a dead store) and frees it; NULL does nothing.
+ */
+void kube_secret_free(char *s);
 
 /* Logs through cfg's callback; does nothing without one. */
 void kube_log(const struct kube_config *cfg, enum kube_log_level level, const char *fmt, ...)

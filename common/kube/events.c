@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +40,27 @@ struct spam_entry {
 	unsigned long used;
 };
 
+/* One Event waiting for the writer: everything kube_record was given, copied. */
+struct rec_item {
+	char *kind;
+	char *api_version;
+	char *name;
+	char *namespace;
+	char *uid;
+	char *resource_version; /* NULL when absent */
+	char *reason;
+	enum kube_record_type type;
+	char message[KUBE_EVENT_MESSAGE_MAX];
+	char ts[WALLCLOCK_RFC3339_SIZE];
+};
+
 struct kube_recorder {
 	struct kube_config *cfg;
 	struct kube_client *client;
 	char *component;
 	char *host;
-	pthread_mutex_t lock;
+
+	/* The writer's own: the aggregation and the spam filter. */
 	struct rec_entry *entries; /* KANARY_MAX_EVENT_CACHE slots */
 	size_t n_entries;
 	struct string_map entry_index; /* key -> its struct rec_entry in entries */
@@ -51,42 +68,98 @@ struct kube_recorder {
 	size_t n_spam;
 	struct string_map spam_index; /* key -> its struct spam_entry in spam */
 	unsigned long clock;
+
+	/* Shared with kube_record, behind lock (never held across an API call). */
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* an item came, or stop */
+	pthread_cond_t idle; /* the queue emptied and the writer is idle */
+	struct rec_item **ring;
+	size_t cap, head, len;
+	bool busy;   /* the writer holds an item */
+	bool stop;   /* destroy: write what is left until the deadline */
+	bool full;   /* the queue refused an Event since it last emptied */
+	bool exited; /* the writer returned */
+	unsigned long dropped_in_run;
 	struct kube_recorder_stats stats;
+
+	atomic_bool abort; /* cuts the write in flight once the flush deadline passed */
+	pthread_t thread;
+	bool started;
 };
 
-int kube_recorder_create(struct kube_config *cfg, const char *component, const char *host,
+static void item_free(struct rec_item *it)
+{
+	if (!it)
+		return;
+	free(it->kind);
+	free(it->api_version);
+	free(it->name);
+	free(it->namespace);
+	free(it->uid);
+	free(it->resource_version);
+	free(it->reason);
+	free(it);
+}
+
+int kube_recorder_create(struct kube_config *cfg, const struct kube_recorder_options *o,
                          struct kube_recorder **ret)
 {
-	const struct kube_client_options co = {.component = component};
+	struct kube_client_options co = {0};
+	pthread_condattr_t ca;
 	struct kube_recorder *rec;
 	int r = -ENOMEM;
 
-	if (!component || !*component)
+	if (!o || !o->component || !*o->component)
 		return -EINVAL;
+	co.component = o->component;
 	rec = calloc(1, sizeof(*rec));
 	if (!rec)
 		return -ENOMEM;
 	rec->cfg = cfg;
-	rec->component = strdup(component);
-	rec->host = strdup(host ? host : "");
+	rec->cap = o->queue_size ? o->queue_size : KANARY_MAX_EVENT_QUEUE;
+	rec->stats.queue_size = rec->cap;
+	atomic_init(&rec->abort, false);
+	rec->component = strdup(o->component);
+	rec->host = strdup(o->host ? o->host : "");
 	rec->entries = calloc(KANARY_MAX_EVENT_CACHE, sizeof(*rec->entries));
 	rec->spam = calloc(KANARY_MAX_EVENT_CACHE, sizeof(*rec->spam));
+	rec->ring = calloc(rec->cap, sizeof(*rec->ring));
 	string_map_init(&rec->entry_index, KANARY_MAX_EVENT_CACHE);
 	string_map_init(&rec->spam_index, KANARY_MAX_EVENT_CACHE);
-	if (!rec->component || !rec->host || !rec->entries || !rec->spam)
+	if (!rec->component || !rec->host || !rec->entries || !rec->spam || !rec->ring)
 		goto out_free;
 	r = kube_client_create(cfg, &co, &rec->client);
 	if (r < 0)
 		goto out_free;
-	if (pthread_mutex_init(&rec->lock, NULL) != 0) {
-		r = -ENOMEM;
+	kube_client_set_abort(rec->client, &rec->abort);
+	r = -ENOMEM;
+	if (pthread_mutex_init(&rec->lock, NULL) != 0)
 		goto out_client;
+	/* Timed waits on the monotonic clock, as the work queue's. */
+	if (pthread_condattr_init(&ca) != 0)
+		goto out_lock;
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (pthread_cond_init(&rec->wake, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		goto out_lock;
 	}
+	if (pthread_cond_init(&rec->idle, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		goto out_wake;
+	}
+	pthread_condattr_destroy(&ca);
 	*ret = rec;
 	return 0;
+out_wake:
+	pthread_cond_destroy(&rec->wake);
+out_lock:
+	pthread_mutex_destroy(&rec->lock);
 out_client:
 	kube_client_destroy(rec->client);
 out_free:
+	string_map_finish(&rec->entry_index, NULL);
+	string_map_finish(&rec->spam_index, NULL);
+	free(rec->ring);
 	free(rec->spam);
 	free(rec->entries);
 	free(rec->host);
@@ -103,18 +176,54 @@ static void entry_clear(struct rec_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
+static void *writer_main(void *arg);
+
+int kube_recorder_start(struct kube_recorder *rec)
+{
+	if (rec->started)
+		return -EALREADY;
+	if (pthread_create(&rec->thread, NULL, writer_main, rec) != 0)
+		return -EAGAIN;
+	rec->started = true;
+	return 0;
+}
+
 void kube_recorder_destroy(struct kube_recorder *rec)
 {
 	if (!rec)
 		return;
+	if (rec->started) {
+		struct timespec deadline = monotonic_after_ms(KUBE_EVENT_FLUSH_MS);
+
+		pthread_mutex_lock(&rec->lock);
+		rec->stop = true;
+		pthread_cond_broadcast(&rec->wake);
+		while (!rec->exited)
+			if (pthread_cond_timedwait(&rec->idle, &rec->lock, &deadline) == ETIMEDOUT)
+				break;
+		/* Out of time: cut the write in flight; the writer stops after it. */
+		if (!rec->exited)
+			atomic_store(&rec->abort, true);
+		pthread_mutex_unlock(&rec->lock);
+		pthread_join(rec->thread, NULL);
+	}
+	/* What the writer did not get to (or never started for). */
+	if (rec->len)
+		kube_log(rec->cfg, KUBE_LOG_WARNING,
+		         "%zu events dropped: the recorder stopped first", rec->len);
+	for (size_t i = 0; i < rec->len; i++)
+		item_free(rec->ring[(rec->head + i) % rec->cap]);
 	for (size_t i = 0; i < rec->n_entries; i++)
 		entry_clear(&rec->entries[i]);
 	for (size_t i = 0; i < rec->n_spam; i++)
 		free(rec->spam[i].key);
 	string_map_finish(&rec->entry_index, NULL);
 	string_map_finish(&rec->spam_index, NULL);
+	pthread_cond_destroy(&rec->idle);
+	pthread_cond_destroy(&rec->wake);
 	pthread_mutex_destroy(&rec->lock);
 	kube_client_destroy(rec->client);
+	free(rec->ring);
 	free(rec->spam);
 	free(rec->entries);
 	free(rec->host);
@@ -126,7 +235,23 @@ void kube_recorder_stats(struct kube_recorder *rec, struct kube_recorder_stats *
 {
 	pthread_mutex_lock(&rec->lock);
 	*ret = rec->stats;
+	ret->queued = rec->len;
 	pthread_mutex_unlock(&rec->lock);
+}
+
+int kube_recorder_flush(struct kube_recorder *rec, long timeout_ms)
+{
+	struct timespec deadline = monotonic_after_ms(timeout_ms);
+	int r = 0;
+
+	pthread_mutex_lock(&rec->lock);
+	while ((rec->len > 0 || rec->busy) && r == 0)
+		if (pthread_cond_timedwait(&rec->idle, &rec->lock, &deadline) == ETIMEDOUT)
+			r = -ETIMEDOUT;
+	if (rec->len == 0 && !rec->busy)
+		r = 0;
+	pthread_mutex_unlock(&rec->lock);
+	return r;
 }
 
 struct involved {
@@ -399,74 +524,194 @@ static int involved_read(const struct json_object *obj, struct involved *inv)
 	return 0;
 }
 
-int kube_record(struct kube_recorder *rec, const struct json_object *obj,
-                enum kube_record_type type, const char *reason, const char *fmt, ...)
+/* The item's API call(s), with the spam filter and aggregation; on the writer thread only. */
+static void write_one(struct kube_recorder *rec, const struct rec_item *it)
 {
-	const char *type_name = type == KUBE_RECORD_WARNING ? "Warning" : "Normal";
-	char message[KUBE_EVENT_MESSAGE_MAX], ts[WALLCLOCK_RFC3339_SIZE];
+	const char *type_name = it->type == KUBE_RECORD_WARNING ? "Warning" : "Normal";
+	const struct involved inv = {
+	    .kind = it->kind,
+	    .api_version = it->api_version,
+	    .name = it->name,
+	    .namespace = it->namespace,
+	    .uid = it->uid,
+	    .resource_version = it->resource_version,
+	};
 	struct kube_result res = {0};
-	struct involved inv;
+	unsigned long *counter = NULL;
 	struct rec_entry *e;
 	struct buf spam_key, key;
-	va_list ap;
-	int n, r;
-
-	r = involved_read(obj, &inv);
-	if (r < 0 || !reason || !*reason)
-		return -EINVAL;
-	va_start(ap, fmt);
-	n = vsnprintf(message, sizeof(message), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n >= sizeof(message))
-		memcpy(message + sizeof(message) - 4, "...", 4);
-	wallclock_rfc3339(ts, sizeof(ts));
+	int r;
 
 	/* Fields joined by a byte no Kubernetes name or reason holds. */
 	buf_init(&spam_key, KANARY_MAX_URL);
-	buf_init(&key, KANARY_MAX_URL + sizeof(message));
+	buf_init(&key, KANARY_MAX_URL + KUBE_EVENT_MESSAGE_MAX);
 	r = buf_printf(&spam_key, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", rec->component,
 	               rec->host, inv.api_version, inv.kind, inv.namespace, inv.name, inv.uid);
 	if (r == 0)
-		r = buf_printf(&key, "%s\x1f%s\x1f%s\x1f%s", spam_key.data, type_name, reason,
-		               message);
+		r = buf_printf(&key, "%s\x1f%s\x1f%s\x1f%s", spam_key.data, type_name, it->reason,
+		               it->message);
 	if (r < 0)
-		goto out_keys;
+		goto out_failed;
 
-	pthread_mutex_lock(&rec->lock);
 	if (!spam_allow(rec, spam_key.data)) {
-		rec->stats.dropped++;
-		r = -EAGAIN;
-		goto out_unlock;
+		counter = &rec->stats.dropped;
+		goto out_count;
 	}
 	e = entry_find(rec, key.data);
 	if (e) {
 		e->used = ++rec->clock;
-		r = event_bump(rec, e, message, ts, &res);
+		r = event_bump(rec, e, it->message, it->ts, &res);
 		if (r == 0) {
-			rec->stats.patched++;
-			goto out_unlock;
+			counter = &rec->stats.patched;
+			goto out_count;
 		}
 		if (res.reason != KUBE_REASON_NOT_FOUND)
 			goto out_failed;
 		/* The Event expired or was deleted: start a new one. */
 		entry_remove(rec, e);
 	}
-	r = event_create(rec, &inv, key.data, type_name, reason, message, ts, &res);
+	r = event_create(rec, &inv, key.data, type_name, it->reason, it->message, it->ts, &res);
 	if (r == 0) {
-		rec->stats.created++;
-		goto out_unlock;
+		counter = &rec->stats.created;
+		goto out_count;
 	}
 out_failed:
-	rec->stats.failed++;
+	counter = &rec->stats.failed;
 	kube_log(rec->cfg, KUBE_LOG_WARNING, "event %s %s for %s %s/%s not written: %s: %s",
-	         type_name, reason, inv.kind, inv.namespace, inv.name, kube_reason_name(res.reason),
-	         res.message[0] ? res.message : strerror(-r));
-out_unlock:
+	         type_name, it->reason, inv.kind, inv.namespace, inv.name,
+	         kube_reason_name(res.reason), res.message[0] ? res.message : strerror(-r));
+out_count:
+	pthread_mutex_lock(&rec->lock);
+	(*counter)++;
 	pthread_mutex_unlock(&rec->lock);
-out_keys:
 	buf_finish(&key);
 	buf_finish(&spam_key);
+}
+
+/*
+ * The writer: takes the queue's items in order and writes them. Once told to
+ * stop it writes what is left, until kube_recorder_destroy runs out of
+ * patience and raises abort; the rest is destroy's to drop.
+ */
+static void *writer_main(void *arg)
+{
+	struct kube_recorder *rec = arg;
+
+	pthread_mutex_lock(&rec->lock);
+	for (;;) {
+		struct rec_item *it;
+		unsigned long dropped;
+
+		if (rec->stop && (rec->len == 0 || atomic_load(&rec->abort)))
+			break;
+		if (rec->len == 0) {
+			pthread_cond_wait(&rec->wake, &rec->lock);
+			continue;
+		}
+		it = rec->ring[rec->head];
+		rec->head = (rec->head + 1) % rec->cap;
+		rec->len--;
+		rec->busy = true;
+		dropped = 0;
+		if (rec->len == 0 && rec->full) {
+			/* The end of a run of drops: say how many went. */
+			rec->full = false;
+			dropped = rec->dropped_in_run;
+			rec->dropped_in_run = 0;
+		}
+		pthread_mutex_unlock(&rec->lock);
+		if (dropped)
+			kube_log(rec->cfg, KUBE_LOG_WARNING,
+			         "event queue has room again; %lu events were dropped while it was "
+			         "full",
+			         dropped);
+		write_one(rec, it);
+		item_free(it);
+		pthread_mutex_lock(&rec->lock);
+		rec->busy = false;
+		if (rec->len == 0)
+			pthread_cond_broadcast(&rec->idle);
+	}
+	rec->exited = true;
+	pthread_cond_broadcast(&rec->idle);
+	pthread_mutex_unlock(&rec->lock);
+	return NULL;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+int kube_record(struct kube_recorder *rec, const struct json_object *obj,
+                enum kube_record_type type, const char *reason, const char *fmt, ...)
+{
+	struct involved inv;
+	struct rec_item *it;
+	bool oom = false, first_drop = false;
+	unsigned long dropped = 0;
+	va_list ap;
+	int n, r;
+
+	r = involved_read(obj, &inv);
+	if (r < 0 || !reason || !*reason)
+		return -EINVAL;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	n = vsnprintf(it->message, sizeof(it->message), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		item_free(it);
+		return -EINVAL;
+	}
+	if ((size_t)n >= sizeof(it->message))
+		memcpy(it->message + sizeof(it->message) - 4, "...", 4);
+	wallclock_rfc3339(it->ts, sizeof(it->ts));
+	it->type = type;
+	it->kind = dup_or_null(inv.kind, &oom);
+	it->api_version = dup_or_null(inv.api_version, &oom);
+	it->name = dup_or_null(inv.name, &oom);
+	it->namespace = dup_or_null(inv.namespace, &oom);
+	it->uid = dup_or_null(inv.uid, &oom);
+	it->resource_version = dup_or_null(inv.resource_version, &oom);
+	it->reason = dup_or_null(reason, &oom);
+	if (oom) {
+		item_free(it);
+		return -ENOMEM;
+	}
+
+	pthread_mutex_lock(&rec->lock);
+	if (rec->len == rec->cap) {
+		rec->stats.queue_dropped++;
+		rec->dropped_in_run++;
+		first_drop = !rec->full;
+		rec->full = true;
+		dropped = rec->stats.queue_dropped;
+		r = -ENOSPC;
+	} else {
+		rec->ring[(rec->head + rec->len) % rec->cap] = it;
+		rec->len++;
+		rec->stats.recorded++;
+		pthread_cond_signal(&rec->wake);
+		it = NULL;
+		r = 0;
+	}
+	pthread_mutex_unlock(&rec->lock);
+	if (first_drop)
+		kube_log(rec->cfg, KUBE_LOG_WARNING,
+		         "event queue full (%zu waiting for the API server): dropping %s %s for "
+		         "%s %s/%s and every Event until it has room (%lu dropped in all)",
+		         rec->cap, type == KUBE_RECORD_WARNING ? "Warning" : "Normal", reason,
+		         inv.kind, inv.namespace, inv.name, dropped);
+	item_free(it);
 	return r;
 }

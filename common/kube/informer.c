@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <time.h>
 
 #include <json-c/json.h>
+#include <malloc.h>
 
 #include "common/io/monotonic.h"
 #include "common/json_field.h"
@@ -34,7 +37,8 @@ struct kube_informer {
 	/* lock guards cache, synced and stats; cond signals synced and stop. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct string_map cache; /* key -> struct json_object *, a reference it holds */
+	struct string_map cache;   /* key -> struct kube_obj *, a reference it holds */
+	struct kube_indexer index; /* over the cache's records */
 	bool synced;
 	struct kube_informer_stats stats;
 
@@ -45,6 +49,12 @@ struct kube_informer {
 	uint64_t rng;
 	unsigned long watch_events;
 	int event_err;
+	/* The LIST in progress (informer thread only). */
+	struct string_map fresh;
+	const struct kube_obj **order; /* the records of fresh in list order, no references */
+	size_t n_order, cap_order;
+	char list_kind[KANARY_MAX_NAME + 1];
+	char list_api_version[KANARY_MAX_NAME + 1];
 };
 
 /* xorshift64*: jitter and watch timeouts only need to differ between processes. */
@@ -124,7 +134,11 @@ int kube_informer_create(struct kube_config *cfg, const struct kube_informer_opt
 	if (inf->rng == 0)
 		inf->rng = 0x9E3779B97F4A7C15ULL;
 	atomic_init(&inf->stop, false);
-	string_map_init(&inf->cache, KANARY_MAX_INFORMER_OBJECTS);
+	/* No ceiling: memory is bounded by the compact records, not by a count. */
+	string_map_init(&inf->cache, SIZE_MAX);
+	r = kube_indexer_init(&inf->index, o->indexers, KUBE_MAX_INDEXERS);
+	if (r < 0)
+		goto out_free;
 	r = kube_client_create(cfg, &co, &inf->client);
 	if (r < 0)
 		goto out_free;
@@ -150,6 +164,7 @@ out_lock:
 out_client:
 	kube_client_destroy(inf->client);
 out_free:
+	kube_indexer_finish(&inf->index);
 	free(inf->path);
 	free(inf->label_selector);
 	free(inf->field_selector);
@@ -205,10 +220,15 @@ static void informer_backoff(struct kube_informer *inf, long floor_ms)
 
 /* ---- the cache ---- */
 
-/* Drops the cache's reference to one object. */
+/* Drops the cache's reference to one record. */
 static void put_object(void *obj)
 {
-	json_object_put(obj);
+	kube_obj_unref(obj);
+}
+
+static int index_add_one(void *ctx, const char *key, void *obj)
+{
+	return kube_indexer_add(ctx, obj);
 }
 
 struct vanished_ctx {
@@ -216,7 +236,7 @@ struct vanished_ctx {
 	const struct kube_informer_handlers *h;
 };
 
-/* An object of the old cache that the new list does not have: deleted meanwhile. */
+/* A record of the old cache that the new list does not have: deleted meanwhile. */
 static int tell_vanished(void *ctx, const char *key, void *obj)
 {
 	const struct vanished_ctx *v = ctx;
@@ -239,23 +259,16 @@ static int set_rv(struct kube_informer *inf, const char *rv)
 	return 0;
 }
 
-static bool same_rv(const struct json_object *a, const struct json_object *b)
-{
-	const char *ra = kube_object_resource_version(a), *rb = kube_object_resource_version(b);
-
-	return ra && rb && strcmp(ra, rb) == 0;
-}
-
 /*
  * Items of a typed List carry no kind or apiVersion; give them the list's,
- * so handlers see the same shape as from watch events.
+ * so decoders see the same shape as from watch events.
  */
 static int fill_kind(struct json_object *item, const char *list_kind, const char *api_version)
 {
 	struct json_object *v;
 	size_t len;
 
-	if (!json_object_object_get_ex(item, "kind", &v) && list_kind) {
+	if (!json_object_object_get_ex(item, "kind", &v) && list_kind && *list_kind) {
 		len = strlen(list_kind);
 		if (len > 4 && strcmp(list_kind + len - 4, "List") == 0) {
 			v = json_object_new_string_len(list_kind, (int)(len - 4));
@@ -265,7 +278,7 @@ static int fill_kind(struct json_object *item, const char *list_kind, const char
 			}
 		}
 	}
-	if (!json_object_object_get_ex(item, "apiVersion", &v) && api_version) {
+	if (!json_object_object_get_ex(item, "apiVersion", &v) && api_version && *api_version) {
 		v = json_object_new_string(api_version);
 		if (!v || json_object_object_add(item, "apiVersion", v) != 0) {
 			json_object_put(v);
@@ -275,19 +288,91 @@ static int fill_kind(struct json_object *item, const char *list_kind, const char
 	return 0;
 }
 
-/* metadata.managedFields out of obj, when the informer was asked to. */
-static void transform(const struct kube_informer *inf, struct json_object *obj)
+/* obj (the informer's own, changed freely) into a record with one reference. */
+static int decode(const struct kube_informer *inf, struct json_object *obj, struct kube_obj **ret)
 {
 	struct json_object *md;
 
 	if (inf->o.drop_managed_fields && json_object_object_get_ex(obj, "metadata", &md))
 		json_object_object_del(md, "managedFields");
+	if (inf->o.decode)
+		return inf->o.decode(inf->o.decode_ctx, obj, ret);
+	return kube_obj_new(obj, sizeof(struct kube_obj), 0, true, ret, NULL);
+}
+
+static void copy_name(char *out, size_t size, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n >= size)
+		n = 0;
+	memcpy(out, s ? s : "", n);
+	out[n] = '\0';
+}
+
+/* One LIST page: its items decoded into inf->fresh, the page dropped by the caller. */
+static int list_page(void *ctx, struct json_object *page, bool restart)
+{
+	struct kube_informer *inf = ctx;
+	struct json_object *items = NULL;
+	struct kube_obj *rec, *prev;
+	size_t n;
+	int r;
+
+	if (restart) {
+		string_map_finish(&inf->fresh, put_object);
+		string_map_init(&inf->fresh, SIZE_MAX);
+		inf->n_order = 0;
+		r = set_rv(inf, kube_object_resource_version(page));
+		if (r < 0)
+			return -EBADMSG;
+		copy_name(inf->list_kind, sizeof(inf->list_kind), json_field_str(page, "kind"));
+		copy_name(inf->list_api_version, sizeof(inf->list_api_version),
+		          json_field_str(page, "apiVersion"));
+	}
+	json_object_object_get_ex(page, "items", &items);
+	n = json_object_array_length(items);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *item = json_object_array_get_idx(items, i);
+
+		r = fill_kind(item, inf->list_kind, inf->list_api_version);
+		if (r == 0)
+			r = decode(inf, item, &rec);
+		if (r < 0)
+			return r;
+		/* A key listed twice: the later item wins. */
+		prev = NULL;
+		r = string_map_put(&inf->fresh, rec->key, rec, (void **)&prev);
+		if (r < 0) {
+			kube_obj_unref(rec);
+			return -ENOMEM;
+		}
+		if (prev) {
+			for (size_t j = 0; j < inf->n_order; j++)
+				if (inf->order[j] == prev)
+					inf->order[j] = rec;
+			kube_obj_unref(prev);
+			continue;
+		}
+		if (inf->n_order == inf->cap_order) {
+			size_t cap = inf->cap_order ? inf->cap_order * 2 : 256;
+			const struct kube_obj **o = realloc(inf->order, cap * sizeof(*o));
+
+			if (!o)
+				return -ENOMEM;
+			inf->order = o;
+			inf->cap_order = cap;
+		}
+		inf->order[inf->n_order++] = rec;
+	}
+	return 0;
 }
 
 /*
- * LIST at rv and replace the cache with the result, then tell the handlers:
- * add for new keys, update for changed resourceVersions, delete (final state
- * unknown) for keys that are gone.
+ * LIST at rv, page by page (each page decoded as it comes and dropped), and
+ * replace the cache with the result, then tell the handlers: add for new
+ * keys, update for changed resourceVersions, delete (final state unknown)
+ * for keys that are gone.
  */
 static int informer_list(struct kube_informer *inf, const char *rv, struct kube_result *res)
 {
@@ -298,91 +383,67 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 	    .page_size = inf->o.page_size,
 	};
 	const struct kube_informer_handlers *h = &inf->o.handlers;
-	struct json_object *list, *items, *item, *copy, *prev;
 	struct string_map fresh, old;
-	const char *kind, *api_version;
-	char key[KANARY_MAX_KEY + 1];
-	size_t n;
+	const struct kube_obj *prev;
 	int r;
 
-	r = kube_list(inf->client, inf->path, &lo, &list, res);
-	if (r < 0)
+	string_map_init(&inf->fresh, SIZE_MAX);
+	inf->n_order = 0;
+	r = kube_list_each(inf->client, inf->path, &lo, list_page, inf, res);
+	if (r < 0) {
+		if (r == -EBADMSG && res->reason != KUBE_REASON_BAD_RESPONSE) {
+			res->reason = KUBE_REASON_BAD_RESPONSE;
+			snprintf(res->message, sizeof(res->message),
+			         "LIST %s: no usable resourceVersion", inf->path);
+		}
+		string_map_finish(&inf->fresh, put_object);
+		inf->n_order = 0;
 		return r;
-	r = set_rv(inf, kube_object_resource_version(list));
-	if (r < 0 || !json_object_object_get_ex(list, "items", &items)) {
-		res->reason = KUBE_REASON_BAD_RESPONSE;
-		snprintf(res->message, sizeof(res->message), "LIST %s: no usable resourceVersion",
-		         inf->path);
-		r = r < 0 ? r : -EBADMSG;
-		goto out_list;
 	}
-	n = json_object_array_length(items);
-	if (n > KANARY_MAX_INFORMER_OBJECTS) {
-		res->reason = KUBE_REASON_BAD_RESPONSE;
-		snprintf(res->message, sizeof(res->message), "LIST %s: more than %u objects",
-		         inf->path, KANARY_MAX_INFORMER_OBJECTS);
-		r = -E2BIG;
-		goto out_list;
-	}
-	kind = json_field_str(list, "kind");
-	api_version = json_field_str(list, "apiVersion");
-	string_map_init(&fresh, KANARY_MAX_INFORMER_OBJECTS);
-	for (size_t i = 0; i < n; i++) {
-		item = json_object_array_get_idx(items, i);
-		copy = NULL;
-		r = fill_kind(item, kind, api_version);
-		transform(inf, item);
-		if (r == 0)
-			r = kube_object_key(item, key, sizeof(key));
-		if (r == 0 && json_object_deep_copy(item, &copy, NULL) != 0)
-			r = -ENOMEM;
-		if (r == 0) {
-			/* A key listed twice: the later item wins, as it would in a json-c object. */
-			prev = NULL;
-			r = string_map_put(&fresh, key, copy, (void **)&prev);
-			if (r < 0) {
-				json_object_put(copy);
-				r = -ENOMEM;
-			} else {
-				json_object_put(prev);
-				r = 0;
-			}
-		}
-		if (r < 0) {
-			res->reason = r == -ENOMEM ? KUBE_REASON_CLIENT : KUBE_REASON_BAD_RESPONSE;
-			snprintf(res->message, sizeof(res->message), "LIST %s: item %zu: %s",
-			         inf->path, i, strerror(-r));
-			goto out_fresh;
-		}
-	}
+	fresh = inf->fresh;
+	string_map_init(&inf->fresh, SIZE_MAX);
 
 	pthread_mutex_lock(&inf->lock);
 	old = inf->cache;
 	inf->cache = fresh;
+	kube_indexer_clear(&inf->index);
+	r = string_map_foreach(&fresh, index_add_one, &inf->index);
 	inf->stats.lists++;
 	inf->stats.objects = string_map_size(&fresh);
+	inf->stats.bytes = 0;
+	for (size_t i = 0; i < inf->n_order; i++)
+		inf->stats.bytes += inf->order[i]->size;
 	pthread_mutex_unlock(&inf->lock);
+	if (r < 0)
+		kube_log(inf->cfg, KUBE_LOG_WARNING, "informer %s: out of memory indexing the list",
+		         inf->path);
 
 	/* Only this thread writes the cache, so reading fresh here needs no lock. */
-	for (size_t i = 0; i < n; i++) {
-		item = json_object_array_get_idx(items, i);
-		if (kube_object_key(item, key, sizeof(key)) < 0)
-			continue;
-		prev = string_map_get(&old, key);
+	for (size_t i = 0; i < inf->n_order; i++) {
+		const struct kube_obj *item = inf->order[i];
+
+		prev = string_map_get(&old, item->key);
 		if (!prev) {
 			if (h->on_add)
 				h->on_add(h->ctx, item);
-		} else if (!same_rv(prev, item)) {
+		} else if (strcmp(prev->rv, item->rv) != 0) {
 			if (h->on_update)
 				h->on_update(h->ctx, prev, item);
 		}
 	}
+	inf->n_order = 0;
 	if (h->on_delete) {
 		struct vanished_ctx v = {.fresh = &fresh, .h = h};
 
 		(void)string_map_foreach(&old, tell_vanished, &v);
 	}
 	string_map_finish(&old, put_object);
+	/*
+	 * The pages were json-c trees many times the size of their records,
+	 * freed now; hand the pages they leave free back to the system rather
+	 * than keep them in this thread's arena for the next LIST.
+	 */
+	malloc_trim(0);
 
 	pthread_mutex_lock(&inf->lock);
 	if (!inf->synced) {
@@ -391,13 +452,7 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 		pthread_cond_broadcast(&inf->cond);
 	}
 	pthread_mutex_unlock(&inf->lock);
-	r = 0;
-	goto out_list;
-out_fresh:
-	string_map_finish(&fresh, put_object);
-out_list:
-	json_object_put(list);
-	return r;
+	return 0;
 }
 
 /* One watch event: update the cache under the lock, then call the handler without it. */
@@ -405,7 +460,7 @@ static int informer_event(void *ctx, const struct kube_event *ev)
 {
 	struct kube_informer *inf = ctx;
 	const struct kube_informer_handlers *h = &inf->o.handlers;
-	struct json_object *old = NULL, *copy = NULL;
+	struct kube_obj *rec = NULL, *old = NULL;
 	char key[KANARY_MAX_KEY + 1];
 	void *held = NULL;
 	int r;
@@ -424,56 +479,62 @@ static int informer_event(void *ctx, const struct kube_event *ev)
 		inf->event_err = r;
 		return r;
 	}
-	transform(inf, ev->object);
-	if (ev->type != KUBE_EVENT_DELETED && json_object_deep_copy(ev->object, &copy, NULL) != 0) {
-		inf->event_err = -ENOMEM;
-		return -ENOMEM;
+	r = decode(inf, ev->object, &rec);
+	if (r < 0) {
+		inf->event_err = r;
+		return r;
 	}
 	pthread_mutex_lock(&inf->lock);
-	old = string_map_get(&inf->cache, key);
-	if (old)
-		json_object_get(old);
 	if (ev->type == KUBE_EVENT_DELETED) {
-		if (string_map_remove(&inf->cache, key, &held) == 0)
-			json_object_put(held);
-	} else if (!old && string_map_size(&inf->cache) >= KANARY_MAX_INFORMER_OBJECTS) {
-		r = -E2BIG;
-	} else if (string_map_put(&inf->cache, key, copy, &held) < 0) {
+		if (string_map_remove(&inf->cache, key, &held) == 0) {
+			old = held;
+			kube_indexer_remove(&inf->index, old);
+			inf->stats.bytes -= old->size;
+		}
+	} else if (string_map_put(&inf->cache, key, rec, &held) < 0) {
 		r = -ENOMEM;
 	} else {
-		json_object_put(held); /* the replaced object, or NULL */
-		copy = NULL;
+		old = held; /* the replaced record (our reference now), or NULL */
+		if (old) {
+			kube_indexer_remove(&inf->index, old);
+			inf->stats.bytes -= old->size;
+		}
+		inf->stats.bytes += rec->size;
+		if (kube_indexer_add(&inf->index, rec) < 0)
+			kube_log(inf->cfg, KUBE_LOG_WARNING,
+			         "informer %s: out of memory indexing %s", inf->path, key);
+		kube_obj_ref(rec); /* one for the cache, one for the handler */
 	}
 	if (r == 0) {
 		inf->stats.events++;
 		inf->stats.objects = string_map_size(&inf->cache);
 	}
 	pthread_mutex_unlock(&inf->lock);
-	json_object_put(copy);
 	if (r < 0) {
-		json_object_put(old);
+		kube_obj_unref(rec);
 		inf->event_err = r;
 		return r;
 	}
 	/* The resourceVersion moves only once the event is in the cache. */
-	(void)set_rv(inf, kube_object_resource_version(ev->object));
+	(void)set_rv(inf, rec->rv[0] ? rec->rv : kube_object_resource_version(ev->object));
 	inf->watch_events++;
 	switch (ev->type) {
 	case KUBE_EVENT_ADDED:
 	case KUBE_EVENT_MODIFIED:
 		if (old && h->on_update)
-			h->on_update(h->ctx, old, ev->object);
+			h->on_update(h->ctx, old, rec);
 		else if (!old && h->on_add)
-			h->on_add(h->ctx, ev->object);
+			h->on_add(h->ctx, rec);
 		break;
 	case KUBE_EVENT_DELETED:
 		if (h->on_delete)
-			h->on_delete(h->ctx, old ? old : ev->object, false);
+			h->on_delete(h->ctx, old ? old : rec, false);
 		break;
 	default:
 		break;
 	}
-	json_object_put(old);
+	kube_obj_unref(old);
+	kube_obj_unref(rec);
 	return 0;
 }
 
@@ -630,7 +691,10 @@ void kube_informer_destroy(struct kube_informer *inf)
 	pthread_cond_destroy(&inf->cond);
 	pthread_mutex_destroy(&inf->lock);
 	kube_client_destroy(inf->client);
+	kube_indexer_finish(&inf->index);
 	string_map_finish(&inf->cache, put_object);
+	string_map_finish(&inf->fresh, put_object);
+	free(inf->order);
 	free(inf->path);
 	free(inf->label_selector);
 	free(inf->field_selector);
@@ -667,62 +731,93 @@ int kube_informer_wait_synced(struct kube_informer *inf, long timeout_ms)
 	return r;
 }
 
-int kube_informer_get(struct kube_informer *inf, const char *key, struct json_object **ret_obj)
+int kube_informer_get_obj(struct kube_informer *inf, const char *key, const struct kube_obj **ret)
 {
-	struct json_object *obj, *copy = NULL;
-	int r = 0;
+	const struct kube_obj *o;
 
 	pthread_mutex_lock(&inf->lock);
-	obj = string_map_get(&inf->cache, key);
-	if (!obj)
-		r = -ENOENT;
-	else if (json_object_deep_copy(obj, &copy, NULL) != 0)
-		r = -ENOMEM;
+	o = kube_obj_ref(string_map_get(&inf->cache, key));
 	pthread_mutex_unlock(&inf->lock);
-	if (r == 0)
-		*ret_obj = copy;
+	if (!o)
+		return -ENOENT;
+	*ret = o;
+	return 0;
+}
+
+int kube_informer_get(struct kube_informer *inf, const char *key, struct json_object **ret_obj)
+{
+	const struct kube_obj *o;
+	int r;
+
+	r = kube_informer_get_obj(inf, key, &o);
+	if (r < 0)
+		return r;
+	r = kube_obj_parse(o, ret_obj);
+	kube_obj_unref(o);
 	return r;
+}
+
+struct collect {
+	const struct kube_obj **objs;
+	size_t n;
+};
+
+static int collect_ref(void *ctx, const char *key, void *obj)
+{
+	struct collect *c = ctx;
+
+	c->objs[c->n++] = kube_obj_ref(obj);
+	return 0;
 }
 
 static int by_key(const void *a, const void *b)
 {
-	const struct json_object *const *oa = a, *const *ob = b;
-	char ka[KANARY_MAX_KEY + 1] = "", kb[KANARY_MAX_KEY + 1] = "";
+	const struct kube_obj *const *oa = a, *const *ob = b;
 
-	(void)kube_object_key(*oa, ka, sizeof(ka));
-	(void)kube_object_key(*ob, kb, sizeof(kb));
-	return strcmp(ka, kb);
+	return strcmp((*oa)->key, (*ob)->key);
 }
 
-/* Appends a deep copy of obj to the array ctx; -ENOMEM stops the walk. */
-static int add_copy(void *ctx, const char *key, void *obj)
+/* References to every record of map, sorted by key. Lock held by the caller. */
+static int collect_locked(const struct string_map *map, struct collect *c)
 {
-	struct json_object *copy = NULL;
+	size_t n = map ? string_map_size(map) : 0;
 
-	if (json_object_deep_copy(obj, &copy, NULL) != 0 || json_object_array_add(ctx, copy) != 0) {
-		json_object_put(copy);
+	c->objs = NULL;
+	c->n = 0;
+	if (n == 0)
+		return 0;
+	c->objs = malloc(n * sizeof(*c->objs));
+	if (!c->objs)
 		return -ENOMEM;
-	}
+	string_map_foreach(map, collect_ref, c);
 	return 0;
 }
 
-int kube_informer_list(struct kube_informer *inf, struct json_object **ret_array)
+int kube_informer_by_index(struct kube_informer *inf, unsigned int index, const char *value,
+                           const struct kube_obj ***ret, size_t *ret_n)
 {
-	struct json_object *arr;
-	int r = 0;
+	int r;
 
-	arr = json_object_new_array();
-	if (!arr)
-		return -ENOMEM;
 	pthread_mutex_lock(&inf->lock);
-	r = string_map_foreach(&inf->cache, add_copy, arr);
+	r = kube_indexer_get(&inf->index, index, value, ret, ret_n);
 	pthread_mutex_unlock(&inf->lock);
-	if (r < 0) {
-		json_object_put(arr);
+	return r;
+}
+
+int kube_informer_list(struct kube_informer *inf, const struct kube_obj ***ret, size_t *ret_n)
+{
+	struct collect c;
+	int r;
+
+	pthread_mutex_lock(&inf->lock);
+	r = collect_locked(&inf->cache, &c);
+	pthread_mutex_unlock(&inf->lock);
+	if (r < 0)
 		return r;
-	}
-	json_object_array_sort(arr, by_key);
-	*ret_array = arr;
+	if (c.n > 1)
+		qsort(c.objs, c.n, sizeof(*c.objs), by_key);
+	*ret = c.objs;
+	*ret_n = c.n;
 	return 0;
 }
 

@@ -6,8 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/kobj.h"
 #include "common/kube/client.h"
 #include "common/kube/config.h"
+#include "common/kube/indexer.h"
 #include "common/limits.h"
 
 struct json_object;
@@ -37,23 +39,34 @@ struct json_object;
  *   - resourceVersion is opaque: only stored and sent back, never compared
  *     for order. An update is reported when it differs from the cached one.
  *
+ * What is cached is not the JSON but a record (struct kube_obj), decoded
+ * once per event by the informer's decode function (client-go's transform):
+ * immutable once cached and reference-counted with atomic counts, so a
+ * reader borrows it (kube_informer_get_obj) without a deep copy and reads it
+ * without holding the cache's lock. A decoder keeps only what its readers
+ * use; the default one keeps the object's JSON text (metadata.managedFields
+ * dropped when asked), parsed again by kube_obj_parse for readers that need
+ * a json-c tree. Indexers (client-go's Indexers) map each record to index
+ * values ("namespace/service" of an EndpointSlice, say), kept with the cache
+ * under its lock, so "the objects with index value v" is one lookup.
+ *
  * Threading: each informer runs one thread of its own, with its own
  * kube_client. Handlers are called from that thread, one at a time, in
  * event order, with the cache already updated and its lock NOT held, so a
- * handler may call kube_informer_get. The objects handed to a handler are
- * private to that call: read them freely, but deep-copy
- * (json_object_deep_copy) what you keep, because json-c reference counts
- * are not atomic. The cache has one lock; readers get deep copies.
+ * handler may read the cache. The records handed to a handler are borrowed
+ * for the call: take a reference (kube_obj_ref) to keep one. The cache has
+ * one lock, held only to find records and take references.
  */
 
 struct kube_informer_handlers {
-	void (*on_add)(void *ctx, struct json_object *obj);
-	void (*on_update)(void *ctx, struct json_object *old_obj, struct json_object *new_obj);
+	void (*on_add)(void *ctx, const struct kube_obj *obj);
+	void (*on_update)(void *ctx, const struct kube_obj *old_obj,
+	                  const struct kube_obj *new_obj);
 	/*
 	 * final_state_unknown: the object vanished while we were not watching
 	 * (found out by a relist); obj is the last state we saw.
 	 */
-	void (*on_delete)(void *ctx, struct json_object *obj, bool final_state_unknown);
+	void (*on_delete)(void *ctx, const struct kube_obj *obj, bool final_state_unknown);
 	void *ctx;
 };
 
@@ -75,11 +88,16 @@ struct kube_informer_options {
 	long backoff_reset_ms;   /* 0: KUBE_BACKOFF_RESET_MS */
 	size_t max_line;         /* 0: KANARY_MAX_WATCH_LINE */
 	/*
-	 * Drop metadata.managedFields before caching (controller-runtime's
-	 * default transform): a reader rarely needs it, and in json-c it is
-	 * the bulk of an object's memory. Handlers see the object without it.
+	 * Drop metadata.managedFields before decoding (controller-runtime's
+	 * default transform): a reader rarely needs it, and it is the bulk of
+	 * an object's text.
 	 */
 	bool drop_managed_fields;
+	/* The decoder (client-go's transform); NULL: keep the JSON text. */
+	kube_decode_fn decode;
+	void *decode_ctx;
+	/* Indexers, numbered by their place here; NULL ends the list. */
+	kube_index_fn indexers[KUBE_MAX_INDEXERS];
 	struct kube_informer_handlers handlers;
 };
 
@@ -100,6 +118,7 @@ struct kube_informer_stats {
 	unsigned long backoffs; /* waits after a failure */
 	unsigned long failures; /* failed LISTs and watches */
 	size_t objects;         /* objects in the cache */
+	size_t bytes;           /* what their records take (struct kube_obj size) */
 	bool synced;
 };
 
@@ -129,12 +148,29 @@ bool kube_informer_has_synced(struct kube_informer *inf);
 int kube_informer_wait_synced(struct kube_informer *inf, long timeout_ms);
 
 /*
- * A deep copy of the cached object with key "namespace/name" (or "name").
- * -ENOENT when absent. Ownership: *ret_obj is the caller's to put.
+ * The cached record with key "namespace/name" (or "name"), borrowed: a new
+ * reference, no copy. -ENOENT when absent.
+ * Ownership: *ret is the caller's to kube_obj_unref.
+ */
+int kube_informer_get_obj(struct kube_informer *inf, const char *key, const struct kube_obj **ret);
+/*
+ * A private json-c tree of the cached object (kube_obj_parse of its record:
+ * the metadata only when its decoder keeps no text). -ENOENT when absent.
+ * Ownership: *ret_obj is the caller's to put.
  */
 int kube_informer_get(struct kube_informer *inf, const char *key, struct json_object **ret_obj);
-/* Deep copies of every cached object, sorted by key. Ownership: a new array the caller puts. */
-int kube_informer_list(struct kube_informer *inf, struct json_object **ret_array);
+/*
+ * The cached records whose index values (indexer number index) include
+ * value, sorted by key, each a new reference. -EINVAL for an unknown index.
+ * Ownership: the caller frees them with kube_objs_unref(*ret, *ret_n).
+ */
+int kube_informer_by_index(struct kube_informer *inf, unsigned int index, const char *value,
+                           const struct kube_obj ***ret, size_t *ret_n);
+/*
+ * Every cached record, sorted by key, each a new reference.
+ * Ownership: the caller frees them with kube_objs_unref(*ret, *ret_n).
+ */
+int kube_informer_list(struct kube_informer *inf, const struct kube_obj ***ret, size_t *ret_n);
 void kube_informer_stats(struct kube_informer *inf, struct kube_informer_stats *ret);
 
 #endif

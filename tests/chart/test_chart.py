@@ -11,13 +11,17 @@ the chart's user 65532, with no capabilities, no_new_privs and a read-only root 
 (a private mount namespace), as its securityContext asks.
 
 What is proven: helm lint (also --strict) is clean; helm template's output in every
-certificate mode is accepted by the API server (kubectl apply --dry-run=server); the whole
-admission and reconcile scenario runs with the chart's RBAC and not one 403 (neither daemon
-logs one at debug level, where every failed request is logged, and the API server's own
-apiserver_request_total counts none); each identity holds exactly the rules the chart gives
-and cannot read Secrets or write outside them; helm upgrade keeps the webhook CA; helm
-uninstall leaves only the CRD (and what users made); an existing Secret from certs/make-certs
-works; the rejection examples/invalid.yaml shows in its comment is the real one.
+certificate mode, and namespaced, is accepted by the API server (kubectl apply
+--dry-run=server); the whole admission and reconcile scenario runs with the chart's RBAC and
+not one 403 (neither daemon logs one at debug level, where every failed request is logged, and
+the API server's own audit log records none, but the ones the test then provokes on purpose),
+installed cluster-wide and namespaced (watchNamespace: Roles in one namespace, and there the
+controller's own token gets a real 403 for a Service or Deployment anywhere else); each identity holds exactly the rules
+the chart gives and cannot read Secrets or write outside them; helm upgrade keeps the webhook
+CA; helm uninstall leaves only the CRD (and what users made); an existing Secret from
+certs/make-certs works; the rejection examples/invalid.yaml shows in its comment is the real
+one; and neither daemon sends a bearer token to a plain http:// server without
+--insecure-allow-http-token.
 
 cert-manager does not run here: its mode is checked by lint, by the rendered objects and by
 the API server's dry run against stand-in CRDs for Issuer and Certificate defined below (the
@@ -32,17 +36,18 @@ Run: /usr/bin/python3 -m pytest -v tests/chart/test_chart.py
 
 import base64
 import contextlib
+import http.server
 import json
 import os
 import pathlib
 import re
 import shutil
 import signal
-import socket
+import ssl
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 import urllib.error
 import urllib.request
 
@@ -67,6 +72,7 @@ CRD_NAME = "kanaries.kanary.pyxida.io"
 RELEASE = "kanary"
 NS = "kanary-system"  # the release namespace
 APP = "shop"  # where the example runs
+TEAM = "team"  # the one namespace of the namespaced install (watchNamespace)
 WEBHOOK_SA = f"{RELEASE}-webhook"
 CONTROLLER_SA = f"{RELEASE}-controller"
 LEASE = f"{RELEASE}-controller"
@@ -139,11 +145,33 @@ class Cluster(Commands):
         doc = {"apiVersion": "v1", "kind": "List", "items": list(objs)}
         return self.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(doc), check=check)
 
-    def apiserver_403s(self):
-        """How many requests the API server has answered 403, by its own count."""
-        text = self.kubectl("get", "--raw", "/metrics").stdout
-        return sum(v for k, v in samples(text).items()
-                   if k.startswith("apiserver_request_total{") and 'code="403"' in k)
+    # The API server's audit log (tests/cluster/up): every request of a ServiceAccount outside
+    # kube-system, with its answer's code. It is the API server's own count of what it refused:
+    # a refusal by authorization never reaches apiserver_request_total, whose code="403"
+    # series stays at 0 however many requests RBAC refuses.
+    def audit_mark(self):
+        """Where the audit log ends now; audit_403s(mark) reads what comes after."""
+        path = pathlib.Path(self.env["KANARY_CLUSTER_DIR"]) / "log" / "audit.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def audit_403s(self, since):
+        """The requests of the release's ServiceAccounts that the API server answered 403,
+        audited after since, as sorted (ServiceAccount, namespace, resource) triples."""
+        path = pathlib.Path(self.env["KANARY_CLUSTER_DIR"]) / "log" / "audit.log"
+        prefix = f"system:serviceaccount:{NS}:"
+        out = []
+        with open(path, "rb") as f:
+            f.seek(since)
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break  # being written
+                e = json.loads(line)
+                user = e.get("user", {}).get("username", "")
+                if (e.get("stage") == "ResponseComplete" and user.startswith(prefix) and
+                        e.get("responseStatus", {}).get("code") == 403):
+                    ref = e.get("objectRef", {})
+                    out.append((user[len(prefix):], ref.get("namespace"), ref.get("resource")))
+        return sorted(out)
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +210,10 @@ EXISTING = ["--set", "certificates.mode=existingSecret",
             "--set", "certificates.existingSecret.name=my-webhook-tls",
             "--set", "certificates.existingSecret.caBundle=" +
             base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()]
+NAMESPACED = ["--set", f"watchNamespace={APP}"]
 MODES = {"generate": [], "generate-url": GENERATE, "certManager": CERT_MANAGER,
-         "certManager-issuerRef": CERT_MANAGER_ISSUER, "existingSecret": EXISTING}
+         "certManager-issuerRef": CERT_MANAGER_ISSUER, "existingSecret": EXISTING,
+         "namespaced": NAMESPACED}
 
 
 def template(cluster, *values, crds=False):
@@ -271,6 +301,7 @@ def test_wrong_values_are_refused_with_a_message_that_says_which(cluster):
         (["--set", "webhook.replicaz=3"], "replicaz"),
         (["--set", "webhook.timeoutSeconds=60"], "/webhook/timeoutSeconds"),
         (["--set", "webhook.url=http://127.0.0.1:9443"], "/webhook/url"),
+        (["--set", "watchNamespace=Shop"], "/watchNamespace"),
     ]
     for values, message in cases:
         proc = cluster.helm("template", RELEASE, CHART, "--namespace", NS, *values, check=False)
@@ -355,6 +386,40 @@ def test_the_rendered_objects_are_the_ones_the_design_asks_for(cluster):
     (vol,) = webhook["spec"]["template"]["spec"]["volumes"]
     assert vol["secret"]["secretName"] == f"{fullname}-webhook-tls"
     assert [i["key"] for i in vol["secret"]["items"]] == ["tls.crt", "tls.key"]
+
+
+def test_the_namespaced_install_holds_roles_in_its_namespace_only(cluster):
+    _, docs = template(cluster, *NAMESPACED)
+    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in by_kind(docs, "Role")}
+    assert set(roles) == {(APP, WEBHOOK_SA), (APP, CONTROLLER_SA),
+                          (NS, f"{CONTROLLER_SA}-leader-election")}
+    assert rules_of(roles[APP, WEBHOOK_SA]) == WEBHOOK_RULES
+    assert rules_of(roles[APP, CONTROLLER_SA]) == CONTROLLER_RULES
+    assert rules_of(roles[NS, f"{CONTROLLER_SA}-leader-election"]) == CONTROLLER_NS_RULES
+    for b in by_kind(docs, "RoleBinding"):
+        role = roles[b["metadata"]["namespace"], b["metadata"]["name"]]
+        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                "name": role["metadata"]["name"]}
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": b["roleRef"]["name"]
+                                  .replace("-leader-election", ""), "namespace": NS}]
+    # Both daemons limited to the namespace, with a flag each binary has.
+    for name, binary, cmd in ((WEBHOOK_SA, WEBHOOK, "serve"), (CONTROLLER_SA, CONTROLLER, "run")):
+        args = one(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert f"--namespace={APP}" in args
+        assert "--namespace" in help_flags(binary, cmd)
+    # Only that namespace's Kanaries reach the webhook; the rules stay the same.
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        (hook,) = one(docs, kind)["webhooks"]
+        assert hook["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": APP}}
+        assert hook["rules"][0]["resources"] == ["kanaries"]
+    # Cluster-wide (the default): no selector, no --namespace.
+    _, docs = template(cluster)
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        assert "namespaceSelector" not in one(docs, kind)["webhooks"][0]
+    for d in by_kind(docs, "Deployment"):
+        assert not [a for a in d["spec"]["template"]["spec"]["containers"][0]["args"]
+                    if a.startswith("--namespace")]
 
 
 def test_haproxy_pull_policy_reaches_the_controller_and_is_checked(cluster):
@@ -515,14 +580,14 @@ class Release:
             os.replace(tmp, self.tls / k)
         return data
 
-    def start_webhook(self, kubeconfig):
+    def start_webhook(self, kubeconfig, extra=()):
         self.webhook_health = free_port()
         d = Daemon("webhook", [WEBHOOK, "serve", f"--kubeconfig={kubeconfig}",
                                f"--tls-cert-file={self.tls / 'tls.crt'}",
                                f"--tls-private-key-file={self.tls / 'tls.key'}",
                                "--bind-address=127.0.0.1", f"--secure-port={self.port}",
                                f"--health-probe-bind-address=127.0.0.1:{self.webhook_health}",
-                               "--tls-reload-interval=200ms", "--v=1"],
+                               "--tls-reload-interval=200ms", "--v=1", *extra],
                    self.workdir, self.prefix)
         self.daemons.append(d)
         eventually(lambda: d.alive() and http_get(self.webhook_health, "/readyz")[0] == 200,
@@ -530,14 +595,14 @@ class Release:
         self.webhook = d
         return d
 
-    def start_controller(self, kubeconfig, n):
+    def start_controller(self, kubeconfig, n, extra=()):
         metrics, health = free_port(), free_port()
         d = Daemon(f"controller-{n}", [
             CONTROLLER, "run", f"--kubeconfig={kubeconfig}", "--leader-elect=true",
             f"--leader-elect-resource-name={LEASE}", f"--leader-elect-resource-namespace={NS}",
             f"--metrics-bind-address=127.0.0.1:{metrics}",
             f"--health-probe-bind-address=127.0.0.1:{health}",
-            "--endpoint-updates-batch-period=1s", "-v", "4"], self.workdir, self.prefix)
+            "--endpoint-updates-batch-period=1s", "-v", "4", *extra], self.workdir, self.prefix)
         d.metrics_port = metrics
         self.daemons.append(d)
         eventually(lambda: d.alive() and http_get(health, "/readyz")[0] == 200,
@@ -621,18 +686,18 @@ def documented_rejections():
     return blocks
 
 
-def set_weights(cluster, v1):
+def set_weights(cluster, v1, ns=APP):
     patch = [{"op": "replace", "path": "/spec/routes/0/weight", "value": v1},
              {"op": "replace", "path": "/spec/routes/1/weight", "value": 100 - v1}]
-    cluster.kubectl("patch", "kanary", KANARY, "-n", APP, "--type=json",
+    cluster.kubectl("patch", "kanary", KANARY, "-n", ns, "--type=json",
                     "-p", json.dumps(patch))
 
 
-def converged(cluster, summary):
+def converged(cluster, summary, ns=APP):
     def check():
-        obj = cluster.get("kanary", KANARY, "-n", APP)
+        obj = cluster.get("kanary", KANARY, "-n", ns)
         st = obj.get("status", {})
-        dep = cluster.get("deployment", f"{KANARY}-haproxy", "-n", APP, check=False)
+        dep = cluster.get("deployment", f"{KANARY}-haproxy", "-n", ns, check=False)
         if (st.get("observedGeneration") != obj["metadata"]["generation"] or
                 st.get("summary") != summary or not dep):
             return None
@@ -703,7 +768,7 @@ def test_install_then_the_example_runs_as_the_charts_identities_without_a_403(cl
     lease = c.get("lease", "-n", NS, LEASE)
     assert not lease.get("spec", {}).get("holderIdentity")
 
-    before_403 = c.apiserver_403s()
+    mark = c.audit_mark()
     release.secret_files(f"{RELEASE}-webhook-tls")
     wh = release.start_webhook(release.kubeconfig(WEBHOOK_SA))
     ctl_kubeconfig = release.kubeconfig(CONTROLLER_SA)
@@ -788,12 +853,11 @@ def test_install_then_the_example_runs_as_the_charts_identities_without_a_403(cl
     eventually(lambda: configmaps(c) == {f"{KANARY}-haproxy-{current}", STATE_CM},
                "the superseded ConfigMaps to be deleted")
 
-    # Not one request was refused: no daemon logged a 403 (at debug level every failed
-    # request is logged) and the API server counted none.
+    # Not one request was refused, by the daemons' logs (at debug level every failed request
+    # is logged); the API server's audit log says the same below.
     for d in release.daemons:
         d.alive()
     assert release.forbidden_lines() == []
-    assert c.apiserver_403s() == before_403
 
     # Each identity holds exactly its rules ...
     for ns in (APP, NS):
@@ -827,15 +891,21 @@ def test_install_then_the_example_runs_as_the_charts_identities_without_a_403(cl
     assert can_i(c, CONTROLLER_SA, "update", "leases.coordination.k8s.io", NS, LEASE)
     assert not can_i(c, CONTROLLER_SA, "update", "leases.coordination.k8s.io", NS, "other")
     assert not can_i(c, CONTROLLER_SA, "get", "leases.coordination.k8s.io", APP, LEASE)
-    # And the API server refuses them for real (these 403s come after the count above).
+    # And the API server refuses them for real. Once these 403s are in its audit log, so is
+    # every request the daemons made before them: these must be the only 403s there.
+    provoked = []
     for sa, kubeconfig in ((WEBHOOK_SA, release.workdir / f"{WEBHOOK_SA}.kubeconfig"),
                            (CONTROLLER_SA, ctl_kubeconfig)):
         for ns in (NS, APP):
             proc = c.kubectl("--kubeconfig", kubeconfig, "get", "secrets", "-n", ns,
                              check=False)
             assert proc.returncode != 0 and "Forbidden" in proc.stderr, (sa, ns, proc.stderr)
+            provoked.append((sa, ns, "secrets"))
+    eventually(lambda: len(c.audit_403s(mark)) >= len(provoked),
+               "the API server to audit the provoked 403s")
+    assert c.audit_403s(mark) == sorted(provoked)
 
-    # The agent's identity, with its real token: its own state ConfigMap (get, and a list
+    # The agent's identity, with its real token (its 403s come after the audit check above): its own state ConfigMap (get, and a list
     # and a watch narrowed to it by name, as the agent makes them) and nothing else.
     agent = release.agent_kubeconfig(f"{KANARY}-haproxy")
     def as_agent(*args):
@@ -989,3 +1059,206 @@ def test_an_existing_secret_from_make_certs_serves_the_webhook(cluster, tmp_path
         assert not problems, problems
     # The user's Secret is the user's: uninstall leaves it.
     assert c.get("secret", "-n", NS, "my-webhook-tls")
+
+
+# ---- a namespaced install ----------------------------------------------------------------------
+
+
+def admission_review(ns, name):
+    """An AdmissionReview asking to create the example's Kanary in ns."""
+    kanary = next(d for d in yaml.safe_load_all((EXAMPLES / "simple-stack.yaml").read_text())
+                  if d and d["kind"] == "Kanary")
+    kanary["metadata"] = {"name": name, "namespace": ns}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "6d1a5a3e-1f0c-4d47-9d38-4b7a3c2f0e11",
+        "kind": {"group": "kanary.pyxida.io", "version": "v1alpha1", "kind": "Kanary"},
+        "resource": {"group": "kanary.pyxida.io", "version": "v1alpha1",
+                     "resource": "kanaries"},
+        "name": name, "namespace": ns, "operation": "CREATE",
+        "userInfo": {"username": "someone"}, "object": kanary}}
+
+
+def test_namespaced_install_runs_the_example_as_the_charts_identities_without_a_403(cluster):
+    c = cluster
+    c.kubectl("create", "namespace", TEAM)
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="kanary-chart-"))
+    workdir.chmod(0o711)
+    r = Release(c, workdir, confinement())
+    only_team = [f"--namespace={TEAM}"]
+    try:
+        out = c.helm("install", RELEASE, CHART, "--namespace", NS, *r.values,
+                     "--set", f"watchNamespace={TEAM}").stdout
+        assert "STATUS: deployed" in out, out
+        for kind in ("clusterrole", "clusterrolebinding"):
+            for name in (WEBHOOK_SA, CONTROLLER_SA):
+                assert c.get(kind, name, check=False) is None, (kind, name)
+        # The daemons as the chart's Deployments run them in this mode.
+        for name in (WEBHOOK_SA, CONTROLLER_SA):
+            args = c.get("deployment", "-n", NS, name)["spec"]["template"]["spec"][
+                "containers"][0]["args"]
+            assert f"--namespace={TEAM}" in args, (name, args)
+
+        mark = c.audit_mark()
+        r.secret_files(f"{RELEASE}-webhook-tls")
+        r.start_webhook(r.kubeconfig(WEBHOOK_SA), only_team)
+        ctl_kubeconfig = r.kubeconfig(CONTROLLER_SA)
+        r.start_controller(ctl_kubeconfig, 1, only_team)
+        eventually(r.leader, "a leader")
+
+        c.apply(TEAM, slice_("myapp-v1-abcde", "myapp-v1", 8080, ["10.244.1.1", "10.244.1.2"],
+                             port_name="http"),
+                slice_("myapp-v2-fghij", "myapp-v2", 9090, ["10.244.2.1"]))
+        c.kubectl("apply", "-n", TEAM, "-f", EXAMPLES / "simple-stack.yaml")
+        obj = c.get("kanary", KANARY, "-n", TEAM)
+        assert obj["spec"]["port"] == 80 and obj["spec"]["proxy"] == {"replicas": 2}
+        obj = converged(c, "myapp-v1=80,myapp-v2=20", TEAM)
+        assert [(x["serviceName"], x["endpoints"]) for x in obj["status"]["routes"]] == \
+            [("myapp-v1", 2), ("myapp-v2", 1)]
+        set_weights(c, 50, TEAM)
+        converged(c, "myapp-v1=50,myapp-v2=50", TEAM)
+        # The webhook looks Services up in its namespace: a port no Service has is refused.
+        bad = c.get("kanary", KANARY, "-n", TEAM)
+        bad["spec"]["routes"][1]["backend"]["servicePort"] = "grpc"
+        for k in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+            bad["metadata"].pop(k, None)
+        bad.pop("status", None)
+        proc = c.apply(TEAM, bad, check=False)
+        assert proc.returncode == 1 and 'servicePort: Not found: "grpc"' in proc.stderr, \
+            proc.stderr
+
+        # Not one request refused, by the daemons' logs (the API server's audit log below).
+        for d in r.daemons:
+            d.alive()
+        assert r.forbidden_lines() == []
+
+        # The rules hold in TEAM only (and the Lease's in the release namespace).
+        assert can_i_list(c, WEBHOOK_SA, TEAM) == WEBHOOK_RULES
+        assert can_i_list(c, CONTROLLER_SA, TEAM) == CONTROLLER_RULES
+        assert can_i_list(c, CONTROLLER_SA, NS) == CONTROLLER_NS_RULES
+        for sa in (WEBHOOK_SA, CONTROLLER_SA):
+            assert can_i_list(c, sa, APP) == set(), sa
+            assert not can_i(c, sa, "list", "services", None), sa
+        # A Kanary of another namespace reaching the webhook anyway (its configurations'
+        # namespaceSelector keeps them away) is answered with an error, so it is refused.
+        tls = c.get("secret", "-n", NS, f"{RELEASE}-webhook-tls")["data"]
+        (workdir / "ca.crt").write_bytes(base64.b64decode(tls["ca.crt"]))
+        ctx = ssl.create_default_context(cafile=str(workdir / "ca.crt"))
+        req = urllib.request.Request(f"https://127.0.0.1:{r.port}/validate",
+                                     data=json.dumps(admission_review(APP, "elsewhere")).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10, context=ctx)
+        assert refused.value.code == 500
+        eventually(lambda: f"Kanary {APP}/elsewhere: outside --namespace {TEAM}" in
+                   r.webhook.text(), "the webhook to log why")
+
+        # The controller's own token: a real 403 for a Service or a Deployment in another
+        # namespace, while the same write in TEAM passes.
+        writes = (("create", "service", "clusterip", "intruder", "--tcp=80:8080"),
+                  ("create", "deployment", "intruder", "--image=haproxy:3.0"),
+                  ("patch", "service", "myapp", "--type=merge", "-p",
+                   '{"metadata":{"labels":{"owned":"no"}}}'))
+        refusal = f'is forbidden: User "system:serviceaccount:{NS}:{CONTROLLER_SA}" cannot'
+        for args in writes:
+            proc = c.kubectl("--kubeconfig", ctl_kubeconfig, *args, "-n", APP, check=False)
+            assert proc.returncode != 0 and refusal in proc.stderr, (args, proc.stderr)
+            assert f'in the namespace "{APP}"' in proc.stderr, proc.stderr
+        for args in writes[:2]:
+            c.kubectl("--kubeconfig", ctl_kubeconfig, *args, "-n", TEAM, "--dry-run=server")
+        proc = c.kubectl("--kubeconfig", workdir / f"{WEBHOOK_SA}.kubeconfig", "get",
+                         "services", "-n", APP, check=False)
+        assert proc.returncode != 0 and "Forbidden" in proc.stderr, proc.stderr
+        # The API server audited exactly these refusals: every other request the daemons
+        # made, all before them, was allowed.
+        provoked = sorted([(CONTROLLER_SA, APP, "services"), (CONTROLLER_SA, APP, "deployments"),
+                           (CONTROLLER_SA, APP, "services"), (WEBHOOK_SA, APP, "services")])
+        eventually(lambda: len(c.audit_403s(mark)) >= len(provoked),
+                   "the API server to audit the provoked 403s")
+        assert c.audit_403s(mark) == provoked
+    finally:
+        problems = r.stop_all()
+        c.helm("uninstall", RELEASE, "--namespace", NS, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+        assert not problems, problems
+
+
+# ---- a bearer token over plain http ------------------------------------------------------------
+
+
+class TokenSink(http.server.ThreadingHTTPServer):
+    """A plain-HTTP listener on 127.0.0.1 that notes each Authorization header it is sent and
+    answers 503. It stands in for nothing the API server does."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        self.seen = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                sink.seen.append(self.headers.get("Authorization"))
+                body = b'{"kind":"Status","status":"Failure","code":503}'
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_PUT = do_POST = do_PATCH = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+def test_the_daemons_send_a_token_to_plain_http_only_with_the_option(tmp_path):
+    token = "kanary-chart-test-token-9b1e"
+    certs = tmp_path / "certs"
+    subprocess.run([str(MAKE_CERTS), "-o", str(certs)], check=True, capture_output=True,
+                   timeout=COMMAND_TIMEOUT)
+    sink = TokenSink()
+    kubeconfig = tmp_path / "http.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "c", "cluster": {
+            "server": f"http://127.0.0.1:{sink.server_address[1]}"}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}]}))
+    daemons = {
+        "webhook": [WEBHOOK, "serve", f"--kubeconfig={kubeconfig}",
+                    f"--tls-cert-file={certs / 'tls.crt'}",
+                    f"--tls-private-key-file={certs / 'tls.key'}", "--bind-address=127.0.0.1",
+                    f"--secure-port={free_port()}",
+                    f"--health-probe-bind-address=127.0.0.1:{free_port()}"],
+        "controller": [CONTROLLER, "run", f"--kubeconfig={kubeconfig}", "--leader-elect=false",
+                       f"--metrics-bind-address=127.0.0.1:{free_port()}",
+                       f"--health-probe-bind-address=127.0.0.1:{free_port()}"],
+    }
+    try:
+        for name, argv in daemons.items():
+            # Refused at start, with the field and the way out, and nothing sent.
+            proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                                  timeout=COMMAND_TIMEOUT)
+            assert proc.returncode == 1, (name, proc.returncode, proc.stderr)
+            assert 'users["u"].user.token: a bearer token is never sent to a plain http:// ' \
+                'server' in proc.stderr, (name, proc.stderr)
+            assert "--insecure-allow-http-token" in proc.stderr, (name, proc.stderr)
+            assert sink.seen == [], name
+            # With the option the token goes (here, to the sink).
+            d = Daemon(name, [*argv, "--insecure-allow-http-token"], tmp_path, [])
+            try:
+                eventually(lambda: d.alive() and f"Bearer {token}" in sink.seen,
+                           f"{name} to send its token")
+            finally:
+                d.stop()
+            sink.seen.clear()
+    finally:
+        sink.stop()

@@ -249,7 +249,7 @@ static void seen_add(struct seen *s, const char *fmt, ...)
 
 static const char *data_v(struct json_object *o)
 {
-	const char *v = S(o, "data.v");
+	const char *v = o ? S(o, "data.v") : NULL;
 
 	return v ? v : "-";
 }
@@ -259,32 +259,33 @@ static const char *data_v(struct json_object *o)
  * anything wrong is written down as a line no test waits for, and seen_finish
  * fails the test.
  */
-static void on_add(void *ctx, struct json_object *obj)
+static void on_add(void *ctx, const struct kube_obj *rec)
 {
-	char key[KANARY_MAX_KEY + 1] = "?";
+	struct json_object *obj = NULL;
 
 	/* List items get their kind filled in, like watch events. */
-	if (kube_object_key(obj, key, sizeof(key)) < 0 || !S(obj, "kind"))
-		seen_add(ctx, "BAD add %s", key);
-	seen_add(ctx, "add %s %s", key, data_v(obj));
+	if (kube_obj_parse(rec, &obj) < 0 || !S(obj, "kind") ||
+	    strcmp(S(obj, "metadata.name"), rec->name) != 0)
+		seen_add(ctx, "BAD add %s", rec->key);
+	seen_add(ctx, "add %s %s", rec->key, data_v(obj));
+	json_object_put(obj);
 }
 
-static void on_update(void *ctx, struct json_object *old_obj, struct json_object *new_obj)
+static void on_update(void *ctx, const struct kube_obj *old_rec, const struct kube_obj *new_rec)
 {
-	char key[KANARY_MAX_KEY + 1] = "?";
+	struct json_object *old_obj = NULL, *new_obj = NULL;
 
-	if (kube_object_key(new_obj, key, sizeof(key)) < 0)
+	if (kube_obj_parse(old_rec, &old_obj) < 0 || kube_obj_parse(new_rec, &new_obj) < 0 ||
+	    strcmp(old_rec->key, new_rec->key) != 0 || strcmp(old_rec->rv, new_rec->rv) == 0)
 		seen_add(ctx, "BAD update");
-	seen_add(ctx, "update %s %s->%s", key, data_v(old_obj), data_v(new_obj));
+	seen_add(ctx, "update %s %s->%s", new_rec->key, data_v(old_obj), data_v(new_obj));
+	json_object_put(old_obj);
+	json_object_put(new_obj);
 }
 
-static void on_delete(void *ctx, struct json_object *obj, bool final_state_unknown)
+static void on_delete(void *ctx, const struct kube_obj *rec, bool final_state_unknown)
 {
-	char key[KANARY_MAX_KEY + 1] = "?";
-
-	if (kube_object_key(obj, key, sizeof(key)) < 0)
-		seen_add(ctx, "BAD delete");
-	seen_add(ctx, "delete %s%s", key, final_state_unknown ? " (final state unknown)" : "");
+	seen_add(ctx, "delete %s%s", rec->key, final_state_unknown ? " (final state unknown)" : "");
 }
 
 static void seen_init(struct seen *s)
@@ -361,7 +362,8 @@ static struct kube_informer *informer_start(const char *collection, const char *
 	o.path = collection;
 	o.label_selector = labels;
 	o.component = "kube-test";
-	o.handlers = (struct kube_informer_handlers){on_add, on_update, on_delete, s};
+	if (s)
+		o.handlers = (struct kube_informer_handlers){on_add, on_update, on_delete, s};
 	assert_int_equal(kube_informer_create(T.cfg, &o, &inf), 0);
 	assert_false(kube_informer_has_synced(inf));
 	assert_int_equal(kube_informer_start(inf), 0);
@@ -868,7 +870,9 @@ static void test_watch_sees_create_update_delete(void **state)
 	double t0;
 	struct kube_informer *inf;
 	struct kube_informer_stats st;
-	struct json_object *got, *all;
+	struct json_object *got;
+	const struct kube_obj **all;
+	size_t n_all;
 	struct seen s;
 	char coll[KANARY_MAX_URL];
 
@@ -899,10 +903,12 @@ static void test_watch_sees_create_update_delete(void **state)
 	seen_wait(&s, "delete watch/one");
 	assert_int_equal(kube_informer_get(inf, "watch/one", &got), -ENOENT);
 
-	assert_int_equal(kube_informer_list(inf, &all), 0);
-	assert_int_equal(json_object_array_length(all), 1);
-	assert_string_equal(S(json_object_array_get_idx(all, 0), "metadata.name"), "early");
-	json_object_put(all);
+	assert_int_equal(kube_informer_list(inf, &all, &n_all), 0);
+	assert_int_equal(n_all, 1);
+	assert_string_equal(all[0]->name, "early");
+	assert_string_equal(all[0]->key, "watch/early");
+	assert_string_equal(kube_obj_label(all[0], "app"), "w");
+	kube_objs_unref(all, n_all);
 
 	kube_informer_stats(inf, &st);
 	assert_true(st.synced);
@@ -956,6 +962,117 @@ static void test_informer_is_scoped_by_namespace_and_label(void **state)
 	seen_finish(&s);
 }
 
+/* ---- compact records and the Service -> EndpointSlices index ---- */
+
+static void slice_create(const char *ns, const char *name, const char *svc, const char *addr)
+{
+	struct json_object *o =
+	    J("{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\","
+	      "\"metadata\":{\"name\":\"%s\",\"labels\":"
+	      "{\"kubernetes.io/service-name\":\"%s\"}},"
+	      "\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\","
+	      "\"port\":8080}],\"endpoints\":[{\"addresses\":[\"%s\"],"
+	      "\"conditions\":{\"ready\":true}}]}",
+	      name, svc, addr);
+	struct kube_result res;
+	char p[KANARY_MAX_URL];
+
+	path(p, "discovery.k8s.io", "v1", "endpointslices", ns, NULL, NULL);
+	check(kube_create(T.c, p, o, NULL, &res), &res, "create endpointslice");
+	json_object_put(o);
+}
+
+/* The keys of the cached slices of Service svc, space-separated. */
+static void slices_of(struct kube_informer *inf, const char *svc, char *out, size_t size)
+{
+	const struct kube_obj **objs = NULL;
+	size_t n = 0, len = 0;
+
+	out[0] = '\0';
+	assert_int_equal(kube_informer_by_index(inf, KUBE_INDEX_SLICE_SERVICE, svc, &objs, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(out + len, size - len, "%s%s", i ? " " : "", objs[i]->name);
+	kube_objs_unref(objs, n);
+}
+
+/* Polls until the slices of svc are want. */
+static void slices_wait(struct kube_informer *inf, const char *svc, const char *want)
+{
+	double until = now_s() + WAIT_S;
+	char got[512];
+
+	for (;;) {
+		slices_of(inf, svc, got, sizeof(got));
+		if (strcmp(got, want) == 0)
+			return;
+		if (now_s() > until)
+			fail_msg("slices of %s: \"%s\", not \"%s\", after %d s", svc, got, want,
+			         WAIT_S);
+		sleep_ms(50);
+	}
+}
+
+/*
+ * An informer with the EndpointSlice decoder and the Service index, as the
+ * webhook and the controller run it: a LIST of one item per page fills it,
+ * the watch keeps it, and a slice that changes Service moves in the index.
+ */
+static void test_informer_decodes_and_indexes_endpoint_slices(void **state)
+{
+	struct kube_informer_options o = {.decode = kobj_slice_decode, .page_size = 1};
+	const struct kobj_slice *sl;
+	const struct kube_obj *rec;
+	struct kube_informer *inf;
+	struct kube_informer_stats st;
+	struct json_object *patch;
+	struct kube_result res;
+	char coll[KANARY_MAX_URL], p[KANARY_MAX_URL];
+
+	ns_create("slices");
+	slice_create("slices", "web-1", "web", "10.1.0.1");
+	slice_create("slices", "web-2", "web", "10.1.0.2");
+	slice_create("slices", "api-1", "api", "10.1.0.3");
+	o.indexers[KUBE_INDEX_SLICE_SERVICE] = kube_index_slice_service;
+	path(coll, "discovery.k8s.io", "v1", "endpointslices", "slices", NULL, NULL);
+	inf = informer_start(coll, NULL, NULL, &o);
+	kube_informer_stats(inf, &st);
+	assert_int_equal(st.lists, 1);
+	assert_int_equal(st.objects, 3);
+	slices_wait(inf, "slices/web", "web-1 web-2");
+	slices_wait(inf, "slices/api", "api-1");
+
+	/* The record: what resolution reads, and no JSON text. */
+	assert_int_equal(kube_informer_get_obj(inf, "slices/web-2", &rec), 0);
+	sl = kobj_as_slice(rec);
+	assert_non_null(sl);
+	assert_null(rec->text);
+	assert_string_equal(sl->service, "web");
+	assert_int_equal(sl->n_ports, 1);
+	assert_int_equal(sl->ports[0].port, 8080);
+	assert_int_equal(sl->n_endpoints, 1);
+	assert_string_equal(sl->endpoints[0].address, "10.1.0.2");
+	assert_true(sl->endpoints[0].ready);
+
+	/* web-2 moves to api: out of one, into the other; the record borrowed stays valid. */
+	patch = J("{\"metadata\":{\"labels\":{\"kubernetes.io/service-name\":\"api\"}}}");
+	path(p, "discovery.k8s.io", "v1", "endpointslices", "slices", "web-2", NULL);
+	check(kube_patch(T.c, p, KUBE_PATCH_MERGE, patch, NULL, &res), &res, "patch slice");
+	json_object_put(patch);
+	slices_wait(inf, "slices/web", "web-1");
+	slices_wait(inf, "slices/api", "api-1 web-2");
+	assert_string_equal(sl->service, "web");
+	kube_obj_unref(rec);
+
+	slice_create("slices", "web-3", "web", "10.1.0.4");
+	slices_wait(inf, "slices/web", "web-1 web-3");
+	path(p, "discovery.k8s.io", "v1", "endpointslices", "slices", "web-1", NULL);
+	check(kube_delete(T.c, p, NULL, NULL, &res), &res, "delete slice");
+	slices_wait(inf, "slices/web", "web-3");
+	assert_int_equal(kube_informer_get_obj(inf, "slices/web-1", &rec), -ENOENT);
+	assert_int_equal(kube_informer_by_index(inf, 1, "slices/web", NULL, NULL), -EINVAL);
+	kube_informer_destroy(inf);
+}
+
 static int count_bookmarks(void *ctx, const struct kube_event *ev)
 {
 	int *n = ctx;
@@ -965,20 +1082,59 @@ static int count_bookmarks(void *ctx, const struct kube_event *ev)
 	return 0;
 }
 
-/* One second in, a ConfigMap in "elsewhere", with a client of this thread's own. */
+/* What the writer thread and the watching test share. */
+struct writer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;   /* the watch has ended: stop writing */
+	int written; /* 0 once a write succeeded, else the last error */
+};
+
+/*
+ * ConfigMaps in "elsewhere", with a client of this thread's own, until the
+ * watch ends: whenever the watch got going, writes land during it. The wait
+ * between writes is on the condition variable, so the end stops it at once.
+ */
 static void *write_elsewhere(void *arg)
 {
-	struct json_object *o = json_tokener_parse(
-	    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"w0\"}}");
+	struct writer *w = arg;
 	struct kube_client *c;
-	int *written = arg;
+	bool done = false;
 
-	sleep_ms(1000);
-	if (o && kube_client_create(T.cfg, NULL, &c) == 0) {
-		*written = kube_create(c, "/api/v1/namespaces/elsewhere/configmaps", o, NULL, NULL);
-		kube_client_destroy(c);
+	if (kube_client_create(T.cfg, NULL, &c) < 0)
+		return NULL;
+	for (int i = 0; !done; i++) {
+		char text[128];
+		struct json_object *o;
+		struct timespec until;
+		int r = -ENOMEM;
+
+		/* No cmocka assert here: it must not jump out of another thread. */
+		snprintf(text, sizeof(text),
+		         "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":"
+		         "\"w0-%d\"}}",
+		         i);
+		o = json_tokener_parse(text);
+		if (o)
+			r = kube_create(c, "/api/v1/namespaces/elsewhere/configmaps", o, NULL,
+			                NULL);
+
+		json_object_put(o);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 250 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&w->lock);
+		if (w->written != 0)
+			w->written = r;
+		if (!w->done)
+			pthread_cond_timedwait(&w->cond, &w->lock, &until);
+		done = w->done;
+		pthread_mutex_unlock(&w->lock);
 	}
-	json_object_put(o);
+	kube_client_destroy(c);
 	return NULL;
 }
 
@@ -998,7 +1154,8 @@ static void test_watch_ends_on_time_with_bookmarks(void **state)
 	struct seen s;
 	char coll[KANARY_MAX_URL], rv[KANARY_MAX_RESOURCE_VERSION + 1];
 	double t0, until;
-	int bookmarks = 0, written = -1;
+	struct writer w = {.written = -1};
+	int bookmarks = 0;
 	pthread_t writer;
 
 	ns_create("bookmarks");
@@ -1016,10 +1173,18 @@ static void test_watch_ends_on_time_with_bookmarks(void **state)
 	 */
 	wo.resource_version = rv;
 	t0 = now_s();
-	assert_int_equal(pthread_create(&writer, NULL, write_elsewhere, &written), 0);
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	assert_int_equal(pthread_create(&writer, NULL, write_elsewhere, &w), 0);
 	check(kube_watch(T.c, coll, &wo, count_bookmarks, &bookmarks, &res), &res, "watch");
+	pthread_mutex_lock(&w.lock);
+	w.done = true;
+	pthread_cond_signal(&w.cond);
+	pthread_mutex_unlock(&w.lock);
 	pthread_join(writer, NULL);
-	assert_int_equal(written, 0);
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	assert_int_equal(w.written, 0);
 	fprintf(stderr, "  watch with timeoutSeconds=4 ended after %.1f s with %d bookmark(s)\n",
 	        now_s() - t0, bookmarks);
 	assert_true(now_s() - t0 >= 3);
@@ -1058,6 +1223,7 @@ static void test_watch_survives_apiserver_restart(void **state)
 	struct kube_informer_stats st;
 	struct seen s;
 	char coll[KANARY_MAX_URL];
+	double until;
 
 	ns_create("restart");
 	cm_create(T.c, "restart", "before", NULL, "1", NULL);
@@ -1067,7 +1233,15 @@ static void test_watch_survives_apiserver_restart(void **state)
 	assert_true(seen_has(&s, "add restart/before 1"));
 
 	ctl("stop-apiserver");
-	sleep_ms(1500);
+	/* Down until the informer has seen it fail, however long that takes. */
+	until = now_s() + WAIT_S;
+	for (;;) {
+		kube_informer_stats(inf, &st);
+		if (st.failures >= 1)
+			break;
+		assert_true(now_s() < until);
+		sleep_ms(50);
+	}
 	ctl("start-apiserver");
 
 	cm_create(T.c, "restart", "after", NULL, "1", NULL);
@@ -1340,7 +1514,13 @@ static void test_events_aggregate_repeats(void **state)
 	/* A created object comes back without kind; the recorder needs it. */
 	json_object_object_add(cm, "kind", json_object_new_string("ConfigMap"));
 	json_object_object_add(cm, "apiVersion", json_object_new_string("v1"));
-	assert_int_equal(kube_recorder_create(T.cfg, "kanary-kube-test", "test-host", &rec), 0);
+	assert_int_equal(
+	    kube_recorder_create(T.cfg,
+	                         &(struct kube_recorder_options){.component = "kanary-kube-test",
+	                                                         .host = "test-host"},
+	                         &rec),
+	    0);
+	assert_int_equal(kube_recorder_start(rec), 0);
 
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(kube_record(rec, cm, KUBE_RECORD_WARNING, "InvalidSpec",
@@ -1348,6 +1528,8 @@ static void test_events_aggregate_repeats(void **state)
 		                 0);
 	assert_int_equal(kube_record(rec, cm, KUBE_RECORD_NORMAL, "Rendered", "config %s", "abc"),
 	                 0);
+	/* Queued; the recorder's thread writes them. */
+	assert_int_equal(kube_recorder_flush(rec, 60000), 0);
 
 	list = events_about("events", "subject");
 	assert_int_equal(json_object_array_length(json_object_object_get(list, "items")), 2);
@@ -1373,6 +1555,7 @@ static void test_events_aggregate_repeats(void **state)
 	assert_int_equal(kube_record(rec, cm, KUBE_RECORD_WARNING, "InvalidSpec",
 	                             "spec.routes[%d].weight: must be 0..100", 1),
 	                 0);
+	assert_int_equal(kube_recorder_flush(rec, 60000), 0);
 	list = events_about("events", "subject");
 	ev = event_with_reason(list, "InvalidSpec");
 	assert_int_equal(json_object_get_int(json_object_object_get(ev, "count")), 1);
@@ -1386,11 +1569,13 @@ static void test_events_aggregate_repeats(void **state)
 	for (int i = 5; i < KUBE_EVENT_BURST && r == 0; i++)
 		r = kube_record(rec, cm, KUBE_RECORD_NORMAL, "Burst", "event %d", i);
 	assert_int_equal(r, 0);
-	assert_int_equal(kube_record(rec, cm, KUBE_RECORD_NORMAL, "Burst", "one too many"),
-	                 -EAGAIN);
+	assert_int_equal(kube_record(rec, cm, KUBE_RECORD_NORMAL, "Burst", "one too many"), 0);
+	assert_int_equal(kube_recorder_flush(rec, 60000), 0);
 	kube_recorder_stats(rec, &st);
 	assert_int_equal(st.dropped, 1);
 	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.queue_dropped, 0);
+	assert_int_equal(st.queued, 0);
 
 	/* An object without a kind cannot be named in an Event. */
 	json_object_object_del(cm, "kind");
@@ -1531,6 +1716,7 @@ int main(void)
 	    cmocka_unit_test(test_transport_timeout_tls_and_auth_errors),
 	    cmocka_unit_test(test_watch_sees_create_update_delete),
 	    cmocka_unit_test(test_informer_is_scoped_by_namespace_and_label),
+	    cmocka_unit_test(test_informer_decodes_and_indexes_endpoint_slices),
 	    cmocka_unit_test(test_watch_ends_on_time_with_bookmarks),
 	    cmocka_unit_test(test_watch_survives_apiserver_restart),
 	    cmocka_unit_test(test_relist_after_410_reports_what_vanished),

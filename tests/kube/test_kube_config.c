@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* kubeconfig and in-cluster configuration, and the token file re-read. */
+/* kubeconfig and in-cluster configuration, the token file re-read, and how secrets are kept. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <cmocka.h>
 
 #include "common/kube/config.h"
+#include "common/limits.h"
 
 static char dir[64];
 
@@ -614,6 +617,167 @@ static void test_no_user_is_anonymous(void **state)
 	kube_config_destroy(cfg);
 }
 
+/*
+ * Inline certificates and keys sit in memory files sealed once written:
+ * neither the descriptor nor a reopening of its /proc path can change them.
+ */
+static void test_inline_credentials_are_sealed(void **state)
+{
+	const int want = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	struct kube_config_err err = {{0}};
+	struct kube_config *cfg;
+	char c64[512], k64[512], got[512];
+	const char *paths[3];
+	int r, fd;
+
+	b64(pem_ca, c64, sizeof(c64));
+	b64(pem_key, k64, sizeof(k64));
+	write_file("kc",
+	           "current-context: x\n"
+	           "clusters:\n- name: c\n  cluster:\n    server: https://h\n"
+	           "    certificate-authority-data: %s\n"
+	           "users:\n- name: u\n  user:\n    client-certificate-data: %s\n"
+	           "    client-key-data: %s\n"
+	           "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n",
+	           c64, c64, k64);
+	cfg = load_one("kc", NULL, &err, &r);
+	if (!cfg)
+		fail_msg("load: %d %s", r, err.msg);
+	paths[0] = cfg->ca_file;
+	paths[1] = cfg->cert_file;
+	paths[2] = cfg->key_file;
+	for (size_t i = 0; i < 3; i++) {
+		assert_true(cfg->memfd[i] >= 0);
+		assert_int_equal(fcntl(cfg->memfd[i], F_GET_SEALS), want);
+		/* The descriptor was opened for writing, and still cannot write. */
+		assert_int_equal(write(cfg->memfd[i], "x", 1), -1);
+		assert_int_equal(errno, EPERM);
+		assert_int_equal(pwrite(cfg->memfd[i], "x", 1, 0), -1);
+		assert_int_equal(errno, EPERM);
+		assert_int_equal(ftruncate(cfg->memfd[i], 0), -1);
+		assert_int_equal(errno, EPERM);
+		assert_int_equal(fcntl(cfg->memfd[i], F_ADD_SEALS, 0), -1);
+		assert_int_equal(errno, EPERM);
+		/* Nor through its path, reopened for writing. */
+		fd = open(paths[i], O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			assert_int_equal(write(fd, "x", 1), -1);
+			assert_int_equal(errno, EPERM);
+			close(fd);
+		} else {
+			assert_int_equal(errno, EPERM);
+		}
+	}
+	read_whole(cfg->key_file, got, sizeof(got));
+	assert_string_equal(got, pem_key);
+	read_whole(cfg->ca_file, got, sizeof(got));
+	assert_string_equal(got, pem_ca);
+	kube_config_destroy(cfg);
+}
+
+/*
+ * A token (inline or from a file) with an http:// server is refused, naming
+ * the field and the way out; the option lets it load; https and a tokenless
+ * http server are unaffected.
+ */
+static void test_token_over_plain_http_is_refused_unless_allowed(void **state)
+{
+	struct kube_config_err err;
+	struct kube_config *cfg = NULL;
+	struct kube_config_options o = {0};
+	char path[256];
+	char *token = NULL;
+	int r;
+
+	write_file("tok", "from-file\n");
+	path_in(path, sizeof(path), "kc");
+	o.kubeconfig = path;
+	for (int file = 0; file < 2; file++) {
+		write_file("kc",
+		           "current-context: x\n"
+		           "clusters:\n- name: c\n  cluster:\n    server: http://10.0.0.1:8080/\n"
+		           "users:\n- name: u\n  user:\n    %s\n"
+		           "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n",
+		           file ? "tokenFile: tok" : "token: s3cr3t");
+		memset(&err, 0, sizeof(err));
+		assert_null(load_one("kc", NULL, &err, &r));
+		assert_int_equal(r, -EINVAL);
+		if (!strstr(err.msg, file ? "users[\"u\"].user.tokenFile: a bearer token is never "
+		                            "sent to a plain http:// server (http://10.0.0.1:8080)"
+		                          : "users[\"u\"].user.token: a bearer token is never sent "
+		                            "to a plain http:// server (http://10.0.0.1:8080)") ||
+		    !strstr(err.msg, "--insecure-allow-http-token") || !strstr(err.msg, path))
+			fail_msg("file %d: %s", file, err.msg);
+		/* kube_config_load is the same as the options all zero. */
+		o.allow_http_token = false;
+		assert_int_equal(kube_config_load_options(&o, &cfg, &err), -EINVAL);
+		assert_int_equal(kube_config_load(path, NULL, &cfg, &err), -EINVAL);
+
+		o.allow_http_token = true;
+		assert_int_equal(kube_config_load_options(&o, &cfg, &err), 0);
+		assert_true(cfg->allow_http_token);
+		assert_int_equal(kube_config_token(cfg, &token), 0);
+		assert_string_equal(token, file ? "from-file" : "s3cr3t");
+		kube_secret_free(token);
+		kube_config_destroy(cfg);
+	}
+	/* Through $KUBECONFIG as well. */
+	setenv("KUBECONFIG", path, 1);
+	o.kubeconfig = NULL;
+	o.allow_http_token = false;
+	assert_int_equal(kube_config_load_options(&o, &cfg, &err), -EINVAL);
+	o.allow_http_token = true;
+	assert_int_equal(kube_config_load_options(&o, &cfg, &err), 0);
+	kube_config_destroy(cfg);
+	unsetenv("KUBECONFIG");
+	/* The same token to an https server is fine without the option. */
+	write_file("kc", "current-context: x\n"
+	                 "clusters:\n- name: c\n  cluster:\n    server: https://10.0.0.1\n"
+	                 "users:\n- name: u\n  user:\n    token: s3cr3t\n"
+	                 "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n");
+	cfg = load_one("kc", NULL, &err, &r);
+	assert_non_null(cfg);
+	assert_false(cfg->allow_http_token);
+	kube_config_destroy(cfg);
+}
+
+/* A token file of exactly KANARY_MAX_TOKEN bytes is read whole; one byte more is refused. */
+static void test_token_file_ceiling(void **state)
+{
+	struct kube_config_err err = {{0}};
+	struct kube_config *cfg = NULL;
+	char sa[256], tok[300];
+	char *token = NULL, *big;
+	FILE *f;
+
+	make_sa_dir(sa, sizeof(sa));
+	snprintf(tok, sizeof(tok), "%s/token", sa);
+	big = malloc(KANARY_MAX_TOKEN + 1);
+	assert_non_null(big);
+	memset(big, 'a', KANARY_MAX_TOKEN + 1);
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+	for (int extra = 0; extra < 2; extra++) {
+		f = fopen(tok, "w");
+		assert_non_null(f);
+		assert_int_equal(fwrite(big, 1, KANARY_MAX_TOKEN + (size_t)extra, f),
+		                 KANARY_MAX_TOKEN + (size_t)extra);
+		assert_int_equal(fclose(f), 0);
+		if (extra) {
+			assert_int_equal(kube_config_in_cluster(sa, &cfg, &err), -E2BIG);
+			continue;
+		}
+		assert_int_equal(kube_config_in_cluster(sa, &cfg, &err), 0);
+		assert_int_equal(kube_config_token(cfg, &token), 0);
+		assert_int_equal(strlen(token), KANARY_MAX_TOKEN);
+		kube_secret_free(token);
+		kube_config_destroy(cfg);
+	}
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("KUBERNETES_SERVICE_PORT");
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -634,6 +798,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_token_file_reread, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kubeconfig_token_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_user_is_anonymous, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inline_credentials_are_sealed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_over_plain_http_is_refused_unless_allowed,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_file_ceiling, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

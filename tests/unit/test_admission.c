@@ -147,6 +147,20 @@ static char *review(const char *operation, const char *name, const char *object_
 	return text;
 }
 
+/* Replaces the first `from` in text (which must be there) by `to`; frees text. */
+static char *replace_once(char *text, const char *from, const char *to)
+{
+	char *at = strstr(text, from), *out;
+	size_t n = strlen(text) - strlen(from) + strlen(to) + 1;
+
+	assert_non_null(at);
+	out = malloc(n);
+	assert_non_null(out);
+	snprintf(out, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	free(text);
+	return out;
+}
+
 /* Runs admission_handle on body and, on success, parses the response into f->parsed. */
 static int run(struct fixture *f, const char *body, size_t len, enum admission_op op)
 {
@@ -301,6 +315,38 @@ static void validate_denies_weights_over_100(void **state)
 	assert_string_equal(str(causes, "0.reason"), "FieldValueInvalid");
 	assert_string_equal(str(causes, "0.message"),
 	                    "Invalid value: 110: the weights of all routes must sum to 100");
+}
+
+/*
+ * The answer is written as text, not printed from a tree: quotes, backslashes,
+ * control characters and non-ASCII from the request come back escaped or as
+ * they were, and the answer parses to the same strings.
+ */
+static void answers_escape_what_the_request_carried(void **state)
+{
+	struct fixture *f = *state;
+	const char *spec = "{\"destination\":\"a\\\"b\\\\c\\u0001\\n\\u00fc\\t\","
+	                   "\"routes\":[{\"backend\":{\"serviceName\":\"myapp-v1\","
+	                   "\"servicePort\":\"http\"},\"weight\":100}]}";
+	struct json_object *causes;
+	const char *msg;
+
+	assert_int_equal(run_review(f,
+	                            replace_once(review("CREATE", "ky", spec, NULL, NULL),
+	                                         "705ab4f5", "\\\"\\u001f\\/\xe2\x82\xac"),
+	                            ADMISSION_VALIDATE),
+	                 0);
+	assert_false(allowed(f));
+	assert_string_equal(str(f->parsed, "response.uid"),
+	                    "\"\x1f/\xe2\x82\xac-6393-11e8-b7cc-42010a800002");
+	causes = at(f->parsed, "response.status.details.causes");
+	assert_string_equal(str(causes, "0.field"), "spec.destination");
+	msg = str(causes, "0.message");
+	/* kerr quotes the value as the API server does; the answer carries that text as it is. */
+	assert_non_null(strstr(msg, "\"a\\\"b\\\\c\\u0001\\n\xc3\xbc\\u0009\""));
+	/* No raw control character reaches the text of the answer. */
+	for (const char *p = f->response; *p; p++)
+		assert_true((unsigned char)*p >= 0x20);
 }
 
 static void validate_lists_every_field_error(void **state)
@@ -603,6 +649,58 @@ static void malformed_bodies_are_refused(void **state)
 	assert_int_equal(f->fake.calls, 0);
 }
 
+/*
+ * RFC 8259: JSON text is UTF-8. A body whose strings are not is refused whole,
+ * wherever the bad bytes are, so they are never echoed into a 200 answer that
+ * would itself not be JSON.
+ */
+static void strings_that_are_not_utf8_are_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad_bytes[] = {
+	    "\x80",                 /* a continuation byte alone */
+	    "\xc3(",                /* a two-byte sequence cut short */
+	    "\xe2\x82",             /* a three-byte sequence cut short at the end */
+	    "\xff",                 /* never in UTF-8 */
+	    "\xf8\x88\x80\x80\x80", /* a five-byte form */
+	    "\xc0\xaf",             /* an overlong '/' */
+	    "\xe0\x80\xaf",         /* the same in three bytes */
+	    "\xed\xa0\x80",         /* a surrogate, U+D800 */
+	    "\xf4\x90\x80\x80",     /* past U+10FFFF */
+	    "ok\xe2\x82\xac"
+	    "but\xe2", /* valid, then cut short */
+	};
+	char bad[64], label[80], *body;
+
+	for (size_t i = 0; i < sizeof(bad_bytes) / sizeof(bad_bytes[0]); i++) {
+		snprintf(bad, sizeof(bad), "ky%s", bad_bytes[i]);
+		snprintf(label, sizeof(label), "\"a\":\"%s\"", bad);
+		/* In the uid, echoed in every answer. */
+		body =
+		    replace_once(review("CREATE", "ky", VALID_SPEC, NULL, NULL), "705ab4f5", bad);
+		assert_int_equal(run_review(f, body, ADMISSION_VALIDATE), -EINVAL);
+		assert_non_null(strstr(f->err, "not valid UTF-8"));
+		/* In the name, quoted in messages. */
+		body = review("CREATE", bad, VALID_SPEC, NULL, NULL);
+		assert_int_equal(run_review(f, body, ADMISSION_MUTATE), -EINVAL);
+		assert_non_null(strstr(f->err, "not valid UTF-8"));
+		/* In a label value, which admission never reads. */
+		body = replace_once(review("CREATE", "ky", VALID_SPEC, NULL, NULL), "\"a\":\"b\"",
+		                    label);
+		assert_int_equal(run_review(f, body, ADMISSION_VALIDATE), -EINVAL);
+		assert_null(f->response);
+		assert_non_null(strstr(f->err, "not valid UTF-8"));
+	}
+	assert_int_equal(f->fake.calls, 0);
+	/* Valid UTF-8 beyond ASCII is JSON like any other, and comes back as it was sent. */
+	body = review("CREATE", "ky", VALID_SPEC, NULL, NULL);
+	body = replace_once(body, "705ab4f5", "uid-\xc3\xbc-\xe2\x82\xac-\xf0\x9f\x90\xa6");
+	assert_int_equal(run_review(f, body, ADMISSION_VALIDATE), 0);
+	assert_string_equal(
+	    json_object_get_string(at(f->parsed, "response.uid")),
+	    "uid-\xc3\xbc-\xe2\x82\xac-\xf0\x9f\x90\xa6-6393-11e8-b7cc-42010a800002");
+}
+
 static void trailing_newline_is_accepted(void **state)
 {
 	struct fixture *f = *state;
@@ -687,6 +785,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(response_echoes_uid_and_review_type, setup, teardown),
 	    cmocka_unit_test_setup_teardown(validate_denies_weights_over_100, setup, teardown),
+	    cmocka_unit_test_setup_teardown(answers_escape_what_the_request_carried, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(validate_lists_every_field_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(validate_denies_missing_service_and_unknown_port, setup,
 	                                    teardown),
@@ -707,6 +807,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(lookup_failure_is_an_error_not_a_verdict, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(malformed_bodies_are_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(strings_that_are_not_utf8_are_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(trailing_newline_is_accepted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(body_over_the_ceiling_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(deep_nesting_is_refused, setup, teardown),

@@ -22,6 +22,7 @@ struct fake {
 	struct json_object *cache[CHILD_N]; /* the cached child, or NULL */
 	bool may_write;
 	int apply_result; /* 0, or what apply fails with */
+	int http_status;  /* the failure's HTTP status */
 	int applies;
 	bool last_force;
 	long next_rv;
@@ -61,6 +62,7 @@ static int fake_apply(void *ctx, enum child i, const char *ns, const char *name,
 	f->last_force = force;
 	if (f->apply_result < 0) {
 		ret_fail->retry_after_s = 7;
+		ret_fail->http_status = f->http_status;
 		ret_fail->reason = "Conflict";
 		snprintf(ret_fail->message, sizeof(ret_fail->message), "someone else's field");
 		return f->apply_result;
@@ -236,6 +238,67 @@ static void apply_child_leaves_a_foreign_configmap_and_retries(void **state)
 	                                    "\"resourceVersion\":\"9\"}}");
 	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), -EEXIST);
 	assert_int_equal(w->f.applies, 0);
+	/* Someone else's: a permanent conflict, named. */
+	assert_string_equal(w->run.failed_reason, APPLY_REASON_CONFLICT);
+	assert_string_equal(w->run.failed,
+	                    "ConfigMap myapp-haproxy-bbbbbbbb exists and is not controlled by this "
+	                    "Kanary; it is left alone until it is deleted or handed over");
+	json_object_put(want);
+}
+
+static void apply_child_waits_for_the_collector_on_an_earlier_kanarys_child(void **state)
+{
+	struct world *w = *state;
+	struct json_object *want = want_configmap();
+
+	w->f.cache[CHILD_CONFIGMAP] =
+	    parse("{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":"
+	          "\"myapp-haproxy-bbbbbbbb\",\"resourceVersion\":\"9\",\"ownerReferences\":[{"
+	          "\"apiVersion\":\"kanary.pyxida.io/v1alpha1\",\"kind\":\"Kanary\",\"name\":"
+	          "\"myapp\",\"uid\":\"00000000-0000-0000-0000-000000000000\",\"controller\":"
+	          "true}]}}");
+	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), -EEXIST);
+	assert_int_equal(w->f.applies, 0);
+	assert_null(w->run.failed_reason);
+	assert_non_null(strstr(w->run.failed, "earlier Kanary"));
+	json_object_put(want);
+}
+
+static void apply_child_tells_permanent_failures_from_transient_ones(void **state)
+{
+	struct world *w = *state;
+	struct json_object *want = want_configmap();
+	const struct {
+		int status;
+		const char *reason;
+	} cases[] = {
+	    {409, APPLY_REASON_CONFLICT},
+	    {403, APPLY_REASON_FORBIDDEN},
+	    {422, APPLY_REASON_INVALID},
+	    {400, APPLY_REASON_INVALID},
+	    {500, NULL},
+	    {503, NULL},
+	    {429, NULL},
+	    {0, NULL},
+	    {401, NULL},
+	};
+
+	w->f.apply_result = -EIO;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		apply_run_init(&w->run);
+		w->f.http_status = cases[i].status;
+		assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), -EIO);
+		if (cases[i].reason)
+			assert_string_equal(w->run.failed_reason, cases[i].reason);
+		else
+			assert_null(w->run.failed_reason);
+		assert_string_equal(w->run.failed,
+		                    "cannot apply ConfigMap myapp-haproxy-bbbbbbbb: Conflict: "
+		                    "someone else's field");
+	}
+	assert_true(apply_is_failure_reason("ApplyForbidden"));
+	assert_false(apply_is_failure_reason("ServiceConflict"));
+	assert_false(apply_is_failure_reason(NULL));
 	json_object_put(want);
 }
 
@@ -354,6 +417,8 @@ int main(void)
 	    T(apply_child_skips_an_owned_superset),
 	    T(apply_child_takes_back_a_changed_owned_child_with_force),
 	    T(apply_child_leaves_a_foreign_configmap_and_retries),
+	    T(apply_child_waits_for_the_collector_on_an_earlier_kanarys_child),
+	    T(apply_child_tells_permanent_failures_from_transient_ones),
 	    T(apply_child_reports_a_foreign_service_as_a_conflict),
 	    T(apply_child_reports_a_refused_new_service_as_a_conflict),
 	    T(apply_child_passes_other_failures_on_with_retry_after),

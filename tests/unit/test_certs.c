@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the serving certificate's reload: swap a good pair in, refuse a bad one. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,7 +135,6 @@ static int start(struct world *w, char *err, size_t size)
 	const struct certs_options o = {.cert_file = w->cert_path,
 	                                .key_file = w->key_path,
 	                                .poll_interval_ms = 1000,
-	                                .grace_ms = 60000,
 	                                .metrics = w->metrics};
 
 	return certs_create(&o, &w->certs, err, size);
@@ -161,6 +161,7 @@ static void assert_reloads(struct world *w, unsigned long ok, unsigned long fail
 static void certs_loads_the_first_pair(void **state)
 {
 	struct world *w = *state;
+	struct certpair *p;
 	gnutls_pcert_st *chain;
 	gnutls_privkey_t key;
 	char err[512] = "";
@@ -170,10 +171,14 @@ static void certs_loads_the_first_pair(void **state)
 	write_swap(w, w->key_path, &w->a.key);
 	assert_int_equal(start(w, err, sizeof(err)), 0);
 	assert_int_equal(certs_not_after(w->certs), (int64_t)w->a.not_after);
-	certs_current(w->certs, &chain, &n, &key);
+	p = certs_acquire(w->certs);
+	certpair_get(p, &chain, &n, &key);
 	assert_non_null(chain);
 	assert_int_equal(n, 1);
 	assert_non_null(key);
+	assert_string_equal(certpair_serial(p), "01");
+	certpair_release(p);
+	assert_int_equal(certs_alive(w->certs), 1);
 	/* Nothing changed since: nothing to do. */
 	assert_int_equal(certs_check_now(w->certs, err, sizeof(err)), 0);
 	assert_reloads(w, 0, 0);
@@ -259,6 +264,172 @@ static void certs_refuses_to_start_without_a_good_pair(void **state)
 	assert_non_null(strstr(err, "does not match"));
 }
 
+/* The serial of the first certificate of p's chain, read from the chain itself. */
+static unsigned chain_serial(struct certpair *p)
+{
+	unsigned char serial[20];
+	size_t len = sizeof(serial);
+	gnutls_x509_crt_t crt;
+	gnutls_pcert_st *chain;
+	gnutls_privkey_t key;
+	unsigned n, v = 0;
+
+	certpair_get(p, &chain, &n, &key);
+	assert_int_equal(gnutls_pcert_export_x509(&chain[0], &crt), 0);
+	assert_int_equal(gnutls_x509_crt_get_serial(crt, serial, &len), 0);
+	gnutls_x509_crt_deinit(crt);
+	for (size_t i = 0; i < len; i++)
+		v = v << 8 | serial[i];
+	return v;
+}
+
+/*
+ * A connection holds the pair its handshake used: reloads (two of them) do not
+ * free it under the connection, whose chain stays readable (under ASan a freed
+ * one would be a use after free); it is freed when the connection lets go,
+ * and a pair nobody holds is freed at the reload that replaces it.
+ */
+static void certs_frees_a_replaced_pair_when_its_last_holder_lets_go(void **state)
+{
+	struct world *w = *state;
+	struct certpair *conn1, *conn2, *conn3;
+	char err[512] = "";
+
+	write_swap(w, w->cert_path, &w->a.cert);
+	write_swap(w, w->key_path, &w->a.key);
+	assert_int_equal(start(w, err, sizeof(err)), 0);
+	conn1 = certs_acquire(w->certs);
+	conn2 = certs_acquire(w->certs);
+	write_swap(w, w->key_path, &w->b.key);
+	write_swap(w, w->cert_path, &w->b.cert);
+	assert_int_equal(certs_check_now(w->certs, err, sizeof(err)), 1);
+	assert_int_equal(certs_alive(w->certs), 2);
+	conn3 = certs_acquire(w->certs);
+	assert_int_equal(chain_serial(conn3), 2);
+	write_swap(w, w->key_path, &w->c.key);
+	write_swap(w, w->cert_path, &w->c.cert);
+	assert_int_equal(certs_check_now(w->certs, err, sizeof(err)), 1);
+	assert_int_equal(certs_alive(w->certs), 3);
+	/* Still the first pair, whole, under the two connections that use it. */
+	assert_int_equal(chain_serial(conn1), 1);
+	certpair_release(conn1);
+	assert_int_equal(certs_alive(w->certs), 3);
+	assert_int_equal(chain_serial(conn2), 1);
+	assert_string_equal(certpair_serial(conn2), "01");
+	certpair_release(conn2);
+	assert_int_equal(certs_alive(w->certs), 2);
+	certpair_release(conn3);
+	assert_int_equal(certs_alive(w->certs), 1);
+	/* Nobody holds the one in use: a reload frees it at once. */
+	write_swap(w, w->key_path, &w->a.key);
+	write_swap(w, w->cert_path, &w->a.cert);
+	assert_int_equal(certs_check_now(w->certs, err, sizeof(err)), 1);
+	assert_int_equal(certs_alive(w->certs), 1);
+	assert_reloads(w, 3, 0);
+}
+
+/* Reloads and handshakes at once: every pair taken stays whole until released. */
+struct churn {
+	struct certs *certs;
+	int rounds;
+};
+
+static void *handshakes(void *arg)
+{
+	struct churn *c = arg;
+
+	for (int i = 0; i < c->rounds; i++) {
+		struct certpair *p = certs_acquire(c->certs);
+		unsigned serial = chain_serial(p);
+		assert_true(serial >= 1 && serial <= 3);
+		certpair_release(p);
+	}
+	return NULL;
+}
+
+static void certs_reloads_while_connections_take_and_drop_pairs(void **state)
+{
+	struct world *w = *state;
+	const struct pem_pair *pairs[] = {&w->b, &w->c, &w->a};
+	struct churn c = {.rounds = 2000};
+	pthread_t t[2];
+	char err[512] = "";
+
+	write_swap(w, w->cert_path, &w->a.cert);
+	write_swap(w, w->key_path, &w->a.key);
+	assert_int_equal(start(w, err, sizeof(err)), 0);
+	c.certs = w->certs;
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, handshakes, &c), 0);
+	for (int i = 0; i < 30; i++) {
+		const struct pem_pair *p = pairs[i % 3];
+		write_swap(w, w->key_path, &p->key);
+		write_swap(w, w->cert_path, &p->cert);
+		assert_true(certs_check_now(w->certs, err, sizeof(err)) >= 0);
+	}
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(certs_alive(w->certs), 1);
+}
+
+/* What --tls-min-version and --tls-cipher-suites become, and what they refuse. */
+static void tls_priorities_default_to_ecdhe_with_aead(void **state)
+{
+	char out[512], err[512];
+
+	(void)state;
+	assert_int_equal(certs_tls_priorities(NULL, NULL, out, sizeof(out), err, sizeof(err)), 0);
+	assert_string_equal(out, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:"
+	                         "+ECDHE-RSA:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
+	                         "+CHACHA20-POLY1305:-MAC-ALL:+AEAD");
+	assert_null(strstr(out, "+RSA"));
+	assert_null(strstr(out, "CBC"));
+	assert_int_equal(
+	    certs_tls_priorities("VersionTLS13", "", out, sizeof(out), err, sizeof(err)), 0);
+	assert_null(strstr(out, "TLS1.2"));
+	assert_int_equal(certs_tls_priorities("VersionTLS12",
+	                                      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
+	                                      "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+	                                      out, sizeof(out), err, sizeof(err)),
+	                 0);
+	assert_string_equal(out, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-RSA:"
+	                         "-CIPHER-ALL:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD");
+	assert_int_equal(certs_tls_priorities("VersionTLS13", "TLS_AES_256_GCM_SHA384", out,
+	                                      sizeof(out), err, sizeof(err)),
+	                 0);
+	assert_string_equal(out, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:-CIPHER-ALL:+AES-256-GCM:"
+	                         "-MAC-ALL:+AEAD");
+}
+
+static void tls_priorities_refuse_unknown_and_insecure_names(void **state)
+{
+	static const struct {
+		const char *min, *suites, *says;
+	} bad[] = {
+	    {"VersionTLS11", NULL, "below TLS 1.2"},
+	    {"TLS12", NULL, "unknown; use VersionTLS12 or VersionTLS13"},
+	    {NULL, "TLS_RSA_WITH_AES_128_GCM_SHA256", "static RSA key exchange"},
+	    {NULL, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+	     "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA is refused: CBC"},
+	    {NULL, "TLS_ECDHE_RSA_WITH_RC4_128_SHA", "RC4"},
+	    {NULL, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,,", "an empty name"},
+	    {NULL, "ECDHE-RSA-AES128-GCM-SHA256", "unknown cipher suite \"ECDHE-RSA-AES128"},
+	    {NULL, "tls_ecdhe_rsa_with_aes_128_gcm_sha256", "unknown cipher suite"},
+	    {"VersionTLS12", "TLS_AES_128_GCM_SHA256", "names no TLS 1.2 suite"},
+	};
+	char out[512], err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(certs_tls_priorities(bad[i].min, bad[i].suites, out, sizeof(out),
+		                                      err, sizeof(err)),
+		                 -EINVAL);
+		if (!strstr(err, bad[i].says))
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].says);
+	}
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -269,6 +440,10 @@ int main(void)
 	    T(certs_keeps_the_pair_in_use_when_the_new_key_is_not_pem),
 	    T(certs_keeps_the_pair_in_use_while_the_files_are_missing),
 	    T(certs_refuses_to_start_without_a_good_pair),
+	    T(certs_frees_a_replaced_pair_when_its_last_holder_lets_go),
+	    T(certs_reloads_while_connections_take_and_drop_pairs),
+	    cmocka_unit_test(tls_priorities_default_to_ecdhe_with_aead),
+	    cmocka_unit_test(tls_priorities_refuse_unknown_and_insecure_names),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,26 +93,26 @@ static void index_maps_services_to_the_kanaries_naming_them(void **state)
 	expect_members(idx, INDEX_REFS, "ns/v2", "");
 	expect_members(idx, INDEX_REFS, "ns/other", "");
 	/* Relations are separate. */
-	expect_members(idx, INDEX_SLICES, "ns/v1", "");
+	expect_members(idx, INDEX_REPLICASETS, "ns/v1", "");
 	index_destroy(idx);
 	index_destroy(NULL);
 }
 
-static void index_follows_a_slice_that_changes_service(void **state)
+static void index_follows_a_member_that_changes_group(void **state)
 {
 	const char *const v1[] = {"ns/v1"};
 	const char *const v2[] = {"ns/v2"};
 	struct index *idx = NULL;
 
 	assert_int_equal(index_create(&idx), 0);
-	assert_int_equal(index_set(idx, INDEX_SLICES, "ns/s1", v1, 1), 0);
-	assert_int_equal(index_set(idx, INDEX_SLICES, "ns/s2", v1, 1), 0);
-	expect_members(idx, INDEX_SLICES, "ns/v1", "ns/s1 ns/s2");
-	assert_int_equal(index_set(idx, INDEX_SLICES, "ns/s2", v2, 1), 0);
-	expect_members(idx, INDEX_SLICES, "ns/v1", "ns/s1");
-	expect_members(idx, INDEX_SLICES, "ns/v2", "ns/s2");
-	assert_int_equal(index_set(idx, INDEX_SLICES, "ns/s1", NULL, 0), 0);
-	expect_members(idx, INDEX_SLICES, "ns/v1", "");
+	assert_int_equal(index_set(idx, INDEX_REPLICASETS, "ns/s1", v1, 1), 0);
+	assert_int_equal(index_set(idx, INDEX_REPLICASETS, "ns/s2", v1, 1), 0);
+	expect_members(idx, INDEX_REPLICASETS, "ns/v1", "ns/s1 ns/s2");
+	assert_int_equal(index_set(idx, INDEX_REPLICASETS, "ns/s2", v2, 1), 0);
+	expect_members(idx, INDEX_REPLICASETS, "ns/v1", "ns/s1");
+	expect_members(idx, INDEX_REPLICASETS, "ns/v2", "ns/s2");
+	assert_int_equal(index_set(idx, INDEX_REPLICASETS, "ns/s1", NULL, 0), 0);
+	expect_members(idx, INDEX_REPLICASETS, "ns/v1", "");
 	index_destroy(idx);
 }
 
@@ -167,7 +167,7 @@ int main(void)
 	    cmocka_unit_test(string_map_puts_gets_replaces_and_removes),
 	    cmocka_unit_test(string_map_refuses_past_its_ceiling),
 	    cmocka_unit_test(index_maps_services_to_the_kanaries_naming_them),
-	    cmocka_unit_test(index_follows_a_slice_that_changes_service),
+	    cmocka_unit_test(index_follows_a_member_that_changes_group),
 	    cmocka_unit_test(metrics_render_counts_histogram_and_routes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
 /* Unit tests of the work queue. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,8 +144,10 @@ static void queue_backs_off_exponentially_per_key_until_forgotten(void **state)
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		long long start = t;
+		long delay = -1;
 
-		assert_int_equal(queue_add_rate_limited(q, "ns/a"), 0);
+		assert_int_equal(queue_add_rate_limited(q, "ns/a", &delay), 0);
+		assert_int_equal(delay, want[i]);
 		assert_int_equal(queue_requeues(q, "ns/a"), i + 1);
 		t = start + want[i] - 1;
 		expect_empty(q);
@@ -153,7 +156,7 @@ static void queue_backs_off_exponentially_per_key_until_forgotten(void **state)
 	}
 	queue_forget(q, "ns/a");
 	assert_int_equal(queue_requeues(q, "ns/a"), 0);
-	assert_int_equal(queue_add_rate_limited(q, "ns/a"), 0);
+	assert_int_equal(queue_add_rate_limited(q, "ns/a", NULL), 0);
 	t += 5;
 	expect_key(q, "ns/a");
 	queue_destroy(q);
@@ -165,11 +168,11 @@ static void queue_backoff_is_capped(void **state)
 	struct queue *q = fake_queue(&t, 5, 1000, 1000);
 
 	for (int i = 0; i < 40; i++)
-		assert_int_equal(queue_add_rate_limited(q, "ns/a"), 0);
+		assert_int_equal(queue_add_rate_limited(q, "ns/a", NULL), 0);
 	/* The first retry is due at 5 ms; the later ones were later and did not move it. */
 	t = 5;
 	expect_key(q, "ns/a");
-	assert_int_equal(queue_add_rate_limited(q, "ns/a"), 0);
+	assert_int_equal(queue_add_rate_limited(q, "ns/a", NULL), 0);
 	t = 5 + 999;
 	expect_empty(q);
 	t = 5 + 1000; /* max_delay_ms */
@@ -182,9 +185,9 @@ static void queue_overall_bucket_limits_retries_of_many_keys(void **state)
 	long long t = 0;
 	struct queue *q = fake_queue(&t, 1, 1, 2); /* 1 qps, burst 2 */
 
-	assert_int_equal(queue_add_rate_limited(q, "ns/a"), 0);
-	assert_int_equal(queue_add_rate_limited(q, "ns/b"), 0);
-	assert_int_equal(queue_add_rate_limited(q, "ns/c"), 0);
+	assert_int_equal(queue_add_rate_limited(q, "ns/a", NULL), 0);
+	assert_int_equal(queue_add_rate_limited(q, "ns/b", NULL), 0);
+	assert_int_equal(queue_add_rate_limited(q, "ns/c", NULL), 0);
 	t = 1;
 	expect_key(q, "ns/a");
 	expect_key(q, "ns/b");
@@ -209,7 +212,7 @@ static void queue_shutdown_refuses_work(void **state)
 	assert_int_equal(queue_try_get(q, &key), -ESHUTDOWN);
 	assert_int_equal(queue_add(q, "ns/b"), -ESHUTDOWN);
 	assert_int_equal(queue_add_after(q, "ns/b", 10), -ESHUTDOWN);
-	assert_int_equal(queue_add_rate_limited(q, "ns/b"), -ESHUTDOWN);
+	assert_int_equal(queue_add_rate_limited(q, "ns/b", NULL), -ESHUTDOWN);
 	queue_destroy(q);
 }
 
@@ -225,6 +228,20 @@ static void *take(void *arg)
 
 	tk->r = queue_get(tk->q, &tk->key);
 	return NULL;
+}
+
+/* Until n workers wait inside queue_get; bounded: a hang fails the test by its timeout. */
+static void wait_for_getters(struct queue *q, size_t n)
+{
+	struct queue_stats st;
+
+	for (long i = 0; i < 100000000L; i++) {
+		queue_stats(q, &st);
+		if (st.getters == n)
+			return;
+		sched_yield();
+	}
+	fail_msg("no worker waits in queue_get");
 }
 
 static void queue_get_waits_for_a_delayed_key_on_the_real_clock(void **state)
@@ -246,7 +263,7 @@ static void queue_get_waits_for_a_delayed_key_on_the_real_clock(void **state)
 	/* A waiting worker is woken by shutdown. */
 	tk.key = NULL;
 	assert_int_equal(pthread_create(&th, NULL, take, &tk), 0);
-	nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 20000000L}, NULL);
+	wait_for_getters(q, 1);
 	queue_shutdown(q);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(tk.r, -ESHUTDOWN);
@@ -285,7 +302,7 @@ static void queue_destroy_frees_waiting_keys(void **state)
 		snprintf(key, sizeof(key), "ns/k%d", i);
 		assert_int_equal(queue_add(q, key), 0);
 		assert_int_equal(queue_add_after(q, key, 10 + i), 0);
-		assert_int_equal(queue_add_rate_limited(q, key), 0);
+		assert_int_equal(queue_add_rate_limited(q, key, NULL), 0);
 	}
 	queue_destroy(q);
 	queue_destroy(NULL);

@@ -325,6 +325,43 @@ static void status_reports_conflict_and_no_endpoints(void **state)
 	checked_finish(&c);
 }
 
+static void status_reports_a_permanent_apply_failure_and_keeps_what_is_in_force(void **state)
+{
+	const char *const objs[] = {svc_v1, svc_v2, slice_v1, NULL};
+	struct json_object *good = NULL, *bad = NULL, *again = NULL, *r1, *r2;
+	struct status_facts f;
+	struct checked c;
+
+	check(&c, kanary_80_20, objs);
+	f = facts_of(&c, true, HASH_A, STATUS_ROLLOUT_DONE, "2026-01-01T00:00:00Z");
+	assert_int_equal(status_build(&f, NULL, &good), 0);
+	f = facts_of(&c, false, NULL, STATUS_ROLLOUT_DONE, "2026-01-01T00:05:00Z");
+	f.apply_reason = "ApplyConflict";
+	f.apply_message = "Deployment myapp-haproxy exists and is not controlled by this Kanary";
+	assert_int_equal(status_build(&f, good, &bad), 0);
+	assert_string_equal(cond_field(bad, STATUS_COND_READY, "status"), "False");
+	assert_string_equal(cond_field(bad, STATUS_COND_READY, "reason"), "ApplyConflict");
+	assert_string_equal(cond_field(bad, STATUS_COND_READY, "message"),
+	                    "Deployment myapp-haproxy exists and is not controlled by this Kanary; "
+	                    "HAProxy keeps configuration aaaaaaaa; retrying with backoff");
+	assert_string_equal(cond_field(bad, STATUS_COND_READY, "lastTransitionTime"),
+	                    "2026-01-01T00:05:00Z");
+	assert_string_equal(cond_field(bad, STATUS_COND_RESOLVED_REFS, "status"), "True");
+	assert_string_equal(status_config_hash(bad), HASH_A);
+	assert_true(json_object_object_get_ex(good, "routes", &r1));
+	assert_true(json_object_object_get_ex(bad, "routes", &r2));
+	assert_true(json_object_equal(r1, r2));
+	/* The next retry fails the same way: the same status, so nothing to write or tell. */
+	f.now = "2026-01-01T00:09:00Z";
+	assert_int_equal(status_build(&f, bad, &again), 0);
+	assert_true(json_object_equal(bad, again));
+	assert_false(status_condition_changed(bad, again, STATUS_COND_READY));
+	json_object_put(again);
+	json_object_put(bad);
+	json_object_put(good);
+	checked_finish(&c);
+}
+
 static void status_invalid_spec_is_not_a_reference_problem(void **state)
 {
 	const char *const objs[] = {svc_v1, svc_v2, NULL};
@@ -383,6 +420,7 @@ int main(void)
 	    cmocka_unit_test(status_missing_backend_keeps_what_is_in_force),
 	    cmocka_unit_test(status_first_reconcile_of_an_unresolvable_kanary),
 	    cmocka_unit_test(status_reports_conflict_and_no_endpoints),
+	    cmocka_unit_test(status_reports_a_permanent_apply_failure_and_keeps_what_is_in_force),
 	    cmocka_unit_test(status_invalid_spec_is_not_a_reference_problem),
 	    cmocka_unit_test(status_tells_a_route_going_empty_once),
 	};

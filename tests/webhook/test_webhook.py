@@ -47,7 +47,11 @@ RECORDED = HERE / "golden" / "validate-recorded-create-allowed" / "request.json"
 API_VERSION = "kanary.pyxida.io/v1alpha1"
 COMMAND_TIMEOUT = 60  # seconds, for any one command
 WAIT_TIMEOUT = 60  # seconds, for anything that happens asynchronously
-CONNECTION_TIMEOUT_S = 3  # the webhook's --connection-timeout in this module
+CONNECTION_TIMEOUT_S = 3  # --connection-timeout of the webhooks a test starts for itself
+# The API server keeps connections to a webhook alive and reuses them: the module's webhook
+# keeps them longer than any pause between two of its requests, or a request could meet a
+# connection the webhook is closing at that moment (connection reset).
+MODULE_CONNECTION_TIMEOUT = "--connection-timeout=120s"
 
 
 # ---- the control plane ----
@@ -121,10 +125,11 @@ def cluster(tmp_path_factory):
 class Certs:
     """A CA and serving certificates; mount/ is laid out as kubelet lays out a Secret volume."""
 
-    def __init__(self, base):
+    def __init__(self, base, key_type="ec"):
         self.base = base
         self.mount = base / "mount"
         self.generation = 0
+        self.key_type = key_type
         subprocess.run([str(MAKE_CERTS), "-o", str(base / "ca")], check=True, capture_output=True)
         self.ca = base / "ca" / "ca.crt"
         self.ca_key = base / "ca" / "ca.key"
@@ -153,6 +158,8 @@ class Certs:
                 str(self.ca),
                 "--ca-key",
                 str(self.ca_key),
+                "--key-type",
+                self.key_type,
             ],
             check=True,
             capture_output=True,
@@ -186,6 +193,12 @@ class Certs:
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     return Certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def rsa_certs(tmp_path_factory):
+    """An RSA serving pair: only with one could a static-RSA key exchange be agreed."""
+    return Certs(tmp_path_factory.mktemp("rsa-certs"), key_type="rsa")
 
 
 # ---- the webhook ----
@@ -302,7 +315,9 @@ def assert_clean_exit(w, status):
 def webhook(cluster, certs, tmp_path_factory):
     # The Services the recorded AdmissionReview (golden/validate-recorded-create-allowed) names.
     namespace_with_services(cluster, "default")
-    w = Webhook(cluster, certs, tmp_path_factory.mktemp("webhook") / "webhook.log")
+    w = Webhook(
+        cluster, certs, tmp_path_factory.mktemp("webhook") / "webhook.log", MODULE_CONNECTION_TIMEOUT
+    )
     try:
         yield w
     finally:
@@ -855,9 +870,18 @@ def read_all(sock, deadline):
     return data
 
 
-def test_slow_requests_are_answered_or_cut_by_the_timeout(webhook):
+def test_slow_requests_are_answered_or_cut_by_the_timeout(cluster, certs, webhook, tmp_path):
+    w = Webhook(cluster, certs, tmp_path / "webhook.log")  # connections idle 3 s are closed
+    try:
+        slow_requests(w)
+    finally:
+        assert_clean_exit(w, w.stop())
+
+
+def slow_requests(webhook):
     body = RECORDED.read_bytes()
-    # Slow but steady: a piece every 0.5 s, never idle for the timeout, is answered.
+    # Slow but steady: a piece every 0.5 s, never idle for the timeout, is answered. (The
+    # pauses are the slow client itself, not a wait for something to happen.)
     s = tls_socket(webhook)
     s.sendall(b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n")
     s.sendall(b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
@@ -879,9 +903,14 @@ def test_slow_requests_are_answered_or_cut_by_the_timeout(webhook):
             b"Content-Length: 100\r\n\r\n{"
         )
         stalled.append(t)
-    start = time.monotonic()
+    eventually(
+        lambda: webhook.metrics()["kanary_webhook_open_connections"] >= 20,
+        "the stalled connections to be open",
+        timeout=10,
+        interval=0.05,
+    )
     status, _, _ = webhook.post("/validate", body)
-    assert status == 200 and time.monotonic() - start < 2
+    assert status == 200
     deadline = time.monotonic() + CONNECTION_TIMEOUT_S + 10
     for t in stalled:
         read_all(t, deadline)  # returns at EOF
@@ -910,6 +939,142 @@ def test_only_tls_1_2_and_1_3_are_spoken(webhook):
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         old.wrap_socket(raw, server_hostname="127.0.0.1")
     raw.close()
+
+
+def tls12_handshake(webhook, ciphers, port=None):
+    """A TLS 1.2 handshake offering only the OpenSSL cipher list given; returns the suite
+    agreed, or None when the server refused."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(str(webhook.certs.ca))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(ciphers + ":@SECLEVEL=0")
+    raw = socket.create_connection(("127.0.0.1", port or webhook.port), timeout=5)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    except (ssl.SSLError, ConnectionResetError):
+        return None
+    finally:
+        raw.close()
+    suite = s.cipher()[0]
+    s.close()
+    return suite
+
+
+def s_client(port, ca, cipher):
+    """openssl s_client, TLS 1.2 offering only cipher; returns (exit code, output)."""
+    p = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2",
+         "-cipher", cipher + ":@SECLEVEL=0", "-CAfile", str(ca)],
+        input="", capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+    )
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_static_rsa_and_cbc_suites_are_refused(cluster, rsa_certs, webhook, tmp_path):
+    # With an RSA certificate every kind of key exchange is possible: static RSA (no forward
+    # secrecy) and CBC suites are refused, ECDHE with AEAD is agreed.
+    w = Webhook(cluster, rsa_certs, tmp_path / "rsa.log")
+    try:
+        for refused in (
+            "AES128-GCM-SHA256",
+            "AES256-GCM-SHA384",
+            "AES128-SHA",
+            "ECDHE-RSA-AES128-SHA",
+            "ECDHE-RSA-AES256-SHA384",
+            "DHE-RSA-AES128-GCM-SHA256",
+        ):
+            assert tls12_handshake(w, refused) is None, refused
+        for allowed in (
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-CHACHA20-POLY1305",
+        ):
+            assert tls12_handshake(w, allowed) == allowed
+        code, out = s_client(w.port, rsa_certs.ca, "AES128-GCM-SHA256")
+        assert code != 0 and "Cipher is (NONE)" in out, out
+        code, out = s_client(w.port, rsa_certs.ca, "ECDHE-RSA-AES128-SHA")
+        assert code != 0 and "Cipher is (NONE)" in out, out
+        code, out = s_client(w.port, rsa_certs.ca, "ECDHE-RSA-AES128-GCM-SHA256")
+        assert code == 0 and "Cipher is ECDHE-RSA-AES128-GCM-SHA256" in out, out
+        assert w.post("/validate", RECORDED.read_bytes())[0] == 200
+    finally:
+        assert_clean_exit(w, w.stop())
+    # The same with the module's ECDSA certificate.
+    assert tls12_handshake(webhook, "ECDHE-ECDSA-AES128-SHA") is None
+    assert tls12_handshake(webhook, "ECDHE-ECDSA-AES256-SHA384") is None
+    assert tls12_handshake(webhook, "ECDHE-ECDSA-AES128-GCM-SHA256") == (
+        "ECDHE-ECDSA-AES128-GCM-SHA256"
+    )
+
+
+def test_tls_min_version_and_cipher_suites_flags(cluster, rsa_certs, webhook, tmp_path):
+    w = Webhook(cluster, rsa_certs, tmp_path / "tls13.log", "--tls-min-version=VersionTLS13")
+    try:
+        assert tls12_handshake(w, "ECDHE-RSA-AES128-GCM-SHA256") is None
+        s = tls_socket(w, timeout=5)
+        assert s.version() == "TLSv1.3"
+        s.close()
+    finally:
+        assert_clean_exit(w, w.stop())
+    w = Webhook(
+        cluster,
+        rsa_certs,
+        tmp_path / "suites.log",
+        "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,"
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    )
+    try:
+        assert tls12_handshake(w, "ECDHE-RSA-AES128-GCM-SHA256") is None
+        assert tls12_handshake(w, "ECDHE-RSA-CHACHA20-POLY1305") is None
+        assert tls12_handshake(w, "ECDHE-RSA-AES256-GCM-SHA384") == "ECDHE-RSA-AES256-GCM-SHA384"
+        assert w.post("/validate", RECORDED.read_bytes())[0] == 200
+    finally:
+        assert_clean_exit(w, w.stop())
+    # Unknown and insecure names, and versions below 1.2, are refused at start.
+    for flag, says in (
+        ("--tls-cipher-suites=TLS_RSA_WITH_AES_128_GCM_SHA256", "static RSA key exchange"),
+        ("--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "CBC"),
+        ("--tls-cipher-suites=ECDHE-RSA-AES128-GCM-SHA256", "unknown cipher suite"),
+        ("--tls-min-version=VersionTLS11", "below TLS 1.2"),
+        ("--tls-min-version=1.3", "use VersionTLS12 or VersionTLS13"),
+    ):
+        p = subprocess.run(
+            [str(WEBHOOK), "serve", f"--tls-cert-file={rsa_certs.cert_file}",
+             f"--tls-private-key-file={rsa_certs.key_file}", flag],
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+        )
+        assert p.returncode == 2 and says in p.stderr, (flag, p.returncode, p.stderr)
+
+
+def test_the_chart_passes_its_tls_values_to_the_webhook(cluster, rsa_certs, webhook, tmp_path):
+    out = cluster.run(
+        "helm", "template", "kanary", REPO / "charts" / "kanary",
+        "--set", "webhook.tlsMinVersion=VersionTLS13",
+        "--set", "webhook.tlsCipherSuites={TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384}",
+    ).stdout
+    (dep,) = [
+        d for d in yaml.safe_load_all(out)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-webhook")
+    ]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    tls = [a for a in args if a.startswith(("--tls-min-version", "--tls-cipher-suites"))]
+    assert tls == [
+        "--tls-min-version=VersionTLS13",
+        "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ]
+    # The webhook takes them as rendered.
+    w = Webhook(cluster, rsa_certs, tmp_path / "chart.log", *tls)
+    try:
+        assert tls12_handshake(w, "ECDHE-RSA-AES256-GCM-SHA384") is None
+        s = tls_socket(w, timeout=5)
+        assert s.version() == "TLSv1.3" and s.cipher()[0] == "TLS_AES_256_GCM_SHA384"
+        s.close()
+    finally:
+        assert_clean_exit(w, w.stop())
+    # Left empty, the chart passes neither.
+    out = cluster.run("helm", "template", "kanary", REPO / "charts" / "kanary").stdout
+    assert "--tls-min-version" not in out and "--tls-cipher-suites" not in out
 
 
 def test_health_readiness_and_metrics(webhook):
@@ -979,8 +1144,14 @@ def test_certificate_rotation_under_a_stream_of_requests_fails_no_request(webhoo
     before = webhook.metrics()['kanary_webhook_certificate_reloads_total{result="success"}']
     for t in threads:
         t.start()
+    def served_since(n):
+        """Waits until every worker's requests add up to n more than now."""
+        with lock:
+            start = results["ok"]
+        eventually(lambda: results["ok"] >= start + n, f"{n} more requests to be answered", 30)
+
     try:
-        time.sleep(1)
+        served_since(20)  # the workers are under way
         for _ in range(3):
             new = certs.make()
             certs.install(new)
@@ -989,7 +1160,7 @@ def test_certificate_rotation_under_a_stream_of_requests_fails_no_request(webhoo
                 "the new certificate to be served",
                 timeout=20,
             )
-            time.sleep(0.5)
+            served_since(20)  # requests on the new pair, and on connections made before it
     finally:
         stop.set()
         for t in threads:
@@ -1045,6 +1216,46 @@ def test_a_bad_new_pair_is_refused_and_the_old_one_kept(webhook, certs):
     )
 
 
+def test_a_connection_open_across_rotations_keeps_its_certificate_pair(
+    cluster, certs, webhook, tmp_path
+):
+    # The pair a connection's handshake used is held by the connection: rotations do not free
+    # it under the connection (an ASan build would report the use after free), and it is
+    # freed once the connection closes. A webhook of its own, which no API server connects to.
+    w = Webhook(cluster, certs, tmp_path / "webhook.log")
+    try:
+        pair_outlives_rotations(w, certs)
+    finally:
+        assert_clean_exit(w, w.stop())
+
+
+def pair_outlives_rotations(webhook, certs):
+    body = RECORDED.read_bytes()
+    conn = webhook.connection()
+    assert webhook.post("/validate", body, conn=conn)[0] == 200
+    sock = conn.sock
+    first = sock.getpeercert(binary_form=True)
+    for _ in range(2):
+        new = certs.make()
+        certs.install(new)
+        eventually(
+            lambda: served_certificate(webhook) == Certs.der(new),
+            "the new certificate to be served",
+            timeout=20,
+        )
+        assert webhook.post("/validate", body, conn=conn)[0] == 200
+        assert conn.sock is sock, "the connection was reopened"
+    assert sock.getpeercert(binary_form=True) == first != Certs.der(new)
+    assert webhook.metrics()["kanary_webhook_certificate_pairs"] >= 2
+    conn.close()
+    eventually(
+        lambda: webhook.metrics()["kanary_webhook_certificate_pairs"] == 1,
+        "the replaced pairs to be freed once no connection holds them",
+        timeout=CONNECTION_TIMEOUT_S + 20,
+    )
+    assert webhook.post("/validate", body)[0] == 200
+
+
 def test_the_webhook_refuses_to_start_without_a_usable_certificate(cluster, certs, tmp_path):
     key_only = tmp_path / "empty.crt"
     key_only.write_text("")
@@ -1094,15 +1305,28 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(cluster, certs, tmp_
     w = Webhook(cluster, certs, tmp_path / "webhook.log")
     try:
         body = RECORDED.read_bytes()
+        idle = w.connection()  # a kept-alive connection with nothing in flight
+        assert w.post("/validate", body, conn=idle)[0] == 200
+        # Counted as answered once sent, which may be a moment after the client has it.
+        eventually(
+            lambda: w.metrics()["kanary_webhook_inflight_requests"] == 0,
+            "the first request to be complete",
+            timeout=10,
+            interval=0.05,
+        )
         s = tls_socket(w)
         s.sendall(
             b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         )
         s.sendall(b"Content-Length: %d\r\n\r\n" % len(body))
         s.sendall(body[:100])
-        idle = w.connection()  # a kept-alive connection with nothing in flight
-        assert w.post("/validate", body, conn=idle)[0] == 200
-        time.sleep(0.3)
+        # Its headers are in: this request is in flight when SIGTERM comes.
+        eventually(
+            lambda: w.metrics()["kanary_webhook_inflight_requests"] == 1,
+            "the partial request to be in flight",
+            timeout=10,
+            interval=0.05,
+        )
         w.proc.send_signal(signal.SIGTERM)
         # New connections are refused once the listener is closed, and /readyz says so.
         eventually(

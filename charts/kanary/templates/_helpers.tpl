@@ -138,3 +138,82 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+The webhook's rules (rbac.yaml puts them in a ClusterRole, or in a Role of watchNamespace): a
+watch-fed cache of Services (with a live GET of one it has not seen yet) and of EndpointSlices
+(for the warning about a backend without ready endpoints), wherever a Kanary may be.
+*/}}
+{{- define "kanary.webhookRules" -}}
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+{{- end }}
+
+{{/* The controller's rules, wherever it manages Kanaries (rbac.yaml, as the webhook's). */}}
+{{- define "kanary.controllerRules" -}}
+# Its informer on Kanaries (list, then watch).
+- apiGroups: [kanary.pyxida.io]
+  resources: [kanaries]
+  verbs: [list, watch]
+# Status goes through /status, as a merge patch.
+- apiGroups: [kanary.pyxida.io]
+  resources: [kanaries/status]
+  verbs: [patch]
+# Its children carry an ownerReference with blockOwnerDeletion: true, which an API server
+# with the OwnerReferencesPermissionEnforcement admission plugin allows only to whoever may
+# update the owner's finalizers. The controller never writes finalizers itself.
+- apiGroups: [kanary.pyxida.io]
+  resources: [kanaries/finalizers]
+  verbs: [update]
+# The children: informers (list, watch; ConfigMaps, Deployments and PodDisruptionBudgets
+# selected by app.kubernetes.io/managed-by=kanary, Services all, since backends are read
+# too) and server-side apply, a PATCH that creates the object when it is missing and so
+# also needs create.
+- apiGroups: [""]
+  resources: [services]
+  verbs: [list, watch, create, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [list, watch, create, patch]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [list, watch, create, patch]
+# The structure ConfigMaps are immutable and named by their configuration's hash:
+# superseded ones are deleted once no ReplicaSet uses them. The state ConfigMap
+# (<name>-haproxy-state) is patched in place. get: the controller grants it to each
+# Kanary's agent (below), and RBAC lets it grant only what it holds.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, patch, delete]
+# The agent's identity per Kanary: ServiceAccount, Role and RoleBinding <name>-haproxy,
+# read with a GET and server-side applied. The Role grants get, list and watch on the one
+# state ConfigMap, which the controller holds itself (no bind or escalate).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch]
+# Which ConfigMaps the HAProxy ReplicaSets still mount (read only).
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [list, watch]
+# The backends' ready endpoints.
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+# Why a rollout waits (an image that cannot be pulled, a crash loop, an unschedulable or
+# unready pod), for the Ready condition: one LIST of a Kanary's HAProxy pods by the
+# Deployment's selector while its rollout is pending; no watch, no get, no write.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+# Events about Kanaries; a repeated one is patched (count + 1), as client-go does.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}

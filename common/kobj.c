@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Kubernetes objects as compact, immutable, reference-counted records: what caches keep. */
+#include "common/kobj.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/json_field.h"
+#include "common/limits.h"
+
+const struct kube_obj *kube_obj_ref(const struct kube_obj *o)
+{
+	if (o)
+		atomic_fetch_add_explicit(&((struct kube_obj *)o)->refs, 1, memory_order_relaxed);
+	return o;
+}
+
+void kube_obj_unref(const struct kube_obj *o)
+{
+	struct kube_obj *m = (struct kube_obj *)o;
+
+	if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (m->destroy)
+		m->destroy(m);
+	else
+		free(m);
+}
+
+void kube_objs_unref(const struct kube_obj **objs, size_t n)
+{
+	for (size_t i = 0; objs && i < n; i++)
+		kube_obj_unref(objs[i]);
+	free(objs);
+}
+
+const char *kube_obj_label(const struct kube_obj *o, const char *key)
+{
+	const char *p = o ? o->labels : NULL;
+
+	while (p && *p) {
+		const char *v = p + strlen(p) + 1;
+
+		if (strcmp(p, key) == 0)
+			return v;
+		p = v + strlen(v) + 1;
+	}
+	return NULL;
+}
+
+/* Adds a string member; false out of memory. */
+static bool add_str(struct json_object *to, const char *key, const char *v)
+{
+	struct json_object *s = json_object_new_string(v);
+
+	if (!s || json_object_object_add(to, key, s) != 0) {
+		json_object_put(s);
+		return false;
+	}
+	return true;
+}
+
+/* The metadata a record always keeps, as a json-c tree. */
+static int metadata_tree(const struct kube_obj *o, struct json_object **ret)
+{
+	struct json_object *obj = json_object_new_object(), *md = json_object_new_object();
+	struct json_object *labels = NULL;
+	bool ok = obj && md && json_object_object_add(obj, "metadata", md) == 0;
+
+	if (!ok)
+		json_object_put(md);
+	ok = ok && add_str(md, "name", o->name) && (!o->ns[0] || add_str(md, "namespace", o->ns)) &&
+	     (!o->rv[0] || add_str(md, "resourceVersion", o->rv)) &&
+	     (!o->uid[0] || add_str(md, "uid", o->uid));
+	if (ok && o->labels) {
+		labels = json_object_new_object();
+		ok = labels && json_object_object_add(md, "labels", labels) == 0;
+		if (!ok)
+			json_object_put(labels);
+		for (const char *p = o->labels; ok && *p;) {
+			const char *v = p + strlen(p) + 1;
+
+			ok = add_str(labels, p, v);
+			p = v + strlen(v) + 1;
+		}
+	}
+	if (!ok) {
+		json_object_put(obj);
+		return -ENOMEM;
+	}
+	*ret = obj;
+	return 0;
+}
+
+int kube_obj_parse(const struct kube_obj *o, struct json_object **ret)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+
+	if (!o->text)
+		return metadata_tree(o, ret);
+	tok = json_tokener_new_ex(KANARY_MAX_DEPTH);
+	if (!tok)
+		return -ENOMEM;
+	obj = json_tokener_parse_ex(tok, o->text, (int)o->text_len);
+	json_tokener_free(tok);
+	if (!obj)
+		return -ENOMEM; /* the text was written by json-c: only memory can fail */
+	*ret = obj;
+	return 0;
+}
+
+static size_t str_size(const char *s)
+{
+	return s ? strlen(s) + 1 : 1;
+}
+
+/* Copies s (NULL as "") to *p and moves *p past it; returns the copy. */
+static const char *put_str(char **p, const char *s)
+{
+	char *d = *p;
+	size_t n = s ? strlen(s) : 0;
+
+	memcpy(d, s ? s : "", n);
+	d[n] = '\0';
+	*p = d + n + 1;
+	return d;
+}
+
+int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_text,
+                 struct kube_obj **ret, void **ret_extra)
+{
+	struct json_object *md = NULL, *labels = NULL;
+	const char *ns, *name, *rv, *uid, *text = NULL;
+	size_t need, text_len = 0, labels_size = 0, key_size;
+	struct kube_obj *o;
+	char *p;
+
+	if (size < sizeof(*o))
+		return -EINVAL;
+	json_object_object_get_ex(obj, "metadata", &md);
+	name = json_field_str(md, "name");
+	if (!name || !*name)
+		return -EBADMSG;
+	ns = json_field_str(md, "namespace");
+	rv = json_field_str(md, "resourceVersion");
+	uid = json_field_str(md, "uid");
+	if (json_object_object_get_ex(md, "labels", &labels) &&
+	    json_object_is_type(labels, json_type_object)) {
+		json_object_object_foreach(labels, lk, lv)
+		{
+			if (json_object_is_type(lv, json_type_string))
+				labels_size +=
+				    strlen(lk) + 1 + strlen(json_object_get_string(lv)) + 1;
+		}
+		if (labels_size)
+			labels_size++;
+	}
+	if (keep_text) {
+		text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &text_len);
+		if (!text)
+			return -ENOMEM;
+	}
+	/* The decoder's part first, aligned, then the strings. */
+	size = (size + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+	extra = (extra + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+	key_size = (ns && *ns ? strlen(ns) + 1 : 0) + strlen(name) + 1;
+	need = size + extra + key_size + str_size(ns) + str_size(name) + str_size(rv) +
+	       str_size(uid) + labels_size + (text ? text_len + 1 : 0);
+	o = calloc(1, need);
+	if (!o)
+		return -ENOMEM;
+	atomic_init(&o->refs, 1);
+	o->size = need;
+	if (ret_extra)
+		*ret_extra = extra ? (char *)o + size : NULL;
+	p = (char *)o + size + extra;
+	o->key = p;
+	if (ns && *ns)
+		p += sprintf(p, "%s/%s", ns, name) + 1;
+	else
+		p += sprintf(p, "%s", name) + 1;
+	o->ns = put_str(&p, ns);
+	o->name = put_str(&p, name);
+	o->rv = put_str(&p, rv);
+	o->uid = put_str(&p, uid);
+	if (labels_size) {
+		o->labels = p;
+		json_object_object_foreach(labels, lk, lv)
+		{
+			if (!json_object_is_type(lv, json_type_string))
+				continue;
+			put_str(&p, lk);
+			put_str(&p, json_object_get_string(lv));
+		}
+		*p++ = '\0';
+	}
+	if (text) {
+		memcpy(p, text, text_len);
+		p[text_len] = '\0';
+		o->text = p;
+		o->text_len = text_len;
+	}
+	*ret = o;
+	return 0;
+}
+
+/* ---- Services and EndpointSlices ---- */
+
+static bool keep_text(const struct kobj_options *o, struct json_object *obj)
+{
+	const char *v;
+
+	if (!o || !o->text_label)
+		return false;
+	v = json_field_str_path(obj, JSON_FIELD_PATH("metadata", "labels", o->text_label));
+	return v && o->text_value && strcmp(v, o->text_value) == 0;
+}
+
+static bool is_tcp(const struct json_object *port)
+{
+	const char *p = json_field_str(port, "protocol");
+
+	return !p || strcmp(p, "TCP") == 0;
+}
+
+static int64_t port_number(const struct json_object *port)
+{
+	int64_t n;
+
+	return json_field_int(port, "port", &n) && n >= 0 ? n : -1;
+}
+
+/* An array at key of obj, or NULL. */
+static struct json_object *array_at(const struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_array))
+		return NULL;
+	return v;
+}
+
+int kobj_service_decode(void *ctx, struct json_object *obj, struct kube_obj **ret)
+{
+	struct json_object *spec = NULL, *ports;
+	struct kobj_service_port *out;
+	struct kobj_service *svc;
+	struct kube_obj *o;
+	size_t n = 0, strings = 0;
+	void *extra;
+	char *p;
+	int r;
+
+	json_object_object_get_ex(obj, "spec", &spec);
+	ports = array_at(spec, "ports");
+	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
+		const struct json_object *pt = json_object_array_get_idx(ports, i);
+		const char *name = json_field_str(pt, "name");
+
+		if (!json_object_is_type(pt, json_type_object))
+			continue;
+		n++;
+		strings += (name ? strlen(name) : 0) + 1;
+	}
+	r = kube_obj_new(obj, sizeof(*svc), n * sizeof(*out) + strings, keep_text(ctx, obj), &o,
+	                 &extra);
+	if (r < 0)
+		return r;
+	svc = (struct kobj_service *)o;
+	o->type = KUBE_OBJ_SERVICE;
+	out = extra;
+	p = (char *)(out + n);
+	svc->ports = out;
+	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
+		const struct json_object *pt = json_object_array_get_idx(ports, i);
+		struct json_object *tp;
+		struct kobj_service_port *sp = &out[svc->n_ports];
+
+		if (!json_object_is_type(pt, json_type_object))
+			continue;
+		sp->name = put_str(&p, json_field_str(pt, "name"));
+		sp->port = port_number(pt);
+		sp->tcp = is_tcp(pt);
+		if (!json_object_object_get_ex(pt, "targetPort", &tp))
+			sp->target_port = -1;
+		else if (json_object_is_type(tp, json_type_int) && json_object_get_int64(tp) >= 1 &&
+		         json_object_get_int64(tp) <= 65535)
+			sp->target_port = (int)json_object_get_int64(tp);
+		else
+			sp->target_port = 0;
+		svc->n_ports++;
+	}
+	*ret = o;
+	return 0;
+}
+
+/* Canonical text of an IP literal of family af into out. */
+static bool canonical_address(int af, const char *in, char *out, size_t size)
+{
+	unsigned char bin[16];
+
+	if (inet_pton(af, in, bin) != 1)
+		return false;
+	return inet_ntop(af, bin, out, (socklen_t)size) != NULL;
+}
+
+static bool condition(const struct json_object *ep, const char *key, bool absent)
+{
+	struct json_object *conds, *v;
+
+	if (!json_object_object_get_ex(ep, "conditions", &conds) ||
+	    !json_object_object_get_ex(conds, key, &v) ||
+	    !json_object_is_type(v, json_type_boolean))
+		return absent;
+	return json_object_get_boolean(v);
+}
+
+/* The canonical first address of endpoint ep into addr, or false when it has none usable. */
+static bool endpoint_address(const struct json_object *ep, int af, char *addr, size_t size)
+{
+	struct json_object *addrs = array_at(ep, "addresses");
+	const struct json_object *a0;
+
+	if (!addrs || json_object_array_length(addrs) == 0)
+		return false;
+	/* Addresses of one endpoint are fungible; the API lets consumers use the first. */
+	a0 = json_object_array_get_idx(addrs, 0);
+	return json_object_is_type(a0, json_type_string) &&
+	       canonical_address(af, json_object_get_string((struct json_object *)a0), addr, size);
+}
+
+static const char *target_name(const struct json_object *ep)
+{
+	struct json_object *ref;
+
+	if (!json_object_object_get_ex(ep, "targetRef", &ref))
+		return NULL;
+	return json_field_str(ref, "name");
+}
+
+int kobj_slice_decode(void *ctx, struct json_object *obj, struct kube_obj **ret)
+{
+	struct json_object *ports = array_at(obj, "ports"), *eps = array_at(obj, "endpoints");
+	const char *type = json_field_str(obj, "addressType");
+	const char *svc_name = json_field_str_path(
+	    obj, JSON_FIELD_PATH("metadata", "labels", KOBJ_SERVICE_NAME_LABEL));
+	char addr[INET6_ADDRSTRLEN];
+	struct kobj_slice_port *op;
+	struct kobj_endpoint *oe;
+	struct kobj_slice *sl;
+	struct kube_obj *o;
+	size_t np = 0, ne = 0, strings = (svc_name ? strlen(svc_name) : 0) + 1;
+	int af = 0;
+	void *extra;
+	char *p;
+	int r;
+
+	if (type && strcmp(type, "IPv4") == 0)
+		af = AF_INET;
+	else if (type && strcmp(type, "IPv6") == 0)
+		af = AF_INET6;
+	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
+		const struct json_object *pt = json_object_array_get_idx(ports, i);
+		const char *name = json_field_str(pt, "name");
+
+		if (!json_object_is_type(pt, json_type_object))
+			continue;
+		np++;
+		strings += (name ? strlen(name) : 0) + 1;
+	}
+	for (size_t i = 0; af && eps && i < json_object_array_length(eps); i++) {
+		const struct json_object *ep = json_object_array_get_idx(eps, i);
+		const char *tn;
+
+		if (!json_object_is_type(ep, json_type_object) ||
+		    !endpoint_address(ep, af, addr, sizeof(addr)))
+			continue;
+		ne++;
+		tn = target_name(ep);
+		strings += strlen(addr) + 1 + (tn ? strlen(tn) + 1 : 0);
+	}
+	r = kube_obj_new(obj, sizeof(*sl), np * sizeof(*op) + ne * sizeof(*oe) + strings,
+	                 keep_text(ctx, obj), &o, &extra);
+	if (r < 0)
+		return r;
+	sl = (struct kobj_slice *)o;
+	o->type = KUBE_OBJ_SLICE;
+	sl->ip = af != 0;
+	oe = extra;
+	op = (struct kobj_slice_port *)(oe + ne);
+	p = (char *)(op + np);
+	sl->service = svc_name ? put_str(&p, svc_name) : NULL;
+	sl->ports = op;
+	sl->endpoints = oe;
+	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
+		const struct json_object *pt = json_object_array_get_idx(ports, i);
+		struct kobj_slice_port *sp = &op[sl->n_ports];
+
+		if (!json_object_is_type(pt, json_type_object))
+			continue;
+		sp->name = put_str(&p, json_field_str(pt, "name"));
+		sp->port = port_number(pt);
+		sp->tcp = is_tcp(pt);
+		sl->n_ports++;
+	}
+	for (size_t i = 0; af && eps && i < json_object_array_length(eps); i++) {
+		const struct json_object *ep = json_object_array_get_idx(eps, i);
+		struct kobj_endpoint *e = &oe[sl->n_endpoints];
+		const char *tn;
+
+		if (!json_object_is_type(ep, json_type_object) ||
+		    !endpoint_address(ep, af, addr, sizeof(addr)))
+			continue;
+		e->address = put_str(&p, addr);
+		tn = target_name(ep);
+		e->target_name = tn ? put_str(&p, tn) : NULL;
+		e->ready = condition(ep, "ready", true);
+		e->terminating = condition(ep, "terminating", false);
+		sl->n_endpoints++;
+	}
+	*ret = o;
+	return 0;
+}
+
+const struct kobj_service *kobj_as_service(const struct kube_obj *o)
+{
+	return o && o->type == KUBE_OBJ_SERVICE ? (const struct kobj_service *)o : NULL;
+}
+
+const struct kobj_slice *kobj_as_slice(const struct kube_obj *o)
+{
+	return o && o->type == KUBE_OBJ_SLICE ? (const struct kobj_slice *)o : NULL;
+}
