@@ -21,6 +21,7 @@
 #include "common/io/log_kube.h"
 #include "common/io/monotonic.h"
 #include "common/json_field.h"
+#include "common/kobj.h"
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/kube/informer.h"
@@ -243,33 +244,38 @@ static int structure_hash(const struct agent_args *a, char ret[9])
 
 /* ---- the state ConfigMap's watch ---- */
 
-static void offer_configmap(void *ctx, struct json_object *cm)
+static void offer_configmap(void *ctx, const struct kube_obj *o)
 {
 	static const char *const key[] = {"data", AGENT_STATE_KEY, NULL};
 	struct agent *a = ctx;
-	const char *text = json_field_str_path(cm, key);
+	struct json_object *cm = NULL;
+	const char *text;
 
-	if (!text) {
-		log_msg(LOG_WARNING, NULL, "the state ConfigMap has no data.%s; waiting for one",
-		        AGENT_STATE_KEY);
+	if (kube_obj_parse(o, &cm) < 0) {
+		log_msg(LOG_WARNING, NULL, "state not taken: out of memory");
 		return;
 	}
-	if (agent_offer(a, text, strlen(text)) < 0)
+	text = json_field_str_path(cm, key);
+	if (!text)
+		log_msg(LOG_WARNING, NULL, "the state ConfigMap has no data.%s; waiting for one",
+		        AGENT_STATE_KEY);
+	else if (agent_offer(a, text, strlen(text)) < 0)
 		log_msg(LOG_WARNING, NULL, "state not taken: too large or out of memory");
+	json_object_put(cm);
 }
 
-static void on_add(void *ctx, struct json_object *obj)
+static void on_add(void *ctx, const struct kube_obj *obj)
 {
 	offer_configmap(ctx, obj);
 }
 
-static void on_update(void *ctx, struct json_object *old_obj, struct json_object *new_obj)
+static void on_update(void *ctx, const struct kube_obj *old_obj, const struct kube_obj *new_obj)
 {
 	(void)old_obj;
 	offer_configmap(ctx, new_obj);
 }
 
-static void on_delete(void *ctx, struct json_object *obj, bool final_state_unknown)
+static void on_delete(void *ctx, const struct kube_obj *obj, bool final_state_unknown)
 {
 	(void)ctx;
 	(void)obj;
