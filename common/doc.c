@@ -809,8 +809,12 @@ static int doc_parse_json(const char *data, size_t len, struct json_object *docs
 			jerr = json_tokener_get_error(tok);
 		}
 		if (jerr == json_tokener_continue) {
-			/* Input ended inside a value: no more bytes will come. */
-			json_tokener_parse_ex(tok, "", 1);
+			/*
+			 * Input ended inside a value: no more bytes will come. The NUL
+			 * ends a number at the end of the input, which then comes back
+			 * (and is put: the stream is refused all the same).
+			 */
+			json_object_put(json_tokener_parse_ex(tok, "", 1));
 			jerr = json_tokener_get_error(tok);
 			if (jerr == json_tokener_success)
 				jerr = json_tokener_error_parse_eof;

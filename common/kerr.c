@@ -93,6 +93,9 @@ static void kerr_push(struct kerr_list *l, char *text)
 }
 
 static void kerr_vadd(struct kerr_list *l, enum kerr_type type, const char *path, const char *value,
+                      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void kerr_vadd(struct kerr_list *l, enum kerr_type type, const char *path, const char *value,
                       const char *fmt, va_list ap)
 {
 	struct buf b;

@@ -277,7 +277,8 @@ int kobj_service_decode(void *ctx, struct json_object *obj, struct kube_obj **re
 	svc = (struct kobj_service *)o;
 	o->type = KUBE_OBJ_SERVICE;
 	out = extra;
-	p = (char *)(out + n);
+	/* A Service without ports (ExternalName) has no extra part: extra is NULL. */
+	p = out ? (char *)(out + n) : NULL;
 	svc->ports = out;
 	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
 		const struct json_object *pt = json_object_array_get_idx(ports, i);

@@ -189,13 +189,17 @@ void kanary_resolution_finish(struct kanary_resolution *res)
 	res->n_routes = 0;
 }
 
-/* Finds the TCP Service port the route names; borrowed, or NULL. */
+/*
+ * Finds the TCP Service port the route names; borrowed, or NULL. A port without a
+ * number in 1..65535 (the API server never stores one; a hand-written input
+ * may hold one) is no port: nothing could be defaulted or rendered from it.
+ */
 static const struct kobj_service_port *find_service_port(const struct kobj_service *svc,
                                                          const struct kanary_port_ref *ref)
 {
 	for (size_t i = 0; i < svc->n_ports; i++) {
 		const struct kobj_service_port *p = &svc->ports[i];
-		if (!p->tcp)
+		if (!p->tcp || p->port < 1 || p->port > 65535)
 			continue;
 		if (ref->is_name && strcmp(p->name, ref->name) == 0)
 			return p;

@@ -1073,6 +1073,36 @@ def test_events_the_controller_may_not_write_cost_the_reconcile_nothing(
     assert kanary_events(cluster, ns) == []
 
 
+def test_a_child_the_controller_may_not_write_is_reported_until_it_may(
+        cluster, ns, start_controller, tmp_path):
+    # The controller may read Deployments but not write them (a Role cut short).
+    events_rule = {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}
+    cut = [dict(r, verbs=["list", "watch"]) if r["resources"] == ["deployments"] else r
+           for r in RULES_WITHOUT_EVENTS] + [events_rule]
+    cfg = kubeconfig_for(cluster, ns, "kanary-cut-short", cut, tmp_path / "kubeconfig")
+    ctl = start_controller(f"--kubeconfig={cfg}", "--leader-elect=false")
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+
+    def forbidden():
+        c = condition(kanary_obj(cluster, ns), "Ready")
+        return c if c and c["reason"] == "ApplyForbidden" else None
+    ready = eventually(forbidden, "Ready=False with ApplyForbidden")
+    assert ready["status"] == "False"
+    assert ready["message"].startswith(f"cannot apply Deployment {DEPLOYMENT}: Forbidden: ")
+    what = f"cannot apply Deployment {DEPLOYMENT}: Forbidden"
+    eventually(lambda: len(retries_logged(ctl, what)) >= 3, "three failed attempts")
+    assert events(cluster, ns, "ApplyForbidden", ctl) == 1
+    # The permission comes: the next attempt goes through.
+    cluster.apply(ns, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                       "metadata": {"name": "kanary-cut-short"},
+                       "rules": RULES_WITHOUT_EVENTS + [events_rule]})
+    obj = converged(cluster, ns, endpoints=[3, 2])
+    assert condition(obj, "Ready")["reason"] == "RolloutInProgress"
+    assert events(cluster, ns, "Applied", ctl) == 1
+    assert events(cluster, ns, "ApplyForbidden") == 1
+
+
 class EventHold:
     """An admission webhook on Events of one namespace that answers only when released.
 

@@ -289,6 +289,19 @@ static void deep_nesting_is_refused_not_recursed(void **state)
 	free(j);
 }
 
+/*
+ * Found by fuzzing (tests/fuzz/corpus/doc/json-ends-in-a-number): a JSON stream
+ * whose last text is a bare number left the number the tokener handed back
+ * when told the input had ended; ASan and valgrind see the leak.
+ */
+static void json_stream_ending_in_a_number_is_refused_without_a_leak(void **state)
+{
+	struct doc_err err = {{0}};
+
+	assert_int_equal(parse_err("{}\n1.5", 6, &err), -EINVAL);
+	assert_int_equal(parse_err("[1, 2]\n-7", 9, &err), -EINVAL);
+}
+
 static void oversized_and_nul_input_is_refused(void **state)
 {
 	struct doc_err err = {{0}};
@@ -327,6 +340,7 @@ int main(void)
 	    cmocka_unit_test(aliases_merge_keys_and_repeated_keys_as_kubectl),
 	    cmocka_unit_test(alias_bombs_and_bad_keys_are_refused),
 	    cmocka_unit_test(deep_nesting_is_refused_not_recursed),
+	    cmocka_unit_test(json_stream_ending_in_a_number_is_refused_without_a_leak),
 	    cmocka_unit_test(oversized_and_nul_input_is_refused),
 	    cmocka_unit_test(empty_input_is_an_empty_stream),
 	};
