@@ -53,8 +53,12 @@ static const enum watched child_cache[CHILD_N] = {
     [CHILD_DEPLOYMENT] = WATCH_DEPLOYMENTS,
     [CHILD_PDB] = WATCH_PDBS,
     [CHILD_SERVICE] = WATCH_SERVICES,
-    [CHILD_STATE] = WATCH_CONFIGMAPS,
-    /* No informer: read with a GET (they change only when the Kanary is made). */
+    /*
+     * No informer that holds them (the ConfigMap informer keeps metadata only):
+     * read with a GET. The state's GET is made once per reconcile
+     * (state_in_force); the others change only when the Kanary is made.
+     */
+    [CHILD_STATE] = WATCH_N,
     [CHILD_SERVICEACCOUNT] = WATCH_N,
     [CHILD_ROLE] = WATCH_N,
     [CHILD_ROLEBINDING] = WATCH_N,
@@ -64,7 +68,6 @@ struct memo {
 	struct child_memo child[CHILD_N];
 	char kanary_rv[APPLY_RV_SIZE]; /* the Kanary our last status write was computed from */
 	char *status;                  /* that write, as JSON text (a json-c tree is ~20x larger) */
-	char *state;                   /* the state.json last applied, as text */
 	bool pods_unreadable;          /* the last LIST of its pods failed (told once) */
 };
 
@@ -75,7 +78,6 @@ static void memo_free(void *v)
 	if (!m)
 		return;
 	free(m->status);
-	free(m->state);
 	free(m);
 }
 
@@ -161,6 +163,9 @@ struct rc {
 	struct apply_io io;   /* the caches and the client, for apply_child */
 	struct apply_run run; /* the children: what applying them found out */
 	struct reconcile_outcome *out;
+	/* The state ConfigMap as the API server has it now (NULL: none), read once. */
+	struct json_object *state_live;
+	bool state_read;
 };
 
 static void fail(struct rc *rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -271,6 +276,10 @@ static int io_lookup(void *ctx, enum child i, const char *ns, const char *name,
 	if (child_cache[i] != WATCH_N)
 		return cache_get(rc->c, child_cache[i], ns, name, ret);
 	*ret = NULL;
+	if (i == CHILD_STATE && rc->state_read) {
+		*ret = rc->state_live ? json_object_get(rc->state_live) : NULL;
+		return 0;
+	}
 	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, ns, name, NULL);
 	if (r < 0)
 		return r;
@@ -696,30 +705,27 @@ static void update_metrics(struct rc *rc, const struct json_object *st)
 }
 
 /*
- * The state in force: the state ConfigMap's, or our own last write when the
- * cache has not caught up with it. NULL when there is none.
- * Ownership: the caller's.
+ * The state in force, from the state ConfigMap as the API server has it now
+ * (a GET: the ConfigMap informer keeps no data), so slots and generation
+ * follow it across restarts and leader changes. *ret is NULL when there is
+ * none. The ConfigMap read stays in rc for apply_child's look-up.
+ * Ownership: *ret is the caller's.
  */
-static struct json_object *state_in_force(struct rc *rc, const char *state_name)
+static int state_in_force(struct rc *rc, const char *state_name, struct json_object **ret)
 {
-	struct json_object *cm = NULL, *st;
+	struct json_object *cm = NULL;
+	int r;
 
-	if (cache_get(rc->c, WATCH_CONFIGMAPS, rc->ns, state_name, &cm) < 0)
-		return NULL;
-	st = state_from_configmap(cm);
-	json_object_put(cm);
-	if (rc->memo->state) {
-		struct json_object *mine = json_tokener_parse(rc->memo->state);
-
-		/* Out of memory mine is NULL: the cache's state, or none, is then used. */
-		if (mine && (!st || state_generation(mine) > state_generation(st))) {
-			json_object_put(st);
-			st = mine;
-		} else {
-			json_object_put(mine);
-		}
+	*ret = NULL;
+	r = io_lookup(rc, CHILD_STATE, rc->ns, state_name, &cm);
+	if (r < 0) {
+		fail(rc, "get ConfigMap %s: %s", state_name, strerror(-r));
+		return r;
 	}
-	return st;
+	rc->state_live = cm;
+	rc->state_read = true;
+	*ret = state_from_configmap(cm);
+	return 0;
 }
 
 /*
@@ -744,7 +750,9 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 		fail(rc, "state name: %s", strerror(-r));
 		return r;
 	}
-	prev = state_in_force(rc, state_name);
+	r = state_in_force(rc, state_name, &prev);
+	if (r < 0)
+		return r;
 	r = state_slots(rc->k, res, prev, slots);
 	if (r == 0)
 		r = render_structure(rc->k, res, slots, &rc->c->o.objects.render, &cfg, &len);
@@ -784,12 +792,8 @@ static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *c
 			ci = CHILD_STATE;
 		r = apply_child(&rc->run, ci, o);
 	}
-	if (r == 0) {
-		/* Out of memory the memo forgets it: the cache's state is used next time. */
-		free(rc->memo->state);
-		rc->memo->state = strdup(state_text);
+	if (r == 0)
 		*ret_state_gen = state_generation(st);
-	}
 	if (r < 0 && rc->run.failed[0])
 		fail(rc, "%s", rc->run.failed);
 out:
@@ -962,6 +966,7 @@ out_errs:
 out_cat:
 	catalog_destroy(cat);
 out_obj:
+	json_object_put(rc.state_live);
 	apply_run_finish(&rc.run);
 	json_object_put(rc.obj);
 	return r;
