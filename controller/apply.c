@@ -34,6 +34,12 @@ struct child_hooks {
 struct child_kind {
 	struct child_def def;
 	struct child_hooks hooks;
+	/*
+	 * Its cache holds only the metadata (a metadata-only informer): it is
+	 * immutable and named by its content's hash, so only the metadata can
+	 * differ from what we would write.
+	 */
+	bool metadata_only;
 };
 
 static void copy_str(char *out, size_t size, const char *s)
@@ -103,12 +109,16 @@ static int service_refused(struct apply_run *run, const char *name)
 }
 
 static const struct child_kind kinds[CHILD_N] = {
-    [CHILD_CONFIGMAP] = {{"ConfigMap", "", "v1", "configmaps"}, {0}},
+    [CHILD_CONFIGMAP] = {{"ConfigMap", "", "v1", "configmaps"}, {0}, true},
     [CHILD_DEPLOYMENT] = {{"Deployment", "apps", "v1", "deployments"},
                           {.seen = deployment_seen, .applied = deployment_applied}},
     [CHILD_PDB] = {{"PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets"}, {0}},
     [CHILD_SERVICE] = {{"Service", "", "v1", "services"},
                        {.foreign = service_foreign, .refused = service_refused}},
+    [CHILD_STATE] = {{"ConfigMap", "", "v1", "configmaps"}, {0}},
+    [CHILD_SERVICEACCOUNT] = {{"ServiceAccount", "", "v1", "serviceaccounts"}, {0}},
+    [CHILD_ROLE] = {{"Role", "rbac.authorization.k8s.io", "v1", "roles"}, {0}},
+    [CHILD_ROLEBINDING] = {{"RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings"}, {0}},
 };
 
 const struct child_def *apply_child_def(enum child i)
@@ -300,13 +310,15 @@ static int lookup(struct apply_run *run, enum child i, const char *name,
 }
 
 /* False when the cluster has want already: our own write (seen by the cache or not), or more. */
-static bool needs_apply(const struct child_memo *m, const char *name, const char *digest,
-                        const struct json_object *live, const char *live_rv,
+static bool needs_apply(const struct child_kind *k, const struct child_memo *m, const char *name,
+                        const char *digest, const struct json_object *live, const char *live_rv,
                         const struct json_object *want)
 {
 	if (strcmp(m->name, name) == 0 && strcmp(m->digest, digest) == 0 &&
 	    (strcmp(live_rv, m->rv_before) == 0 || strcmp(live_rv, m->rv_after) == 0))
 		return false;
+	if (live && k->metadata_only)
+		return !subset(json_field_get(want, "metadata"), json_field_get(live, "metadata"));
 	return !(live && subset(want, live));
 }
 
@@ -389,7 +401,7 @@ int apply_child(struct apply_run *run, enum child i, struct json_object *want)
 		goto out;
 	}
 	r = digest_of(want, digest);
-	if (r == 0 && needs_apply(&run->memo[i], name, digest, live,
+	if (r == 0 && needs_apply(k, &run->memo[i], name, digest, live,
 	                          live ? resource_version(live) : "", want))
 		r = write_child(run, i, name, want, live, owned, digest);
 out:

@@ -16,6 +16,10 @@ enum child {
 	CHILD_DEPLOYMENT,
 	CHILD_PDB,
 	CHILD_SERVICE,
+	CHILD_STATE, /* the state ConfigMap (mutable), apart from the structure's */
+	CHILD_SERVICEACCOUNT,
+	CHILD_ROLE,
+	CHILD_ROLEBINDING,
 	CHILD_N,
 };
 

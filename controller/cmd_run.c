@@ -72,6 +72,8 @@ enum run_opt {
 	OPT_LEASE_NAMESPACE,
 	OPT_IMAGE,
 	OPT_IMAGE_PULL_POLICY,
+	OPT_AGENT_IMAGE,
+	OPT_AGENT_METRICS_PORT,
 	OPT_HAP_BIND,
 	OPT_HAP_PROXY_PORT,
 	OPT_HAP_PROBE_PORT,
@@ -127,6 +129,10 @@ static void run_usage(FILE *out)
 	    "  --haproxy-image-pull-policy POLICY\n"
 	    "                                 Always, IfNotPresent or Never (default: unset, so\n"
 	    "                                 Kubernetes' default for the image's tag)\n"
+	    "  --agent-image IMAGE            image of the agent sidecar in each HAProxy pod,\n"
+	    "                                 the Kanary image (the chart passes the\n"
+	    "                                 controller's own; default %s)\n"
+	    "  --agent-metrics-port PORT      the agent's /metrics port in the pod (default %d)\n"
 	    "  --haproxy-bind-address ADDR    address HAProxy binds its listeners to (default: "
 	    "all)\n"
 	    "  --haproxy-proxy-port PORT      HAProxy's traffic port in the pod (default %d)\n"
@@ -158,7 +164,8 @@ static void run_usage(FILE *out)
 	    "DURATION: a number with a unit, ms, s, m or h (\"1500ms\", \"15s\"). ADDR: "
 	    "\":8080\",\n"
 	    "\"127.0.0.1:8080\" or \"[::1]:8080\".\n",
-	    RUN_DEFAULT_LEASE_NAME, OBJECTS_DEFAULT_IMAGE, RENDER_DEFAULT_PROXY_PORT,
+	    RUN_DEFAULT_LEASE_NAME, OBJECTS_DEFAULT_IMAGE, OBJECTS_DEFAULT_AGENT_IMAGE,
+	    OBJECTS_DEFAULT_AGENT_METRICS_PORT, RENDER_DEFAULT_PROXY_PORT,
 	    RENDER_DEFAULT_PROBE_PORT, RENDER_DEFAULT_METRICS_PORT, RENDER_DEFAULT_RUNTIME_DIR,
 	    RUN_DEFAULT_METRICS_BIND, RUN_DEFAULT_HEALTH_BIND);
 }
@@ -235,6 +242,8 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 	    {"leader-elect-resource-namespace", required_argument, NULL, OPT_LEASE_NAMESPACE},
 	    {"haproxy-image", required_argument, NULL, OPT_IMAGE},
 	    {"haproxy-image-pull-policy", required_argument, NULL, OPT_IMAGE_PULL_POLICY},
+	    {"agent-image", required_argument, NULL, OPT_AGENT_IMAGE},
+	    {"agent-metrics-port", required_argument, NULL, OPT_AGENT_METRICS_PORT},
 	    {"haproxy-bind-address", required_argument, NULL, OPT_HAP_BIND},
 	    {"haproxy-proxy-port", required_argument, NULL, OPT_HAP_PROXY_PORT},
 	    {"haproxy-probe-port", required_argument, NULL, OPT_HAP_PROBE_PORT},
@@ -292,6 +301,16 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 			break;
 		case OPT_IMAGE:
 			o->ctl.objects.image = optarg;
+			break;
+		case OPT_AGENT_IMAGE:
+			if (optarg[0])
+				o->ctl.objects.agent_image = optarg;
+			else
+				r = bad("--agent-image", optarg, "an image");
+			break;
+		case OPT_AGENT_METRICS_PORT:
+			r = parse_int("--agent-metrics-port", optarg, 1, 65535,
+			              &o->ctl.objects.agent_metrics_port);
 			break;
 		case OPT_IMAGE_PULL_POLICY:
 			if (objects_pull_policy_valid(optarg))

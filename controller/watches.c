@@ -265,6 +265,8 @@ int watches_create(struct controller *c)
 			o.decode = kobj_slice_decode;
 			o.indexers[KUBE_INDEX_SLICE_SERVICE] = kube_index_slice_service;
 		}
+		/* Immutable and named by their content: apply and the GC read only metadata. */
+		o.metadata_only = w == WATCH_CONFIGMAPS;
 		if (defs[w].children)
 			o.label_selector = CONTROLLER_LABEL_MANAGED_BY "=" CONTROLLER_MANAGED_BY;
 		o.handlers.on_add = h_add;

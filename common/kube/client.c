@@ -535,6 +535,7 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 	struct buf ct;
 	char *token = NULL;
 	const char *lines[2];
+	struct buf accept;
 	int r;
 
 	r = kube_config_token(c->cfg, &token);
@@ -558,7 +559,14 @@ static int build_headers(struct kube_client *c, const struct kube_request *req, 
 	/* No "Expect: 100-continue": it costs a round trip before every larger body. */
 	lines[1] = "Expect:";
 	for (size_t i = 0; i < 2; i++) {
-		n = curl_slist_append(h, lines[i]);
+		if (i == 0 && req->accept) {
+			buf_init(&accept, 256);
+			r = buf_printf(&accept, "Accept: %s", req->accept);
+			n = r == 0 ? curl_slist_append(h, accept.data) : NULL;
+			buf_finish(&accept);
+		} else {
+			n = curl_slist_append(h, lines[i]);
+		}
 		if (!n)
 			goto out_nomem;
 		h = n;
@@ -761,11 +769,12 @@ out_url:
 	return r;
 }
 
-int kube_stream(struct kube_client *c, const char *path, const char *query, long deadline_ms,
-                int (*fn)(void *ctx, const char *data, size_t len), void *ctx, bool *ret_deadline,
-                struct kube_result *res)
+int kube_stream(struct kube_client *c, const char *path, const char *query, const char *accept,
+                long deadline_ms, int (*fn)(void *ctx, const char *data, size_t len), void *ctx,
+                bool *ret_deadline, struct kube_result *res)
 {
-	const struct kube_request req = {.method = KUBE_GET, .path = path, .query = query};
+	const struct kube_request req = {
+	    .method = KUBE_GET, .path = path, .query = query, .accept = accept};
 	struct kube_result scratch;
 	struct curl_slist *headers = NULL;
 	struct buf url;
@@ -1082,7 +1091,8 @@ int kube_list_each(struct kube_client *c, const char *path, const struct kube_li
                    int (*page_fn)(void *ctx, struct json_object *page, bool restart), void *ctx,
                    struct kube_result *res)
 {
-	struct kube_request req = {.method = KUBE_GET, .path = path};
+	struct kube_request req = {
+	    .method = KUBE_GET, .path = path, .accept = o ? o->accept : NULL};
 	struct kube_result scratch;
 	struct json_object *page, *page_items;
 	int page_size = o && o->page_size ? o->page_size : KUBE_LIST_PAGE_SIZE;
@@ -1133,12 +1143,23 @@ int kube_list_each(struct kube_client *c, const char *path, const struct kube_li
 		if (r < 0)
 			goto out;
 		if (!page || !json_object_object_get_ex(page, "items", &page_items) ||
-		    !json_object_is_type(page_items, json_type_array)) {
+		    !(json_object_is_type(page_items, json_type_array) ||
+		      json_object_is_type(page_items, json_type_null))) {
 			json_object_put(page);
 			res_set(res, 200, KUBE_REASON_BAD_RESPONSE);
 			res_message(res, "LIST %s: the answer has no items list", path);
 			r = -EBADMSG;
 			goto out;
+		}
+		/* An empty PartialObjectMetadataList says "items": null. */
+		if (!page_items) {
+			page_items = json_object_new_array();
+			if (!page_items || json_object_object_add(page, "items", page_items) != 0) {
+				json_object_put(page_items);
+				json_object_put(page);
+				r = -ENOMEM;
+				goto out;
+			}
 		}
 		free(cont);
 		cont = NULL;

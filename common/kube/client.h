@@ -159,6 +159,7 @@ struct kube_request {
 	const char *body;  /* NULL: none */
 	size_t body_len;
 	const char *content_type; /* NULL: application/json */
+	const char *accept;       /* the Accept header's value; NULL: JSON */
 };
 
 /*
@@ -183,7 +184,17 @@ struct kube_list_options {
 	 * (resource_version is then not sent); NULL: from the start.
 	 */
 	const char *continue_token;
+	/*
+	 * The Accept header's value; NULL: JSON. KUBE_ACCEPT_METADATA_LIST asks
+	 * for a PartialObjectMetadataList: items of kind PartialObjectMetadata,
+	 * metadata only.
+	 */
+	const char *accept;
 };
+
+/* Metadata only: a LIST answered as PartialObjectMetadataList, a WATCH's objects as PartialObjectMetadata. */
+#define KUBE_ACCEPT_METADATA_LIST "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+#define KUBE_ACCEPT_METADATA      "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 /*
  * LIST every page (limit/continue) into one List: "items" holds the items of
@@ -276,8 +287,8 @@ int kube_apply(struct kube_client *c, const char *path, struct json_object *obj,
  * res. Returns 0 when the server ended the stream or the deadline passed
  * (*ret_deadline then true), fn's error, or the request's error.
  */
-int kube_stream(struct kube_client *c, const char *path, const char *query, long deadline_ms,
-                int (*fn)(void *ctx, const char *data, size_t len), void *ctx, bool *ret_deadline,
-                struct kube_result *res);
+int kube_stream(struct kube_client *c, const char *path, const char *query, const char *accept,
+                long deadline_ms, int (*fn)(void *ctx, const char *data, size_t len), void *ctx,
+                bool *ret_deadline, struct kube_result *res);
 
 #endif

@@ -49,6 +49,7 @@ struct kube_informer {
 	uint64_t rng;
 	unsigned long watch_events;
 	int event_err;
+	long long last_trim_ms;
 	/* The LIST in progress (informer thread only). */
 	struct string_map fresh;
 	const struct kube_obj **order; /* the records of fresh in list order, no references */
@@ -56,6 +57,9 @@ struct kube_informer {
 	char list_kind[KANARY_MAX_NAME + 1];
 	char list_api_version[KANARY_MAX_NAME + 1];
 };
+
+/* How often at most an informer thread hands freed memory back to the system. */
+#define KUBE_INFORMER_TRIM_MS 10000
 
 /* xorshift64*: jitter and watch timeouts only need to differ between processes. */
 static uint64_t rng_next(struct kube_informer *inf)
@@ -381,6 +385,7 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 	    .field_selector = inf->field_selector,
 	    .resource_version = rv,
 	    .page_size = inf->o.page_size,
+	    .accept = inf->o.metadata_only ? KUBE_ACCEPT_METADATA_LIST : NULL,
 	};
 	const struct kube_informer_handlers *h = &inf->o.handlers;
 	struct string_map fresh, old;
@@ -535,6 +540,15 @@ static int informer_event(void *ctx, const struct kube_event *ev)
 	}
 	kube_obj_unref(old);
 	kube_obj_unref(rec);
+	/*
+	 * Each event was a json-c tree many times its record's size, freed in
+	 * this thread's arena between records that stay; now and then hand the
+	 * whole free pages back to the system.
+	 */
+	if (monotonic_ms() - inf->last_trim_ms >= KUBE_INFORMER_TRIM_MS) {
+		malloc_trim(0);
+		inf->last_trim_ms = monotonic_ms();
+	}
 	return 0;
 }
 
@@ -569,8 +583,10 @@ static void *informer_main(void *arg)
 	    .bookmarks = true,
 	    .deadline_ms = inf->o.watch_deadline_ms,
 	    .max_line = inf->o.max_line,
+	    .accept = inf->o.metadata_only ? KUBE_ACCEPT_METADATA : NULL,
 	};
-	char list_rv[KANARY_MAX_RESOURCE_VERSION + 1] = "0";
+	/* "", not "0": at "0" the API server ignores limit and answers with every object at once. */
+	char list_rv[KANARY_MAX_RESOURCE_VERSION + 1] = "";
 	struct kube_result res;
 	bool need_list = true;
 	long long started;

@@ -19,8 +19,10 @@ struct json_object;
  * namespace or all of them, optionally narrowed by label and field
  * selectors) and tells handlers what changed. It mirrors client-go's
  * reflector:
- *   - LIST (paginated; the first one at resourceVersion "0", served from the
- *     API server's cache), then WATCH from the list's resourceVersion with
+ *   - LIST, paginated and decoded page by page; the first one at
+ *     resourceVersion "" (a consistent read, which kube-apiserver serves from
+ *     its cache, page by page: at "0" it ignores limit and sends the whole
+ *     collection in one answer, which would be parsed whole), then WATCH from the list's resourceVersion with
  *     bookmarks and a timeoutSeconds drawn from [watch_timeout_min_s,
  *     watch_timeout_max_s] (300..600 by default) so that watches of many
  *     clients do not all end together.
@@ -93,6 +95,13 @@ struct kube_informer_options {
 	 * an object's text.
 	 */
 	bool drop_managed_fields;
+	/*
+	 * Metadata only (client-go's metadata informer): the LIST asks for a
+	 * PartialObjectMetadataList and the WATCH for PartialObjectMetadata
+	 * objects, so neither spec nor status nor data crosses the wire.
+	 * Decoders see kind PartialObjectMetadata, apiVersion meta.k8s.io/v1.
+	 */
+	bool metadata_only;
 	/* The decoder (client-go's transform); NULL: keep the JSON text. */
 	kube_decode_fn decode;
 	void *decode_ctx;

@@ -290,7 +290,7 @@ int kube_watch(struct kube_client *c, const char *path, const struct kube_watch_
 	kube_lines_init(&w.lines, o->max_line ? o->max_line : KANARY_MAX_WATCH_LINE);
 	w.fn = fn;
 	w.ctx = ctx;
-	r = kube_stream(c, path, q.data, deadline_ms, watch_chunk, &w, &deadline, res);
+	r = kube_stream(c, path, q.data, o->accept, deadline_ms, watch_chunk, &w, &deadline, res);
 	switch (w.stop) {
 	case WATCH_GO_ON:
 		break;

@@ -82,6 +82,13 @@ struct kube_watch_options {
 	int timeout_s;    /* timeoutSeconds for the server; 0: the server's default */
 	long deadline_ms; /* our own cut; 0: timeout_s + KUBE_WATCH_SLACK_MS, or none */
 	size_t max_line;  /* 0: KANARY_MAX_WATCH_LINE */
+	/*
+	 * The Accept header's value; NULL: JSON. KUBE_ACCEPT_METADATA gives
+	 * events whose objects are PartialObjectMetadata. (kube-apiserver 1.35
+	 * answers a watch asked for KUBE_ACCEPT_METADATA_LIST with 200 and no
+	 * events at all.)
+	 */
+	const char *accept;
 };
 
 /* How long past timeoutSeconds we wait before cutting a silent stream ourselves. */

@@ -5,20 +5,22 @@ TESTAPP_NAME and (here) TESTAPP_ADDRESS. KANARY_TESTAPP names the binary meson b
 without it the test compiles tests/image/testapp/testapp.c itself.
 """
 
+import fcntl
 import os
 import resource
 import signal
 import socket
+import struct
 import subprocess
 import sys
-import time
+import termios
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
-from kanarytest import eventually, free_port, unwind_on_sigterm  # noqa: E402
+from kanarytest import WAIT_TIMEOUT as WAIT, eventually, free_port, unwind_on_sigterm  # noqa: E402
 
 unwind_on_sigterm()
 
@@ -60,6 +62,23 @@ class App:
         s = socket.create_connection((host or self.host, self.port), timeout=10)
         return s
 
+    def connections(self):
+        """Each TCP connection the server holds (ports, state, queues), from /proc/net/tcp."""
+        return [c for c in tcp_sockets() if c["local"] == self.port and c["state"] != LISTEN]
+
+    def echoed_what_it_could(self, s, sent):
+        """The server has taken in the `sent` bytes of client socket s as far as it can:
+        either it read them all and their echo sits in our receive queue or its send queue,
+        or it stopped reading (what we sent waits unread in its receive queue) while its
+        echo waits on our full receive buffer."""
+        peer = s.getsockname()[1]
+        mine = [c for c in self.connections() if c["remote"] == peer]
+        if not mine:
+            return False
+        held = unread(s)
+        return held + mine[0]["tx_queue"] >= sent or \
+            (mine[0]["rx_queue"] > 0 and mine[0]["tx_queue"] > 0 and held > 0)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -79,6 +98,28 @@ def app(binary):
     yield start
     for a in apps:
         a.stop()
+
+
+LISTEN = 0x0A  # the state number of a listening socket in /proc/net/tcp
+
+
+def tcp_sockets():
+    """This network namespace's TCP sockets on 127.0.0.1, from /proc/net/tcp."""
+    out = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        local, remote = f[1].split(":"), f[2].split(":")
+        tx, rx = f[4].split(":")
+        if local[0] != "0100007F":
+            continue
+        out.append({"local": int(local[1], 16), "remote": int(remote[1], 16),
+                    "state": int(f[3], 16), "tx_queue": int(tx, 16), "rx_queue": int(rx, 16)})
+    return out
+
+
+def unread(s):
+    """Bytes waiting in socket s's receive queue (FIONREAD)."""
+    return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0" * 4))[0]
 
 
 def read_line(s):
@@ -130,7 +171,10 @@ def test_echoes_a_megabyte_whatever_the_client_reads_at_a_time(app):
     with a.connect() as s:
         assert read_line(s) == b"big\n"
         s.sendall(payload[:300000])
-        time.sleep(0.2)  # the server stops reading until its echo is out
+        # More than our receive buffer holds unread: the server's echo backs up. Once it has
+        # taken in the first part as far as it can, send more on top.
+        eventually(lambda: a.echoed_what_it_could(s, 300000),
+                   "the server's echo to stall on our full buffer")
         s.sendall(payload[300000:600000])
         got = read_exactly(s, 600000)
         s.sendall(payload[600000:])
@@ -169,7 +213,9 @@ def test_survives_clients_that_reset_or_vanish(app):
             s.sendall(b"x" * 100000)  # much of the echo will find the connection reset
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
         s.close()  # linger 0: the kernel sends RST
-    time.sleep(0.2)
+    # The server has seen every reset: it holds no connection any more.
+    eventually(lambda: a.proc.poll() is not None or not a.connections(),
+               "the server to close every reset connection")
     assert a.proc.poll() is None
     with a.connect() as s:
         assert read_line(s) == b"tough\n"
@@ -197,10 +243,8 @@ def test_sigterm_ends_it_with_status_0_closing_open_connections(app):
     held = [a.connect() for _ in range(5)]
     for s in held:
         assert read_line(s) == b"bye\n"
-    started = time.monotonic()
     a.proc.send_signal(signal.SIGTERM)
-    assert a.proc.wait(timeout=5) == 0
-    assert time.monotonic() - started < 2
+    assert a.proc.wait(timeout=WAIT) == 0
     for s in held:
         s.settimeout(5)
         assert s.recv(10) == b""

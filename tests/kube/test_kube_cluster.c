@@ -962,6 +962,53 @@ static void test_informer_is_scoped_by_namespace_and_label(void **state)
 	seen_finish(&s);
 }
 
+/*
+ * A metadata-only informer (client-go's metadata informer): the LIST's items
+ * and the watch's objects are PartialObjectMetadata, with labels and
+ * resourceVersions but no data.
+ */
+static void test_metadata_only_informer_gets_no_data(void **state)
+{
+	const struct kube_informer_options o = {.metadata_only = true};
+	struct kube_informer *inf;
+	struct json_object *got;
+	struct seen s;
+	char coll[KANARY_MAX_URL];
+
+	ns_create("meta");
+	cm_create(T.c, "meta", "listed", "\"app\":\"m\"", "1", NULL);
+	seen_init(&s);
+	path(coll, NULL, "v1", "configmaps", "meta", NULL, NULL);
+	inf = informer_start(coll, NULL, &s, &o);
+	assert_true(seen_has(&s, "add meta/listed -"));
+	cm_create(T.c, "meta", "watched", "\"app\":\"m\"", "2", NULL);
+	seen_wait(&s, "add meta/watched -");
+	cm_set("meta", "watched", "3");
+	seen_wait(&s, "update meta/watched -->-");
+	assert_int_equal(kube_informer_get(inf, "meta/watched", &got), 0);
+	assert_string_equal(S(got, "kind"), "PartialObjectMetadata");
+	assert_string_equal(S(got, "apiVersion"), "meta.k8s.io/v1");
+	assert_string_equal(S(got, "metadata.labels.app"), "m");
+	assert_null(json_object_object_get(got, "data"));
+	json_object_put(got);
+	assert_int_equal(kube_informer_get(inf, "meta/listed", &got), 0);
+	assert_string_equal(S(got, "kind"), "PartialObjectMetadata");
+	assert_null(json_object_object_get(got, "data"));
+	json_object_put(got);
+	kube_informer_destroy(inf);
+	seen_finish(&s);
+
+	/* An empty PartialObjectMetadataList has "items": null; it is an empty list all the same. */
+	ns_create("meta-empty");
+	seen_init(&s);
+	path(coll, NULL, "v1", "configmaps", "meta-empty", NULL, NULL);
+	inf = informer_start(coll, NULL, &s, &o);
+	cm_create(T.c, "meta-empty", "later", NULL, "1", NULL);
+	seen_wait(&s, "add meta-empty/later -");
+	kube_informer_destroy(inf);
+	seen_finish(&s);
+}
+
 /* ---- compact records and the Service -> EndpointSlices index ---- */
 
 static void slice_create(const char *ns, const char *name, const char *svc, const char *addr)
@@ -1717,6 +1764,7 @@ int main(void)
 	    cmocka_unit_test(test_watch_sees_create_update_delete),
 	    cmocka_unit_test(test_informer_is_scoped_by_namespace_and_label),
 	    cmocka_unit_test(test_informer_decodes_and_indexes_endpoint_slices),
+	    cmocka_unit_test(test_metadata_only_informer_gets_no_data),
 	    cmocka_unit_test(test_watch_ends_on_time_with_bookmarks),
 	    cmocka_unit_test(test_watch_survives_apiserver_restart),
 	    cmocka_unit_test(test_relist_after_410_reports_what_vanished),

@@ -8,10 +8,13 @@ test app's greeting: its version's name and a newline, sent as soon as it accept
   trafficgen.py split HOST PORT --count N [--parallel P]
       N connections, P at a time; prints one JSON object: ok, failed, by_name, errors.
   trafficgen.py stream HOST PORT --rate R --max-seconds S [--long K] [--stop-file F]
+                       [--progress-file P]
       new connections at R per second, plus K long connections that send a line every
       second and expect it echoed, until SIGTERM/SIGINT, the stop file exists, or S seconds;
       prints one JSON object with the failures (time, reason), counts per second, and how
-      and when each long connection ended.
+      and when each long connection ended. With --progress-file, P is replaced a few times
+      a second by a JSON object of the counts so far (seconds, sent, ok, failed, long_open,
+      long_ended), so a test can wait for traffic to have flowed instead of sleeping.
 Every loop is bounded by --count or --max-seconds; every socket operation by --timeout.
 """
 
@@ -24,6 +27,8 @@ import sys
 import threading
 import time
 from collections import Counter
+
+PROGRESS_INTERVAL = 0.2  # seconds between two writes of --progress-file
 
 
 def one_connection(host, port, timeout):
@@ -172,11 +177,27 @@ def stream(args):
         finally:
             sem.release()
 
+    def write_progress():
+        with lock:
+            snap = {"seconds": round(time.monotonic() - t0, 2), "sent": sent,
+                    "ok": sum(names.values()), "failed": len(failures),
+                    "long_open": sum(1 for c in longs
+                                     if c.result["served_by"] and c.result["end"] == "open"),
+                    "long_ended": sum(1 for c in longs if c.result["ended_at"] is not None)}
+        tmp = args.progress_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(snap, f)
+        os.replace(tmp, args.progress_file)
+
     interval = 1.0 / args.rate
     next_at = t0
     sent = 0
+    progress_at = t0
     while not stop.is_set():
         now = time.monotonic()
+        if args.progress_file and now >= progress_at:
+            write_progress()
+            progress_at = now + PROGRESS_INTERVAL
         if now - t0 >= args.max_seconds or (args.stop_file and os.path.exists(args.stop_file)):
             break
         if now < next_at:
@@ -198,6 +219,8 @@ def stream(args):
         w.join(args.timeout + 1)
     for c in longs:
         c.join(args.timeout + 2)
+    if args.progress_file:
+        write_progress()
     return {
         "seconds": round(time.monotonic() - t0, 2),
         "sent": sent,
@@ -226,6 +249,7 @@ def main():
             s.add_argument("--max-seconds", type=float, required=True)
             s.add_argument("--long", type=int, default=0, help="long connections held open")
             s.add_argument("--stop-file")
+            s.add_argument("--progress-file", help="rewritten with the counts so far")
             s.add_argument("--max-in-flight", type=int, default=64)
     args = p.parse_args()
     if args.mode == "split" and not 0 < args.count <= 1_000_000:

@@ -408,6 +408,31 @@ static void apply_child_kind_knows_the_four_kinds(void **state)
 	assert_false(apply_child_kind(NULL, &c));
 }
 
+/*
+ * The ConfigMap cache is metadata-only (PartialObjectMetadata): an owned
+ * ConfigMap whose metadata is what we would write is left alone, without a
+ * write, even after a restart (an empty memo); one whose labels drifted is
+ * applied again.
+ */
+static void apply_child_compares_only_the_metadata_of_a_configmap(void **state)
+{
+	struct world *w = *state;
+	struct json_object *want = want_configmap();
+
+	w->f.cache[CHILD_CONFIGMAP] =
+	    parse("{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadata\","
+	          "\"metadata\":{\"name\":\"myapp-haproxy-bbbbbbbb\",\"namespace\":\"shop\","
+	          "\"resourceVersion\":\"7\"," OWNER_REF "}}");
+	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), 0);
+	assert_int_equal(w->f.applies, 0);
+	json_object_object_add(json_object_object_get(want, "metadata"), "labels",
+	                       parse("{\"app\":\"x\"}"));
+	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), 0);
+	assert_int_equal(w->f.applies, 1);
+	assert_true(w->f.last_force);
+	json_object_put(want);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -426,6 +451,7 @@ int main(void)
 	    T(apply_child_tells_a_deployment_rollout),
 	    T(apply_child_keeps_the_cached_deployment_when_nothing_changes),
 	    T(apply_child_refuses_an_object_without_a_name),
+	    T(apply_child_compares_only_the_metadata_of_a_configmap),
 	    cmocka_unit_test(apply_child_kind_knows_the_four_kinds),
 	};
 #undef T
