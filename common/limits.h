@@ -87,6 +87,12 @@
 /* A /metrics answer. */
 #define KANARY_MAX_METRICS_BODY (64u * 1024 * 1024)
 
+/* The agent (issue #13): one state.json, and one answer of HAProxy's admin socket. */
+#define KANARY_MAX_STATE          (4u * 1024 * 1024)
+#define KANARY_MAX_HAPROXY_ANSWER (32u * 1024 * 1024)
+/* Runtime API commands one apply may send: per slot at most six, two servers each. */
+#define KANARY_MAX_AGENT_COMMANDS (16u * KANARY_MAX_ROUTES * KANARY_MAX_ENDPOINTS)
+
 /* The admission webhook. */
 /* One log line; a longer message is cut and marked. */
 #define KANARY_MAX_LOG_LINE 8192

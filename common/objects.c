@@ -35,6 +35,8 @@ void objects_options_init(struct objects_options *o)
 {
 	render_options_init(&o->render);
 	o->image = OBJECTS_DEFAULT_IMAGE;
+	o->agent_image = OBJECTS_DEFAULT_AGENT_IMAGE;
+	o->agent_metrics_port = OBJECTS_DEFAULT_AGENT_METRICS_PORT;
 	o->image_pull_policy = NULL;
 	o->prestop_sleep_s = OBJECTS_DEFAULT_PRESTOP_SLEEP;
 	o->termination_grace_s =
@@ -55,6 +57,20 @@ int objects_configmap_name(const struct kanary *k, const char *hash, char *out, 
 	if (!k || !k->name || !hash || !out || strlen(hash) < 8)
 		return -EINVAL;
 	n = snprintf(out, size, "%s-haproxy-%.8s", k->name, hash);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= size || n > KANARY_MAX_NAME)
+		return -E2BIG;
+	return 0;
+}
+
+int objects_state_name(const struct kanary *k, char *out, size_t size)
+{
+	int n;
+
+	if (!k || !k->name || !out)
+		return -EINVAL;
+	n = snprintf(out, size, "%s-haproxy-state", k->name);
 	if (n < 0)
 		return -EINVAL;
 	if ((size_t)n >= size || n > KANARY_MAX_NAME)
@@ -181,6 +197,76 @@ static struct json_object *configmap(int *err, const struct kanary *k, const cha
 	return cm;
 }
 
+static struct json_object *str_array(int *err, const char *const *v);
+
+/* Mutable: the controller rewrites it on every weight or endpoint change, and nothing rolls. */
+static struct json_object *state_configmap(int *err, const struct kanary *k, const char *name,
+                                           const char *state)
+{
+	struct json_object *cm = object_head(err, k, "v1", "ConfigMap", name, NULL);
+	struct json_object *data = json_object_new_object();
+
+	jset_str(err, data, OBJECTS_STATE_KEY, state);
+	jset(err, cm, "data", data);
+	return cm;
+}
+
+/* The agent's identity; its token is mounted only into the agent container. */
+static struct json_object *service_account(int *err, const struct kanary *k, const char *name)
+{
+	struct json_object *sa = object_head(err, k, "v1", "ServiceAccount", name, NULL);
+
+	/* The pod mounts a projected token into the agent alone. */
+	jset_bool(err, sa, "automountServiceAccountToken", false);
+	return sa;
+}
+
+/*
+ * Read access to the one state ConfigMap. resourceNames admits a get, and a
+ * list or watch whose fieldSelector is metadata.name=<that name>.
+ */
+static struct json_object *role(int *err, const struct kanary *k, const char *name,
+                                const char *state_name)
+{
+	static const char *const groups[] = {"", NULL};
+	static const char *const resources[] = {"configmaps", NULL};
+	static const char *const verbs[] = {"get", "list", "watch", NULL};
+	struct json_object *ro =
+	    object_head(err, k, "rbac.authorization.k8s.io/v1", "Role", name, NULL);
+	struct json_object *rules = json_object_new_array();
+	struct json_object *rule = json_object_new_object();
+	struct json_object *names = json_object_new_array();
+
+	jset(err, rule, "apiGroups", str_array(err, groups));
+	jset(err, rule, "resources", str_array(err, resources));
+	jpush(err, names, json_object_new_string(state_name));
+	jset(err, rule, "resourceNames", names);
+	jset(err, rule, "verbs", str_array(err, verbs));
+	jpush(err, rules, rule);
+	jset(err, ro, "rules", rules);
+	return ro;
+}
+
+static struct json_object *role_binding(int *err, const struct kanary *k, const char *name)
+{
+	struct json_object *rb =
+	    object_head(err, k, "rbac.authorization.k8s.io/v1", "RoleBinding", name, NULL);
+	struct json_object *ref = json_object_new_object();
+	struct json_object *subjects = json_object_new_array();
+	struct json_object *sub = json_object_new_object();
+
+	jset_str(err, ref, "apiGroup", "rbac.authorization.k8s.io");
+	jset_str(err, ref, "kind", "Role");
+	jset_str(err, ref, "name", name);
+	jset(err, rb, "roleRef", ref);
+	jset_str(err, sub, "kind", "ServiceAccount");
+	jset_str(err, sub, "name", name);
+	jset_str(err, sub, "namespace", k->namespace);
+	jpush(err, subjects, sub);
+	jset(err, rb, "subjects", subjects);
+	return rb;
+}
+
 static struct json_object *container_port(int *err, const char *name, int port)
 {
 	struct json_object *p = json_object_new_object();
@@ -301,7 +387,104 @@ static struct json_object *haproxy_container(int *err, const struct objects_opti
 	return c;
 }
 
+/*
+ * The agent: watches the state ConfigMap and applies it through HAProxy's
+ * admin socket in the shared runtime directory. The only container with a
+ * token.
+ */
+static struct json_object *agent_container(int *err, const struct kanary *k, const char *state_name,
+                                           const struct objects_options *o)
+{
+	static const char *const command[] = {"/usr/local/bin/kanary-controller", NULL};
+	static const char *const drop[] = {"ALL", NULL};
+	struct json_object *c = json_object_new_object();
+	struct json_object *args = json_object_new_array();
+	struct json_object *ports = json_object_new_array();
+	struct json_object *res = json_object_new_object();
+	struct json_object *req = json_object_new_object();
+	struct json_object *sc = json_object_new_object();
+	struct json_object *caps = json_object_new_object();
+	struct json_object *mounts = json_object_new_array();
+	char sock[256], bind[32];
+
+	snprintf(sock, sizeof(sock), "%s/admin.sock", o->render.runtime_dir);
+	snprintf(bind, sizeof(bind), ":%d", o->agent_metrics_port);
+	jset_str(err, c, "name", "agent");
+	jset_str(err, c, "image", o->agent_image);
+	if (o->image_pull_policy)
+		jset_str(err, c, "imagePullPolicy", o->image_pull_policy);
+	jset(err, c, "command", str_array(err, command));
+	jpush(err, args, json_object_new_string("agent"));
+	jpush(err, args, json_object_new_string("--kanary"));
+	jpush(err, args, json_object_new_string(k->name));
+	jpush(err, args, json_object_new_string("--namespace"));
+	jpush(err, args, json_object_new_string(k->namespace));
+	jpush(err, args, json_object_new_string("--state-configmap"));
+	jpush(err, args, json_object_new_string(state_name));
+	jpush(err, args, json_object_new_string("--socket"));
+	jpush(err, args, json_object_new_string(sock));
+	jpush(err, args, json_object_new_string("--metrics-bind"));
+	jpush(err, args, json_object_new_string(bind));
+	jset(err, c, "args", args);
+	jpush(err, ports, container_port(err, "agent-metrics", o->agent_metrics_port));
+	jset(err, c, "ports", ports);
+	jset_str(err, req, "cpu", "10m");
+	jset_str(err, req, "memory", "16Mi");
+	jset(err, res, "requests", req);
+	jset(err, c, "resources", res);
+	jset_bool(err, sc, "allowPrivilegeEscalation", false);
+	jset_bool(err, sc, "readOnlyRootFilesystem", true);
+	jset(err, caps, "drop", str_array(err, drop));
+	jset(err, sc, "capabilities", caps);
+	jset(err, c, "securityContext", sc);
+	/* The structure HAProxy runs: the agent hashes it to know which state fits. */
+	jpush(err, mounts, mount(err, "config", CONFIG_DIR, true));
+	jpush(err, mounts, mount(err, "run", o->render.runtime_dir, false));
+	jpush(err, mounts, mount(err, "agent-token", OBJECTS_AGENT_TOKEN_DIR, true));
+	jset(err, c, "volumeMounts", mounts);
+	return c;
+}
+
+/* A bound, expiring token with the cluster CA and the namespace, as the kubelet mounts it. */
+static struct json_object *token_volume(int *err)
+{
+	struct json_object *v = json_object_new_object();
+	struct json_object *proj = json_object_new_object();
+	struct json_object *sources = json_object_new_array();
+	struct json_object *tok = json_object_new_object(), *tsrc = json_object_new_object();
+	struct json_object *ca = json_object_new_object(), *casrc = json_object_new_object();
+	struct json_object *caitems = json_object_new_array(), *caitem = json_object_new_object();
+	struct json_object *ns = json_object_new_object(), *nssrc = json_object_new_object();
+	struct json_object *nsitems = json_object_new_array(), *nsitem = json_object_new_object();
+	struct json_object *fref = json_object_new_object();
+
+	jset_str(err, v, "name", "agent-token");
+	jset_str(err, tsrc, "path", "token");
+	jset_int(err, tsrc, "expirationSeconds", OBJECTS_AGENT_TOKEN_TTL);
+	jset(err, tok, "serviceAccountToken", tsrc);
+	jpush(err, sources, tok);
+	jset_str(err, casrc, "name", "kube-root-ca.crt");
+	jset_str(err, caitem, "key", "ca.crt");
+	jset_str(err, caitem, "path", "ca.crt");
+	jpush(err, caitems, caitem);
+	jset(err, casrc, "items", caitems);
+	jset(err, ca, "configMap", casrc);
+	jpush(err, sources, ca);
+	jset_str(err, fref, "apiVersion", "v1");
+	jset_str(err, fref, "fieldPath", "metadata.namespace");
+	jset_str(err, nsitem, "path", "namespace");
+	jset(err, nsitem, "fieldRef", fref);
+	jpush(err, nsitems, nsitem);
+	jset(err, nssrc, "items", nsitems);
+	jset(err, ns, "downwardAPI", nssrc);
+	jpush(err, sources, ns);
+	jset(err, proj, "sources", sources);
+	jset(err, v, "projected", proj);
+	return v;
+}
+
 static struct json_object *pod_spec(int *err, const struct kanary *k, const char *cm_name,
+                                    const char *name, const char *state_name,
                                     const struct objects_options *o)
 {
 	struct json_object *spec = json_object_new_object();
@@ -318,7 +501,13 @@ static struct json_object *pod_spec(int *err, const struct kanary *k, const char
 	struct json_object *cmsrc = json_object_new_object();
 
 	jset_int(err, spec, "terminationGracePeriodSeconds", o->termination_grace_s);
-	/* HAProxy never talks to the API server, and needs no Service variables. */
+	/*
+	 * HAProxy never talks to the API server, and needs no Service variables.
+	 * The agent's identity is the pod's; its token is a projected volume
+	 * mounted into the agent alone.
+	 */
+	if (o->render.runtime_dir)
+		jset_str(err, spec, "serviceAccountName", name);
 	jset_bool(err, spec, "automountServiceAccountToken", false);
 	jset_bool(err, spec, "enableServiceLinks", false);
 	jset_bool(err, sc, "runAsNonRoot", true);
@@ -337,6 +526,8 @@ static struct json_object *pod_spec(int *err, const struct kanary *k, const char
 	jset(err, aff, "podAntiAffinity", anti);
 	jset(err, spec, "affinity", aff);
 	jpush(err, containers, haproxy_container(err, o));
+	if (o->render.runtime_dir)
+		jpush(err, containers, agent_container(err, k, state_name, o));
 	jset(err, spec, "containers", containers);
 	jset_str(err, cmvol, "name", "config");
 	jset_str(err, cmsrc, "name", cm_name);
@@ -346,12 +537,14 @@ static struct json_object *pod_spec(int *err, const struct kanary *k, const char
 	if (o->render.runtime_dir)
 		jpush(err, vols, empty_dir(err, "run", "Memory", "1Mi"));
 	jpush(err, vols, empty_dir(err, "tmp", NULL, "16Mi"));
+	if (o->render.runtime_dir)
+		jpush(err, vols, token_volume(err));
 	jset(err, spec, "volumes", vols);
 	return spec;
 }
 
 static struct json_object *deployment(int *err, const struct kanary *k, const char *name,
-                                      const char *cm_name, const char *hash,
+                                      const char *cm_name, const char *state_name, const char *hash,
                                       const struct objects_options *o)
 {
 	struct json_object *d = object_head(err, k, "apps/v1", "Deployment", name, NULL);
@@ -378,7 +571,7 @@ static struct json_object *deployment(int *err, const struct kanary *k, const ch
 	jset_str(err, annot, ANNOT_HASH, hash);
 	jset(err, tmeta, "annotations", annot);
 	jset(err, tmpl, "metadata", tmeta);
-	jset(err, tmpl, "spec", pod_spec(err, k, cm_name, o));
+	jset(err, tmpl, "spec", pod_spec(err, k, cm_name, name, state_name, o));
 	jset(err, spec, "template", tmpl);
 	jset(err, d, "spec", spec);
 	return d;
@@ -437,7 +630,12 @@ static bool objects_hash_ok(const char *hash)
 
 static bool objects_options_ok(const struct objects_options *o)
 {
-	if (!o->image || !o->image[0])
+	if (!o->image || !o->image[0] || !o->agent_image || !o->agent_image[0])
+		return false;
+	if (o->agent_metrics_port < 1 || o->agent_metrics_port > 65535 ||
+	    o->agent_metrics_port == o->render.proxy_port ||
+	    o->agent_metrics_port == o->render.probe_port ||
+	    o->agent_metrics_port == o->render.metrics_port)
 		return false;
 	if (o->image_pull_policy && !objects_pull_policy_valid(o->image_pull_policy))
 		return false;
@@ -457,10 +655,11 @@ static bool objects_options_ok(const struct objects_options *o)
 	       (int64_t)o->prestop_sleep_s + o->render.hard_stop_after_s + OBJECTS_STOP_MARGIN;
 }
 
-int objects_desired(const struct kanary *k, const char *cfg, const char *hash,
+int objects_desired(const struct kanary *k, const char *cfg, const char *hash, const char *state,
                     const struct objects_options *o, struct json_object **ret)
 {
-	char cm_name[KANARY_MAX_NAME + 1], name[KANARY_MAX_NAME + 1];
+	char cm_name[KANARY_MAX_NAME + 1], name[KANARY_MAX_NAME + 1],
+	    state_name[KANARY_MAX_NAME + 1];
 	struct json_object *arr;
 	int n, r, err = 0;
 
@@ -475,6 +674,9 @@ int objects_desired(const struct kanary *k, const char *cfg, const char *hash,
 	r = objects_configmap_name(k, hash, cm_name, sizeof(cm_name));
 	if (r < 0)
 		return r;
+	r = objects_state_name(k, state_name, sizeof(state_name));
+	if (r < 0)
+		return r;
 	n = snprintf(name, sizeof(name), "%s-haproxy", k->name);
 	if (n < 0 || (size_t)n >= sizeof(name))
 		return -E2BIG;
@@ -483,7 +685,14 @@ int objects_desired(const struct kanary *k, const char *cfg, const char *hash,
 	if (!arr)
 		return -ENOMEM;
 	jpush(&err, arr, configmap(&err, k, cm_name, cfg, hash));
-	jpush(&err, arr, deployment(&err, k, name, cm_name, hash, o));
+	if (state)
+		jpush(&err, arr, state_configmap(&err, k, state_name, state));
+	if (o->render.runtime_dir) {
+		jpush(&err, arr, service_account(&err, k, name));
+		jpush(&err, arr, role(&err, k, name, state_name));
+		jpush(&err, arr, role_binding(&err, k, name));
+	}
+	jpush(&err, arr, deployment(&err, k, name, cm_name, state_name, hash, o));
 	jpush(&err, arr, pdb(&err, k, name));
 	jpush(&err, arr, service(&err, k));
 	if (err) {

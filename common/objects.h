@@ -11,6 +11,9 @@ struct json_object;
 struct objects_options {
 	struct render_options render;
 	const char *image; /* HAProxy image */
+	/* The Kanary image that runs the agent sidecar (`kanary-controller agent`). */
+	const char *agent_image;
+	int agent_metrics_port; /* the agent's /metrics in the pod */
 	/* "Always", "IfNotPresent" or "Never"; NULL leaves Kubernetes' default. */
 	const char *image_pull_policy;
 	int termination_grace_s; /* > preStop + hard-stop-after */
@@ -23,6 +26,13 @@ struct objects_options {
  * rendered configuration passes `haproxy -c` on both).
  */
 #define OBJECTS_DEFAULT_IMAGE "haproxy:3.0"
+/* The chart passes the controller's own image; this is the chart's default name. */
+#define OBJECTS_DEFAULT_AGENT_IMAGE        "kanary:0.1.0"
+#define OBJECTS_DEFAULT_AGENT_METRICS_PORT 8406
+/* Where the agent finds its token, as in-cluster clients look for it. */
+#define OBJECTS_AGENT_TOKEN_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+/* The agent's token lives an hour; the kubelet renews it at 80%. */
+#define OBJECTS_AGENT_TOKEN_TTL 3600
 /* Seconds the pod keeps accepting after it is told to stop, while endpoints drain. */
 #define OBJECTS_DEFAULT_PRESTOP_SLEEP 15
 /* At least one health-check interval, so a new pod has checked its servers. */
@@ -46,22 +56,36 @@ bool objects_pull_policy_valid(const char *p);
 
 /*
  * The objects the controller applies for k, in this order:
- * ConfigMap <name>-haproxy-<hash8> (immutable, data haproxy.cfg), Deployment
- * <name>-haproxy, PodDisruptionBudget <name>-haproxy and Service <destination>.
+ * ConfigMap <name>-haproxy-<hash8> (immutable, data haproxy.cfg: the
+ * structure), ConfigMap <name>-haproxy-state (data state.json, the weights and
+ * endpoints the agent applies) when state is not NULL, ServiceAccount, Role
+ * and RoleBinding <name>-haproxy (the agent may get, list and watch the state
+ * ConfigMap and nothing else), Deployment <name>-haproxy (HAProxy and the
+ * agent sidecar, the token mounted only into the agent),
+ * PodDisruptionBudget <name>-haproxy and Service <destination>.
  * Each carries the managed-by and kanary.pyxida.io/name labels and, when k has
  * a uid, a controller ownerReference to it.
  * k must be valid and defaulted (spec.port and spec.proxy.replicas set), cfg
- * its rendered haproxy.cfg and hash that text's 64-digit render_hash.
+ * its rendered structure and hash that text's 64-digit render_hash; state is
+ * the state.json text (NULL leaves the state ConfigMap out).
  * Returns 0; -EINVAL for a NULL argument, an unset or out-of-range field, a
  * hash that is not 64 lower-case hex digits, options out of range (an empty
- * image, a pull policy objects_pull_policy_valid refuses, a runtime_dir that is not absolute or is /tmp or the config
- * directory, termination_grace_s below
- * prestop_sleep_s + hard_stop_after_s + OBJECTS_STOP_MARGIN); -E2BIG when
- * k's name is longer than a label value (63); -ENOMEM.
+ * image or agent image, a pull policy objects_pull_policy_valid refuses, a
+ * runtime_dir that is not absolute or is /tmp or the config directory or is
+ * unset, an agent metrics port out of 1..65535 or equal to another port,
+ * termination_grace_s below prestop_sleep_s + hard_stop_after_s +
+ * OBJECTS_STOP_MARGIN); -E2BIG when k's name is longer than a label value
+ * (63); -ENOMEM.
  * Ownership: *ret is a new json-c array the caller puts.
  */
-int objects_desired(const struct kanary *k, const char *cfg, const char *hash,
+int objects_desired(const struct kanary *k, const char *cfg, const char *hash, const char *state,
                     const struct objects_options *o, struct json_object **ret);
+
+/* "<name>-haproxy-state": the agent's state ConfigMap. -E2BIG when it does not fit. */
+int objects_state_name(const struct kanary *k, char *out, size_t size);
+
+/* The data key of the state ConfigMap. */
+#define OBJECTS_STATE_KEY "state.json"
 
 /* "<name>-haproxy-<first 8 hex digits of hash>" into out; -E2BIG when it does not fit. */
 int objects_configmap_name(const struct kanary *k, const char *hash, char *out, size_t size);

@@ -17,10 +17,6 @@
 #include "common/buf.h"
 #include "common/limits.h"
 
-/* HAProxy refuses server weights above this ("not within 0 and 256"). */
-#define RENDER_MAX_SERVER_WEIGHT 256
-/* "ep-" + a 45-character IPv6 literal + "-65535" and the NUL, with room to spare. */
-#define RENDER_MAX_SERVER_NAME 64
 /*
  * Connections kept back from the global maxconn for each of the probe and
  * metrics frontends, so a saturated proxy still answers its liveness probe
@@ -41,42 +37,19 @@ void render_options_init(struct render_options *o)
 	o->hard_stop_after_s = RENDER_DEFAULT_HARD_STOP_AFTER;
 }
 
-/* ---- the plan: what the configuration says, before any text ---- */
+/* ---- slots and the fallback weights ---- */
 
-struct plan_server {
-	char name[RENDER_MAX_SERVER_NAME]; /* ep-<address>-<port>, unique in its route */
-	const char *address;               /* borrowed from the resolution */
-	bool ipv6;
-	int port;
-};
-
-struct plan_route {
-	const char *service; /* borrowed from the Kanary */
-	int weight;
-	/* The draw values [lo, hi] that pick this route; only when weight > 0. */
-	int lo, hi;
-	/* Weight of each of its servers in the fallback backend; 0: not there. */
-	int fallback_weight;
-	struct plan_server *servers; /* resolution order */
-	size_t n_servers;
-};
-
-/*
- * Everything the configuration decides, computed once: the draw thresholds,
- * the server names and addresses, the fallback weights. The text below is a
- * straight print of it, and a runtime-API updater can diff two plans.
- * It borrows strings from the Kanary and the resolution it was built from.
- */
-struct plan {
-	struct plan_route routes[KANARY_MAX_ROUTES];
-	size_t n_routes;
-};
-
-static void plan_finish(struct plan *p)
+int render_slots(size_t endpoints, int current)
 {
-	for (size_t i = 0; i < p->n_routes; i++)
-		free(p->routes[i].servers);
-	p->n_routes = 0;
+	size_t slots = RENDER_MIN_SLOTS;
+
+	if (current < 0 || current > RENDER_MAX_SLOTS || endpoints > RENDER_MAX_SLOTS)
+		return -1;
+	if (current > 0 && endpoints <= (size_t)current)
+		return current;
+	while (slots < 2 * endpoints && slots < RENDER_MAX_SLOTS)
+		slots *= 2;
+	return (int)slots;
 }
 
 static uint64_t gcd_u64(uint64_t a, uint64_t b)
@@ -90,45 +63,48 @@ static uint64_t gcd_u64(uint64_t a, uint64_t b)
 }
 
 /*
- * Per-server weights for the fallback backend: each route that can be drawn
- * and has servers keeps its share of the traffic when every route is up, so a
- * server of route r weighs w_r / n_r. The ratios are scaled so the largest is
- * the smallest integer that makes them all exact; when that is above 256 the
- * largest becomes 256 and the others are rounded, never below 1 (a route that
- * is drawn must stay reachable through the fallback).
+ * Each route that can be drawn and has servers keeps its share of the traffic
+ * when every route is up, so a server of route r weighs w_r / n_r. The ratios
+ * are scaled so the largest is the smallest integer that makes them all
+ * exact; when that is above 256 the largest becomes 256 and the others are
+ * rounded, never below 1 (a route that is drawn must stay reachable through
+ * the fallback).
  */
-static void plan_fallback_weights(struct plan *p)
+int render_fallback_weights(size_t n_routes, const int *weights, const size_t *servers,
+                            int *ret_weights)
 {
 	size_t m = SIZE_MAX;
 	uint64_t wm, nm, scale = 1;
 	bool exact = true;
 
-	for (size_t i = 0; i < p->n_routes; i++) {
-		const struct plan_route *r = &p->routes[i];
-
-		if (r->weight == 0 || r->n_servers == 0)
+	if (n_routes > KANARY_MAX_ROUTES || (n_routes && (!weights || !servers || !ret_weights)))
+		return -EINVAL;
+	for (size_t i = 0; i < n_routes; i++) {
+		if (weights[i] < 0 || weights[i] > KANARY_MAX_WEIGHT ||
+		    servers[i] > RENDER_MAX_SLOTS)
+			return -EINVAL;
+		ret_weights[i] = 0;
+		if (weights[i] == 0 || servers[i] == 0)
 			continue;
-		/* r beats m when w_r / n_r > w_m / n_m. */
-		if (m == SIZE_MAX || (uint64_t)r->weight * p->routes[m].n_servers >
-		                         (uint64_t)p->routes[m].weight * r->n_servers)
+		/* i beats m when w_i / n_i > w_m / n_m. */
+		if (m == SIZE_MAX ||
+		    (uint64_t)weights[i] * servers[m] > (uint64_t)weights[m] * servers[i])
 			m = i;
 	}
 	if (m == SIZE_MAX)
-		return;
-	wm = (uint64_t)p->routes[m].weight;
-	nm = p->routes[m].n_servers;
+		return 0;
+	wm = (uint64_t)weights[m];
+	nm = servers[m];
 
-	/* r / m = (w_r * n_m) / (n_r * w_m); the exact scale is the lcm of the denominators. */
-	for (size_t i = 0; i < p->n_routes && exact; i++) {
-		const struct plan_route *r = &p->routes[i];
-		uint64_t num, den, g;
+	/* i / m = (w_i * n_m) / (n_i * w_m); the exact scale is the lcm of the denominators. */
+	for (size_t i = 0; i < n_routes && exact; i++) {
+		uint64_t num, den;
 
-		if (r->weight == 0 || r->n_servers == 0)
+		if (weights[i] == 0 || servers[i] == 0)
 			continue;
-		num = (uint64_t)r->weight * nm;
-		den = (uint64_t)r->n_servers * wm;
-		g = gcd_u64(num, den);
-		den /= g;
+		num = (uint64_t)weights[i] * nm;
+		den = (uint64_t)servers[i] * wm;
+		den /= gcd_u64(num, den);
 		scale = scale / gcd_u64(scale, den) * den;
 		if (scale > RENDER_MAX_SERVER_WEIGHT)
 			exact = false;
@@ -136,112 +112,33 @@ static void plan_fallback_weights(struct plan *p)
 	if (!exact)
 		scale = RENDER_MAX_SERVER_WEIGHT;
 
-	for (size_t i = 0; i < p->n_routes; i++) {
-		struct plan_route *r = &p->routes[i];
+	for (size_t i = 0; i < n_routes; i++) {
 		uint64_t num, den, x;
 
-		if (r->weight == 0 || r->n_servers == 0)
+		if (weights[i] == 0 || servers[i] == 0)
 			continue;
-		num = scale * (uint64_t)r->weight * nm;
-		den = (uint64_t)r->n_servers * wm;
+		num = scale * (uint64_t)weights[i] * nm;
+		den = (uint64_t)servers[i] * wm;
 		x = (2 * num + den) / (2 * den); /* exact when the scale is, else rounded */
 		if (x < 1)
 			x = 1;
 		if (x > RENDER_MAX_SERVER_WEIGHT)
 			x = RENDER_MAX_SERVER_WEIGHT;
-		r->fallback_weight = (int)x;
+		ret_weights[i] = (int)x;
 	}
-}
-
-static int plan_server_cmp(const void *a, const void *b)
-{
-	const struct plan_server *const *x = a;
-	const struct plan_server *const *y = b;
-
-	return strcmp((*x)->name, (*y)->name);
-}
-
-/* -EINVAL when two servers of the route would get the same name; HAProxy refuses that. */
-static int plan_check_unique(const struct plan_route *r)
-{
-	const struct plan_server **v;
-	int ret = 0;
-
-	if (r->n_servers < 2)
-		return 0;
-	v = calloc(r->n_servers, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = 0; i < r->n_servers; i++)
-		v[i] = &r->servers[i];
-	qsort(v, r->n_servers, sizeof(*v), plan_server_cmp);
-	for (size_t i = 1; i < r->n_servers; i++) {
-		if (strcmp(v[i - 1]->name, v[i]->name) == 0) {
-			ret = -EINVAL;
-			break;
-		}
-	}
-	free(v);
-	return ret;
-}
-
-/*
- * The server name is the address and port with every '.' (IPv4) or ':'
- * (IPv6) turned into '-': ep-10-244-1-11-8080, ep-fd00--1-8080. An IPv6
- * literal with an IPv4 tail keeps its dots, so no two addresses share a name.
- * Accepts only IPv4 and IPv6 literals, which also keeps the text of the
- * configuration free of anything the resolution did not mean.
- */
-static int plan_server_init(struct plan_server *s, const struct kanary_endpoint *ep)
-{
-	unsigned char bin[sizeof(struct in6_addr)];
-	size_t len, o = 0;
-	int n;
-
-	if (!ep->address || ep->port < 1 || ep->port > 65535)
-		return -EINVAL;
-	len = strlen(ep->address);
-	if (len == 0 || len >= INET6_ADDRSTRLEN)
-		return -EINVAL;
-	if (inet_pton(AF_INET, ep->address, bin) == 1)
-		s->ipv6 = false;
-	else if (inet_pton(AF_INET6, ep->address, bin) == 1)
-		s->ipv6 = true;
-	else
-		return -EINVAL;
-
-	memcpy(s->name, "ep-", 3);
-	o = 3;
-	for (size_t i = 0; i < len; i++) {
-		char c = ep->address[i];
-
-		if (c == ':' || (c == '.' && !s->ipv6))
-			c = '-';
-		s->name[o++] = c;
-	}
-	n = snprintf(s->name + o, sizeof(s->name) - o, "-%d", ep->port);
-	if (n < 0 || (size_t)n >= sizeof(s->name) - o)
-		return -EINVAL;
-	s->address = ep->address;
-	s->port = ep->port;
 	return 0;
 }
 
 /*
- * Builds the plan of k and res. Rejects with -EINVAL: a route count that
- * differs between them or is out of range, a missing or non-DNS-1035 or
- * repeated service name, a weight missing or outside 0..100, weights not
- * summing to 100, an endpoint that is not an IP literal with a port in
- * 1..65535. -E2BIG past KANARY_MAX_ENDPOINTS on a route; -ENOMEM.
- * Ownership: ret is caller storage, released with plan_finish.
+ * Checks what the structure is made of: k's routes (names DNS-1035 labels and
+ * distinct, weights 0..100 summing to 100) and a slot count per route in
+ * 1..RENDER_MAX_SLOTS. The weights are checked, not used: they are state.
  */
-static int plan_build(const struct kanary *k, const struct kanary_resolution *res, struct plan *ret)
+static int render_check_routes(const struct kanary *k, const int *slots)
 {
-	struct plan p = {0};
-	int sum = 0, r;
+	int sum = 0;
 
-	if (k->n_routes != res->n_routes || k->n_routes == 0 || k->n_routes > KANARY_MAX_ROUTES ||
-	    k->n_routes_seen > k->n_routes)
+	if (k->n_routes == 0 || k->n_routes > KANARY_MAX_ROUTES || k->n_routes_seen > k->n_routes)
 		return -EINVAL;
 	for (size_t i = 0; i < k->n_routes; i++) {
 		const struct kanary_route *kr = &k->routes[i];
@@ -249,59 +146,14 @@ static int plan_build(const struct kanary *k, const struct kanary_resolution *re
 		if (!kr->service_name || !kanary_is_dns1035_label(kr->service_name) ||
 		    !kr->weight_set || kr->weight < 0 || kr->weight > KANARY_MAX_WEIGHT)
 			return -EINVAL;
+		if (slots[i] < 1 || slots[i] > RENDER_MAX_SLOTS)
+			return -EINVAL;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(k->routes[j].service_name, kr->service_name) == 0)
 				return -EINVAL;
 		sum += (int)kr->weight;
 	}
-	if (sum != KANARY_WEIGHT_TOTAL)
-		return -EINVAL;
-
-	sum = 0;
-	for (size_t i = 0; i < k->n_routes; i++) {
-		const struct kanary_resolved_route *rr = &res->routes[i];
-		struct plan_route *pr = &p.routes[i];
-
-		p.n_routes = i + 1;
-		pr->service = k->routes[i].service_name;
-		pr->weight = (int)k->routes[i].weight;
-		if (pr->weight > 0) {
-			pr->lo = sum;
-			pr->hi = sum + pr->weight - 1;
-			sum += pr->weight;
-		}
-		if (rr->n_endpoints > KANARY_MAX_ENDPOINTS) {
-			r = -E2BIG;
-			goto out_finish_plan;
-		}
-		if (rr->n_endpoints == 0)
-			continue;
-		if (!rr->endpoints) {
-			r = -EINVAL;
-			goto out_finish_plan;
-		}
-		pr->servers = calloc(rr->n_endpoints, sizeof(*pr->servers));
-		if (!pr->servers) {
-			r = -ENOMEM;
-			goto out_finish_plan;
-		}
-		pr->n_servers = rr->n_endpoints;
-		for (size_t j = 0; j < rr->n_endpoints; j++) {
-			r = plan_server_init(&pr->servers[j], &rr->endpoints[j]);
-			if (r < 0)
-				goto out_finish_plan;
-		}
-		r = plan_check_unique(pr);
-		if (r < 0)
-			goto out_finish_plan;
-	}
-	plan_fallback_weights(&p);
-	*ret = p;
-	return 0;
-
-out_finish_plan:
-	plan_finish(&p);
-	return r;
+	return sum == KANARY_WEIGHT_TOTAL ? 0 : -EINVAL;
 }
 
 /* ---- the text ---- */
@@ -326,15 +178,6 @@ static void outf(struct out *o, const char *fmt, ...)
 	va_end(ap);
 	if (r < 0)
 		o->err = r;
-}
-
-/* "[addr]:port" for IPv6 (what HAProxy 2.6 reads), "addr:port" for IPv4. */
-static void out_server_addr(struct out *o, const struct plan_server *s)
-{
-	if (s->ipv6)
-		outf(o, "[%s]:%d", s->address, s->port);
-	else
-		outf(o, "%s:%d", s->address, s->port);
 }
 
 /*
@@ -405,73 +248,72 @@ static void out_global(struct out *o, const struct render_options *opt)
 	        " observe layer4 error-limit 1 on-error mark-down\n");
 }
 
-static void out_frontend(struct out *o, const struct plan *p, const struct render_options *opt)
+static void out_frontend(struct out *o, const struct kanary *k, const struct render_options *opt)
 {
 	outf(o, "\nfrontend fe_main\n");
 	out_bind(o, opt, opt->proxy_port);
 	outf(o,
 	     "    maxconn %d\n"
-	     "    # One draw per connection; each route owns a range of it as wide as its weight.\n"
-	     "    tcp-request content set-var(txn.route) rand(%d)\n",
-	     opt->maxconn - 2 * RENDER_ADMIN_MAXCONN, KANARY_WEIGHT_TOTAL);
-	for (size_t i = 0; i < p->n_routes; i++) {
-		const struct plan_route *r = &p->routes[i];
+	     "    # One draw per connection; the map gives each route a range of it as wide as\n"
+	     "    # its weight. The agent replaces the map whole at runtime (prepare, add,\n"
+	     "    # commit); it starts empty, so no route is drawn before the first state.\n"
+	     "    tcp-request content set-var(txn.draw) rand(%d)\n"
+	     "    tcp-request content set-var(txn.route) var(txn.draw),map_int(%s)\n",
+	     opt->maxconn - 2 * RENDER_ADMIN_MAXCONN, KANARY_WEIGHT_TOTAL, RENDER_ROUTE_MAP);
+	for (size_t i = 0; i < k->n_routes; i++) {
+		const char *svc = k->routes[i].service_name;
 
-		if (r->weight == 0)
-			continue;
 		outf(o,
-		     "    use_backend route_%s if { var(txn.route) -m int %d:%d }"
+		     "    use_backend route_%s if { var(txn.route) -m str route_%s }"
 		     " { nbsrv(route_%s) gt 0 }\n",
-		     r->service, r->lo, r->hi, r->service);
+		     svc, svc, svc);
 	}
-	outf(o, "    # The drawn route has no usable server.\n"
+	outf(o, "    # No route drawn yet, or the drawn route has no usable server.\n"
 	        "    default_backend fallback\n");
 }
 
-static void out_route_backends(struct out *o, const struct plan *p)
+/*
+ * A slot is a server the agent points at an endpoint at runtime (set server
+ * addr, health, state). Until then it is disabled, at an address nothing
+ * listens on, so it takes no traffic and no health check.
+ */
+static void out_route_backends(struct out *o, const struct kanary *k, const int *slots)
 {
-	for (size_t i = 0; i < p->n_routes; i++) {
-		const struct plan_route *r = &p->routes[i];
+	for (size_t i = 0; i < k->n_routes; i++) {
+		const char *svc = k->routes[i].service_name;
 
-		outf(o, "\nbackend route_%s\n", r->service);
-		if (r->weight > 0)
-			outf(o, "    # Service %s, weight %d\n", r->service, r->weight);
-		else
-			outf(o, "    # Service %s, weight 0: never drawn\n", r->service);
-		outf(o, "    balance roundrobin\n");
-		for (size_t j = 0; j < r->n_servers; j++) {
-			outf(o, "    server %s ", r->servers[j].name);
-			out_server_addr(o, &r->servers[j]);
-			outf(o, "\n");
-		}
+		outf(o,
+		     "\nbackend route_%s\n"
+		     "    # Service %s: %d server slots the agent fills with its ready endpoints.\n"
+		     "    balance roundrobin\n",
+		     svc, svc, slots[i]);
+		for (int j = 1; j <= slots[i]; j++)
+			outf(o,
+			     "    server " RENDER_SLOT_PREFIX "%d " RENDER_SLOT_PLACEHOLDER
+			     " disabled\n",
+			     j);
 	}
 }
 
-static void out_fallback(struct out *o, const struct plan *p)
+static void out_fallback(struct out *o, const struct kanary *k, const int *slots)
 {
-	outf(o,
-	     "\nbackend fallback\n"
-	     "    # Every server of the drawn routes, weighted by route weight / route servers.\n"
-	     "    balance roundrobin\n"
-	     "    # Health follows the route backends; track and check exclude each other.\n"
-	     "    default-server no-check\n");
-	for (size_t i = 0; i < p->n_routes; i++) {
-		const struct plan_route *r = &p->routes[i];
-
-		if (r->fallback_weight == 0)
-			continue;
-		for (size_t j = 0; j < r->n_servers; j++) {
-			const struct plan_server *s = &r->servers[j];
-
-			outf(o, "    server r%zu-%s ", i, s->name);
-			out_server_addr(o, s);
-			outf(o, " weight %d track route_%s/%s\n", r->fallback_weight, r->service,
-			     s->name);
-		}
+	outf(o, "\nbackend fallback\n"
+	        "    # Every slot of every route; the agent sets each one's address as its\n"
+	        "    # route's and its weight to route weight / route endpoints (0: not drawn).\n"
+	        "    balance roundrobin\n"
+	        "    # Health and maintenance follow the route backends; track and check exclude\n"
+	        "    # each other.\n"
+	        "    default-server no-check\n");
+	for (size_t i = 0; i < k->n_routes; i++) {
+		for (int j = 1; j <= slots[i]; j++)
+			outf(o,
+			     "    server r%zu-" RENDER_SLOT_PREFIX "%d " RENDER_SLOT_PLACEHOLDER
+			     " weight 0 track route_%s/" RENDER_SLOT_PREFIX "%d\n",
+			     i, j, k->routes[i].service_name, j);
 	}
 }
 
-static void out_probes(struct out *o, const struct plan *p, const struct render_options *opt)
+static void out_probes(struct out *o, const struct render_options *opt)
 {
 	outf(o, "\n"
 	        "defaults probes\n"
@@ -485,21 +327,18 @@ static void out_probes(struct out *o, const struct plan *p, const struct render_
 	outf(o,
 	     "    maxconn %d\n"
 	     "    monitor-uri /healthz\n"
-	     "    # Ready while one route that can be drawn has a usable server.\n",
-	     RENDER_ADMIN_MAXCONN);
-	for (size_t i = 0; i < p->n_routes; i++) {
-		const struct plan_route *r = &p->routes[i];
-
-		if (r->weight == 0)
-			continue;
-		outf(o,
-		     "    http-request return status 200 content-type text/plain string \"ready\""
-		     " if { path /ready } { nbsrv(route_%s) gt 0 }\n",
-		     r->service);
-	}
-	outf(o, "    http-request return status 503 content-type text/plain"
-	        " string \"no-usable-route\" if { path /ready }\n"
-	        "\nfrontend metrics\n");
+	     "    # Not ready before the agent has put in the first state (draw 0 always belongs\n"
+	     "    # to a route then), so a new pod never takes traffic with empty slots; then\n"
+	     "    # ready while a route that can be drawn has a usable server (the fallback\n"
+	     "    # weighs the servers of the others 0).\n"
+	     "    http-request return status 503 content-type text/plain string \"no-state\""
+	     " if { path /ready } !{ int(0),map_int(%s) -m found }\n"
+	     "    http-request return status 200 content-type text/plain string \"ready\""
+	     " if { path /ready } { nbsrv(fallback) gt 0 }\n"
+	     "    http-request return status 503 content-type text/plain"
+	     " string \"no-usable-route\" if { path /ready }\n"
+	     "\nfrontend metrics\n",
+	     RENDER_ADMIN_MAXCONN, RENDER_ROUTE_MAP);
 	out_bind(o, opt, opt->metrics_port);
 	outf(o,
 	     "    maxconn %d\n"
@@ -549,32 +388,48 @@ static bool render_options_ok(const struct render_options *o)
 	return o->nbthread >= 0 && o->nbthread <= RENDER_MAX_NBTHREAD && o->hard_stop_after_s >= 1;
 }
 
-int render_haproxy(const struct kanary *k, const struct kanary_resolution *res,
-                   const struct render_options *opt, char **ret_text, size_t *ret_len)
+int render_structure(const struct kanary *k, const struct kanary_resolution *res, const int *slots,
+                     const struct render_options *opt, char **ret_text, size_t *ret_len)
 {
-	struct plan p;
 	struct out o;
 	int r;
 
-	if (!k || !res || !opt || !ret_text || !render_options_ok(opt))
+	if (!k || !res || !slots || !opt || !ret_text || !render_options_ok(opt) ||
+	    k->n_routes != res->n_routes)
 		return -EINVAL;
-	r = plan_build(k, res, &p);
+	r = render_check_routes(k, slots);
 	if (r < 0)
 		return r;
 
 	buf_init(&o.b, KANARY_MAX_CONFIG);
 	o.err = 0;
 	out_global(&o, opt);
-	out_frontend(&o, &p, opt);
-	out_route_backends(&o, &p);
-	out_fallback(&o, &p);
-	out_probes(&o, &p, opt);
+	out_frontend(&o, k, opt);
+	out_route_backends(&o, k, slots);
+	out_fallback(&o, k, slots);
+	out_probes(&o, opt);
 	r = o.err;
 	if (r == 0)
 		r = buf_steal(&o.b, ret_text, ret_len);
 	buf_finish(&o.b);
-	plan_finish(&p);
 	return r;
+}
+
+int render_haproxy(const struct kanary *k, const struct kanary_resolution *res,
+                   const struct render_options *opt, char **ret_text, size_t *ret_len)
+{
+	int slots[KANARY_MAX_ROUTES];
+
+	if (!k || !res || k->n_routes != res->n_routes || k->n_routes > KANARY_MAX_ROUTES)
+		return -EINVAL;
+	for (size_t i = 0; i < res->n_routes; i++) {
+		if (res->routes[i].n_endpoints > KANARY_MAX_ENDPOINTS)
+			return -E2BIG;
+		slots[i] = render_slots(res->routes[i].n_endpoints, 0);
+		if (slots[i] < 0)
+			return -E2BIG;
+	}
+	return render_structure(k, res, slots, opt, ret_text, ret_len);
 }
 
 int render_hash(const char *text, size_t len, char ret_hex[65])

@@ -48,22 +48,71 @@ struct render_options {
 void render_options_init(struct render_options *o);
 
 /*
- * Renders haproxy.cfg for a valid, defaulted Kanary and its resolution:
- * one backend per route, one random draw per connection with
- * cumulative thresholds, weight-0 routes never drawn, a fallback backend of
- * every pod with proportional weights and `track`, health checks, probe and
- * metrics frontends. The same input gives the same bytes.
+ * Server slots: a route's backend has a fixed number of servers the agent
+ * points at its ready endpoints at runtime. Slots grow in steps with room to
+ * spare and never shrink only because pods went away, so scaling a version
+ * rolls HAProxy rarely: at least RENDER_MIN_SLOTS, at most RENDER_MAX_SLOTS.
+ */
+#define RENDER_MIN_SLOTS 16
+#define RENDER_MAX_SLOTS KANARY_MAX_ENDPOINTS
+/* Slot n of a route backend is server "s<n>", n from 1; fallback's is "r<route index>-s<n>". */
+#define RENDER_SLOT_PREFIX "s"
+/* Where an empty slot points: nothing listens on port 1, and the slot is disabled. */
+#define RENDER_SLOT_PLACEHOLDER "127.0.0.1:1"
+/*
+ * The route map: draw ranges "lo:hi" to "route_<service>". HAProxy 2.6 loads
+ * a map from a file and has no virtual maps (3.0's virt@), so it loads this
+ * empty file and the agent fills it through the admin socket.
+ */
+#define RENDER_ROUTE_MAP "/dev/null"
+/* HAProxy refuses server weights above this ("not within 0 and 256"). */
+#define RENDER_MAX_SERVER_WEIGHT 256
+
+/*
+ * The slots a route needs for endpoints ready endpoints when it has current
+ * slots now (0: none yet): current while they fit, else the next power of two
+ * >= max(RENDER_MIN_SLOTS, 2 * endpoints). With 16 at least and doubling, a
+ * version scaled pod by pod from 3 to 40 rolls once (16 -> 64), and a route
+ * going 3 -> 10 -> 2 pods not at all; a slot costs two idle server entries.
+ * Returns the slot count, or -1 for current outside 0..RENDER_MAX_SLOTS or
+ * endpoints past RENDER_MAX_SLOTS.
+ */
+int render_slots(size_t endpoints, int current);
+
+/*
+ * The fallback backend's weight for each server of route i, from the route
+ * weights and how many servers each has: w_i / n_i, scaled to integers
+ * 1..RENDER_MAX_SERVER_WEIGHT (exact when that range allows), 0 for a route
+ * of weight 0 or without servers. Returns 0, or -EINVAL (more than
+ * KANARY_MAX_ROUTES routes, a weight outside 0..100, servers past
+ * RENDER_MAX_SLOTS). ret_weights has n_routes entries.
+ */
+int render_fallback_weights(size_t n_routes, const int *weights, const size_t *servers,
+                            int *ret_weights);
+
+/*
+ * Renders the structure of a valid, defaulted Kanary: haproxy.cfg with
+ * one backend per route of slots[i] server slots, the frontend's draw through
+ * the route map, a fallback backend tracking every slot, health checks, probe
+ * and metrics frontends. Weights and endpoints are state, which the agent
+ * applies at runtime: they never change these bytes (res is only checked for
+ * its route count). The same input gives the same bytes.
  * Invalid input (-EINVAL): a NULL argument; route counts of k and res that
  * differ; a service name that is missing, not a DNS-1035 label or repeated; a
- * weight missing or outside 0..100; weights not summing to 100; an endpoint
- * that is not an IPv4/IPv6 literal with a port in 1..65535, or repeated;
- * options out of range (ports 1..65535 and distinct, bind_address "" or an IP
- * literal, runtime_dir an absolute path of [A-Za-z0-9/._-], maxconn
- * RENDER_MIN_MAXCONN..RENDER_MAX_MAXCONN, nbthread 0 (unset) or 1..RENDER_MAX_NBTHREAD,
- * hard_stop_after_s >= 1).
- * Returns 0, -EINVAL, -E2BIG past KANARY_MAX_CONFIG (or KANARY_MAX_ENDPOINTS
- * endpoints on a route), -ENOMEM.
+ * weight missing or outside 0..100; weights not summing to 100; a slot count
+ * outside 1..RENDER_MAX_SLOTS; options out of range (ports 1..65535 and
+ * distinct, bind_address "" or an IP literal, runtime_dir an absolute path of
+ * [A-Za-z0-9/._-], maxconn RENDER_MIN_MAXCONN..RENDER_MAX_MAXCONN, nbthread 0
+ * (unset) or 1..RENDER_MAX_NBTHREAD, hard_stop_after_s >= 1).
+ * Returns 0, -EINVAL, -E2BIG past KANARY_MAX_CONFIG, -ENOMEM.
  * Ownership: *ret_text is the caller's (free()).
+ */
+int render_structure(const struct kanary *k, const struct kanary_resolution *res, const int *slots,
+                     const struct render_options *o, char **ret_text, size_t *ret_len);
+
+/*
+ * render_structure with the slots a route would get with no slots before:
+ * render_slots(its endpoints, 0). -E2BIG past KANARY_MAX_ENDPOINTS endpoints.
  */
 int render_haproxy(const struct kanary *k, const struct kanary_resolution *res,
                    const struct render_options *o, char **ret_text, size_t *ret_len);

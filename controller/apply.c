@@ -54,6 +54,16 @@ static void copy_str(char *out, size_t size, const char *s)
 	out[n] = '\0';
 }
 
+/* A resourceVersion into a memo; one too long for it becomes one that matches nothing. */
+static void copy_rv(char *out, size_t size, const char *rv)
+{
+	if (rv && strlen(rv) >= size) {
+		snprintf(out, size, "%s", "\x7f"); /* never a resourceVersion, never "" */
+		return;
+	}
+	copy_str(out, size, rv);
+}
+
 static const char *resource_version(const struct json_object *o)
 {
 	const char *rv = json_field_str_path(o, JSON_FIELD_PATH("metadata", "resourceVersion"));
@@ -115,6 +125,10 @@ static const struct child_kind kinds[CHILD_N] = {
     [CHILD_PDB] = {{"PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets"}, {0}},
     [CHILD_SERVICE] = {{"Service", "", "v1", "services"},
                        {.foreign = service_foreign, .refused = service_refused}},
+    [CHILD_STATE] = {{"ConfigMap", "", "v1", "configmaps"}, {0}},
+    [CHILD_SERVICEACCOUNT] = {{"ServiceAccount", "", "v1", "serviceaccounts"}, {0}},
+    [CHILD_ROLE] = {{"Role", "rbac.authorization.k8s.io", "v1", "roles"}, {0}},
+    [CHILD_ROLEBINDING] = {{"RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings"}, {0}},
 };
 
 const struct child_def *apply_child_def(enum child i)
@@ -355,8 +369,8 @@ static int write_child(struct apply_run *run, enum child i, const char *name,
 		k->hooks.applied(run, m, name, live, live_rv, got);
 	copy_str(m->name, sizeof(m->name), name);
 	memcpy(m->digest, digest, sizeof(m->digest));
-	copy_str(m->rv_before, sizeof(m->rv_before), live_rv);
-	copy_str(m->rv_after, sizeof(m->rv_after), resource_version(got));
+	copy_rv(m->rv_before, sizeof(m->rv_before), live_rv);
+	copy_rv(m->rv_after, sizeof(m->rv_after), resource_version(got));
 out:
 	json_object_put(got);
 	return r;

@@ -20,6 +20,7 @@
 #include "common/objects.h"
 #include "common/render.h"
 #include "common/yamlout.h"
+#include "controller/state.h"
 
 enum render_exit {
 	RENDER_OK = 0,
@@ -27,8 +28,17 @@ enum render_exit {
 	RENDER_UNREADABLE = 2,
 };
 
+/* What render prints of each Kanary. */
+enum render_what {
+	RENDER_WHAT_OBJECTS = 0,
+	RENDER_WHAT_CONFIG, /* --config-only: haproxy.cfg, the structure */
+	RENDER_WHAT_STATE,  /* --state-only: state.json, what the agent applies */
+};
+
 enum render_opt {
 	OPT_CONFIG_ONLY = 0x100,
+	OPT_STATE_ONLY,
+	OPT_PREVIOUS_STATE,
 	OPT_IMAGE,
 	OPT_IMAGE_PULL_POLICY,
 	OPT_BIND,
@@ -42,16 +52,22 @@ static void render_usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "Usage: kanary-controller render [-f FILE]... [--config-only] [options]\n"
+	    "Usage: kanary-controller render [-f FILE]... [--config-only|--state-only] [options]\n"
 	    "\n"
 	    "Prints exactly the objects the controller would apply for each Kanary in the\n"
-	    "input (a YAML stream: ConfigMap, Deployment, PodDisruptionBudget, Service),\n"
+	    "input (a YAML stream: the structure ConfigMap, the state ConfigMap, the agent's\n"
+	    "ServiceAccount, Role and RoleBinding, Deployment, PodDisruptionBudget, Service),\n"
 	    "with the Services and EndpointSlices of the input standing in for the cluster.\n"
 	    "Input is YAML or JSON; standard input when no file is given.\n"
 	    "\n"
 	    "Options:\n"
 	    "  -f, --filename FILE      read FILE (\"-\" for standard input); repeatable\n"
-	    "  --config-only            print only haproxy.cfg (the input must hold one Kanary)\n"
+	    "  --config-only            print only haproxy.cfg, the structure (the input must\n"
+	    "                           hold one Kanary)\n"
+	    "  --state-only             print only state.json, the weights and endpoints the\n"
+	    "                           agent applies (the input must hold one Kanary)\n"
+	    "  --previous-state FILE    the state.json in force: routes keep its slots while\n"
+	    "                           their endpoints fit, and the generation follows it\n"
 	    "  --haproxy-image IMAGE    HAProxy image of the Deployment (default %s)\n"
 	    "  --haproxy-image-pull-policy POLICY\n"
 	    "                           Always, IfNotPresent or Never (default: unset)\n"
@@ -82,31 +98,58 @@ static int parse_port(const char *opt, const char *s, int *ret)
 	return 0;
 }
 
-/* Renders one checked Kanary into out (YAML stream, or the config alone). */
+/*
+ * Renders one checked Kanary into out: the YAML stream of its objects (the
+ * structure ConfigMap, the state ConfigMap and the rest), or the structure's
+ * haproxy.cfg alone, or the state's state.json alone. The slots and the
+ * generation follow prev, the state in force (NULL: none), as in reconcile.
+ */
 static int render_one(const struct kanary *k, const struct kanary_resolution *res,
-                      const struct objects_options *o, bool config_only, struct buf *out)
+                      const struct objects_options *o, const struct json_object *prev,
+                      enum render_what what, struct buf *out)
 {
-	struct json_object *objs = NULL;
-	char *cfg = NULL, hash[65];
+	struct json_object *objs = NULL, *state = NULL;
+	int slots[KANARY_MAX_ROUTES];
+	char *cfg = NULL, hash[65], hash8[9];
+	const char *state_text;
 	size_t len;
 	int r;
 
-	r = render_haproxy(k, res, &o->render, &cfg, &len);
+	r = state_slots(k, res, prev, slots);
 	if (r < 0)
 		return r;
-	if (config_only) {
+	r = render_structure(k, res, slots, &o->render, &cfg, &len);
+	if (r < 0)
+		return r;
+	if (what == RENDER_WHAT_CONFIG) {
 		r = buf_append(out, cfg, len);
 		goto out_free_cfg;
 	}
 	r = render_hash(cfg, len, hash);
 	if (r < 0)
 		goto out_free_cfg;
-	r = objects_desired(k, cfg, hash, o, &objs);
+	memcpy(hash8, hash, 8);
+	hash8[8] = '\0';
+	r = state_build(k, res, slots, hash8, prev, &state);
 	if (r < 0)
 		goto out_free_cfg;
+	state_text = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
+	if (!state_text) {
+		r = -ENOMEM;
+		goto out_put_state;
+	}
+	if (what == RENDER_WHAT_STATE) {
+		r = buf_printf(out, "%s\n", state_text);
+		goto out_put_state;
+	}
+	r = objects_desired(k, cfg, hash, state_text, o, &objs);
+	if (r < 0)
+		goto out_put_state;
 	for (size_t i = 0; r == 0 && i < json_object_array_length(objs); i++)
 		r = yamlout_document(json_object_array_get_idx(objs, i), out);
 	json_object_put(objs);
+out_put_state:
+	json_object_put(state);
 out_free_cfg:
 	free(cfg);
 	return r;
@@ -117,8 +160,9 @@ out_free_cfg:
  * failure are reported on stderr here; returns 0 or -errno.
  */
 static int render_all(struct json_object *docs, const struct catalog *cat,
-                      const struct objects_options *o, bool config_only, struct buf *out,
-                      size_t *ret_kanaries, size_t *ret_invalid)
+                      const struct objects_options *o, const struct json_object *prev,
+                      enum render_what what, struct buf *out, size_t *ret_kanaries,
+                      size_t *ret_invalid)
 {
 	size_t nk = 0, ninvalid = 0;
 	int r = 0;
@@ -150,7 +194,7 @@ static int render_all(struct json_object *docs, const struct catalog *cat,
 				        k->name && k->name[0] ? k->name : "<no name>", line.data);
 			buf_finish(&line);
 		} else if (ninvalid == 0) {
-			r = render_one(k, &res, o, config_only, out);
+			r = render_one(k, &res, o, prev, what, out);
 			if (r < 0)
 				fprintf(stderr, "kanary-controller render: %s/%s: %s\n",
 				        k->namespace, k->name,
@@ -170,6 +214,8 @@ int cmd_render_main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"filename", required_argument, NULL, 'f'},
 	    {"config-only", no_argument, NULL, OPT_CONFIG_ONLY},
+	    {"state-only", no_argument, NULL, OPT_STATE_ONLY},
+	    {"previous-state", required_argument, NULL, OPT_PREVIOUS_STATE},
 	    {"haproxy-image", required_argument, NULL, OPT_IMAGE},
 	    {"haproxy-image-pull-policy", required_argument, NULL, OPT_IMAGE_PULL_POLICY},
 	    {"bind-address", required_argument, NULL, OPT_BIND},
@@ -181,13 +227,14 @@ int cmd_render_main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct objects_options opts;
-	struct json_object *docs = NULL;
+	struct json_object *docs = NULL, *prev = NULL;
+	const char *prev_file = NULL;
 	struct catalog *cat = NULL;
 	struct input_err ierr = {{0}};
 	struct buf out;
 	const char **files;
 	size_t nfiles = 0, nk = 0, ninvalid = 0;
-	bool config_only = false;
+	enum render_what what = RENDER_WHAT_OBJECTS;
 	int c, r, status = RENDER_UNREADABLE;
 
 	objects_options_init(&opts);
@@ -204,7 +251,16 @@ int cmd_render_main(int argc, char **argv)
 			files[nfiles++] = optarg;
 			break;
 		case OPT_CONFIG_ONLY:
-			config_only = true;
+		case OPT_STATE_ONLY:
+			if (what != RENDER_WHAT_OBJECTS) {
+				fprintf(stderr, "kanary-controller render: --config-only and "
+				                "--state-only exclude each other\n");
+				goto out_free_files;
+			}
+			what = c == OPT_CONFIG_ONLY ? RENDER_WHAT_CONFIG : RENDER_WHAT_STATE;
+			break;
+		case OPT_PREVIOUS_STATE:
+			prev_file = optarg;
 			break;
 		case OPT_IMAGE:
 			opts.image = optarg;
@@ -254,6 +310,16 @@ int cmd_render_main(int argc, char **argv)
 		    argv[optind]);
 		goto out_free_files;
 	}
+	if (prev_file) {
+		prev = json_object_from_file(prev_file);
+		if (!prev || !json_object_is_type(prev, json_type_object)) {
+			fprintf(
+			    stderr,
+			    "kanary-controller render: --previous-state %s: not a JSON object\n",
+			    prev_file);
+			goto out_free_files;
+		}
+	}
 	r = input_load("kanary-controller render", files, nfiles, &docs, &ierr);
 	if (r < 0) {
 		fprintf(stderr, "kanary-controller render: %s\n", ierr.msg);
@@ -264,7 +330,7 @@ int cmd_render_main(int argc, char **argv)
 		fprintf(stderr, "kanary-controller render: %s\n", strerror(-r));
 		goto out_destroy;
 	}
-	r = render_all(docs, cat, &opts, config_only, &out, &nk, &ninvalid);
+	r = render_all(docs, cat, &opts, prev, what, &out, &nk, &ninvalid);
 	if (r < 0)
 		goto out_destroy; /* render_all said why */
 	if (nk == 0) {
@@ -273,12 +339,11 @@ int cmd_render_main(int argc, char **argv)
 		        KANARY_API_VERSION);
 		goto out_destroy;
 	}
-	if (config_only && nk > 1) {
-		fprintf(
-		    stderr,
-		    "kanary-controller render: --config-only needs exactly one Kanary; the input "
-		    "has %zu\n",
-		    nk);
+	if (what != RENDER_WHAT_OBJECTS && nk > 1) {
+		fprintf(stderr,
+		        "kanary-controller render: --%s-only needs exactly one Kanary; the input "
+		        "has %zu\n",
+		        what == RENDER_WHAT_CONFIG ? "config" : "state", nk);
 		goto out_destroy;
 	}
 	if (ninvalid > 0) {
@@ -295,6 +360,7 @@ out_destroy:
 	catalog_destroy(cat);
 	json_object_put(docs);
 out_free_files:
+	json_object_put(prev);
 	free(files);
 	buf_finish(&out);
 	if (fflush(stdout) != 0 && status == RENDER_OK) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* kanary-controller: picks the subcommand (run or render). */
+/* kanary-controller: picks the subcommand (run, render or agent). */
 #include <stdio.h>
 
 #include "common/io/subcommand.h"
+#include "controller/cmd_agent.h"
 #include "controller/cmd_render.h"
 #include "controller/cmd_run.h"
 
@@ -15,6 +16,8 @@ static void usage(FILE *out)
 	             "Commands:\n"
 	             "  run [options]                        run the controller\n"
 	             "  render [-f FILE]... [--config-only]  print what would be applied\n"
+	             "  agent [options]                      apply a Kanary's state to HAProxy\n"
+	             "                                       (the HAProxy pod's sidecar)\n"
 	             "\n"
 	             "Run `kanary-controller <command> --help` for a command's options.\n"
 	             "  -h, --help     show this help\n"
@@ -26,6 +29,7 @@ int main(int argc, char **argv)
 	static const struct subcommand cmds[] = {
 	    {"run", cmd_run_main},
 	    {"render", cmd_render_main},
+	    {"agent", cmd_agent_main},
 	};
 
 	return subcommand_run("kanary-controller", usage, cmds, sizeof(cmds) / sizeof(cmds[0]),

@@ -28,6 +28,7 @@
 #include "common/string_map.h"
 #include "controller/apply.h"
 #include "controller/pods.h"
+#include "controller/state.h"
 #include "controller/status.h"
 
 /*
@@ -52,6 +53,15 @@ static const enum watched child_cache[CHILD_N] = {
     [CHILD_DEPLOYMENT] = WATCH_DEPLOYMENTS,
     [CHILD_PDB] = WATCH_PDBS,
     [CHILD_SERVICE] = WATCH_SERVICES,
+    /*
+     * No informer that holds them (the ConfigMap informer keeps metadata only):
+     * read with a GET. The state's GET is made once per reconcile
+     * (state_in_force); the others change only when the Kanary is made.
+     */
+    [CHILD_STATE] = WATCH_N,
+    [CHILD_SERVICEACCOUNT] = WATCH_N,
+    [CHILD_ROLE] = WATCH_N,
+    [CHILD_ROLEBINDING] = WATCH_N,
 };
 
 struct memo {
@@ -153,6 +163,9 @@ struct rc {
 	struct apply_io io;   /* the caches and the client, for apply_child */
 	struct apply_run run; /* the children: what applying them found out */
 	struct reconcile_outcome *out;
+	/* The state ConfigMap as the API server has it now (NULL: none), read once. */
+	struct json_object *state_live;
+	bool state_read;
 };
 
 static void fail(struct rc *rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -254,9 +267,32 @@ static void record_unlogged(struct rc *rc, enum kube_record_type type, const cha
 static int io_lookup(void *ctx, enum child i, const char *ns, const char *name,
                      struct json_object **ret)
 {
+	const struct child_def *d = apply_child_def(i);
 	struct rc *rc = ctx;
+	char path[KANARY_MAX_URL];
+	struct kube_result res;
+	int r;
 
-	return cache_get(rc->c, child_cache[i], ns, name, ret);
+	if (child_cache[i] != WATCH_N)
+		return cache_get(rc->c, child_cache[i], ns, name, ret);
+	*ret = NULL;
+	if (i == CHILD_STATE && rc->state_read) {
+		*ret = rc->state_live ? json_object_get(rc->state_live) : NULL;
+		return 0;
+	}
+	r = kube_path(path, sizeof(path), d->group, d->version, d->resource, ns, name, NULL);
+	if (r < 0)
+		return r;
+	r = kube_get(rc->kc, path, ret, &res);
+	if (r == -ENOENT) {
+		json_object_put(*ret);
+		*ret = NULL;
+		return 0;
+	}
+	if (r < 0)
+		log_msg(LOG_WARNING, rc->key, "get %s %s: %s (%s); will retry", d->kind, name,
+		        kube_reason_name(res.reason), res.message);
+	return r;
 }
 
 static bool io_may_write(void *ctx)
@@ -323,7 +359,7 @@ static int template_configmaps(const struct json_object *obj, struct string_map 
  * this Deployment and no deployment controller status keeps the current and
  * the Deployment's own.
  */
-static int collect_garbage(struct rc *rc, const char *current)
+static int collect_garbage(struct rc *rc, const char *current, const char *state_name)
 {
 	static const char *const gen_path[] = {"metadata", "generation", NULL};
 	static const char *const ogen_path[] = {"status", "observedGeneration", NULL};
@@ -339,12 +375,16 @@ static int collect_garbage(struct rc *rc, const char *current)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ncm; i++)
-		if (strcmp(strchr(cms[i], '/') + 1, current) != 0)
+		if (strcmp(strchr(cms[i], '/') + 1, current) != 0 &&
+		    strcmp(strchr(cms[i], '/') + 1, state_name) != 0)
 			candidates++;
 	if (candidates == 0)
 		goto out_cms;
 	string_map_init(&in_use, KANARY_MAX_INDEX_ENTRIES);
 	r = string_map_put(&in_use, current, NULL, NULL);
+	/* The state is no structure: it lives as long as the Kanary. */
+	if (r >= 0)
+		r = string_map_put(&in_use, state_name, NULL, NULL);
 	if (r < 0)
 		goto out_set;
 	r = index_members(rc->c->idx, INDEX_REPLICASETS, rc->key, &rss, &nrs);
@@ -543,7 +583,7 @@ static int write_status(struct rc *rc, struct json_object *st)
 	rv = resource_version(rc->obj);
 	/* A resourceVersion past the ceiling is not remembered (the memo then never matches). */
 	snprintf(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), "%s",
-	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "");
+	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "\x7f");
 	text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
 	free(rc->memo->status);
 	/* Out of memory the memo stays empty: the next reconcile writes the status again. */
@@ -664,45 +704,102 @@ static void update_metrics(struct rc *rc, const struct json_object *st)
 		log_msg(LOG_WARNING, rc->key, "cannot update its route metrics");
 }
 
-/* Renders and applies every child; on success *ret_cm names the ConfigMap in force. */
-static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *cm_name,
-                     size_t cm_size, char hash[65])
+/*
+ * The state in force, from the state ConfigMap as the API server has it now
+ * (a GET: the ConfigMap informer keeps no data), so slots and generation
+ * follow it across restarts and leader changes. *ret is NULL when there is
+ * none. The ConfigMap read stays in rc for apply_child's look-up.
+ * Ownership: *ret is the caller's.
+ */
+static int state_in_force(struct rc *rc, const char *state_name, struct json_object **ret)
 {
-	struct json_object *objs = NULL;
+	struct json_object *cm = NULL;
+	int r;
+
+	*ret = NULL;
+	r = io_lookup(rc, CHILD_STATE, rc->ns, state_name, &cm);
+	if (r < 0) {
+		fail(rc, "get ConfigMap %s: %s", state_name, strerror(-r));
+		return r;
+	}
+	rc->state_live = cm;
+	rc->state_read = true;
+	*ret = state_from_configmap(cm);
+	return 0;
+}
+
+/*
+ * Renders and applies every child; on success cm_name names the structure
+ * ConfigMap in force and *ret_state_gen is the state's generation. Slots
+ * are kept from the state in force, so a weight or endpoint change renders
+ * the same structure and writes only the state ConfigMap.
+ */
+static int apply_all(struct rc *rc, const struct kanary_resolution *res, char *cm_name,
+                     size_t cm_size, char *state_name, size_t state_size, char hash[65],
+                     int64_t *ret_state_gen)
+{
+	struct json_object *objs = NULL, *prev = NULL, *st = NULL;
+	int slots[KANARY_MAX_ROUTES];
+	const char *state_text;
 	char *cfg = NULL;
 	size_t len;
 	int r;
 
-	r = render_haproxy(rc->k, res, &rc->c->o.objects.render, &cfg, &len);
+	r = objects_state_name(rc->k, state_name, state_size);
+	if (r < 0) {
+		fail(rc, "state name: %s", strerror(-r));
+		return r;
+	}
+	r = state_in_force(rc, state_name, &prev);
+	if (r < 0)
+		return r;
+	r = state_slots(rc->k, res, prev, slots);
+	if (r == 0)
+		r = render_structure(rc->k, res, slots, &rc->c->o.objects.render, &cfg, &len);
 	if (r < 0) {
 		fail(rc, "render: %s", strerror(-r));
-		return r;
+		goto out;
 	}
 	r = render_hash(cfg, len, hash);
 	if (r == 0)
-		r = objects_desired(rc->k, cfg, hash, &rc->c->o.objects, &objs);
+		r = state_build(rc->k, res, slots, hash, prev, &st);
+	state_text = st ? json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN) : NULL;
+	if (r == 0 && !state_text)
+		r = -ENOMEM;
+	if (r == 0)
+		r = objects_desired(rc->k, cfg, hash, state_text, &rc->c->o.objects, &objs);
 	if (r == 0)
 		r = objects_configmap_name(rc->k, hash, cm_name, cm_size);
 	if (r < 0) {
 		fail(rc, "desired objects: %s", strerror(-r));
 		goto out;
 	}
+	if (prev && state_diff(prev, st) == STATE_LIVE)
+		log_msg(LOG_DEBUG, rc->key, "state generation %lld: weights or endpoints only",
+		        (long long)state_generation(st));
 	rc->run.hash = hash;
 	rc->run.uid = rc->k->uid;
 	for (size_t i = 0; r == 0 && i < json_object_array_length(objs); i++) {
 		struct json_object *o = json_object_array_get_idx(objs, i);
+		const char *name = json_field_str_path(o, JSON_FIELD_PATH("metadata", "name"));
 		enum child ci;
 
 		if (!apply_child_kind(json_field_str(o, "kind"), &ci)) {
 			r = -EINVAL;
 			break;
 		}
+		if (ci == CHILD_CONFIGMAP && name && strcmp(name, state_name) == 0)
+			ci = CHILD_STATE;
 		r = apply_child(&rc->run, ci, o);
 	}
+	if (r == 0)
+		*ret_state_gen = state_generation(st);
 	if (r < 0 && rc->run.failed[0])
 		fail(rc, "%s", rc->run.failed);
 out:
 	json_object_put(objs);
+	json_object_put(st);
+	json_object_put(prev);
 	free(cfg);
 	return r;
 }
@@ -722,7 +819,9 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	struct catalog *cat = NULL;
 	struct kerr_list errs;
 	struct buf errtext;
-	char cm_name[KANARY_MAX_NAME + 1], hash[65], now[WALLCLOCK_RFC3339_SIZE];
+	char cm_name[KANARY_MAX_NAME + 1], state_name[KANARY_MAX_NAME + 1], hash[65],
+	    now[WALLCLOCK_RFC3339_SIZE];
+	int64_t state_gen = 0;
 	const char *slash = strchr(key, '/');
 	const char *old_hash;
 	unsigned defaulted;
@@ -780,13 +879,14 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	}
 
 	if (!kerr_any(&errs)) {
-		r = apply_all(&rc, &res, cm_name, sizeof(cm_name), hash);
+		r = apply_all(&rc, &res, cm_name, sizeof(cm_name), state_name, sizeof(state_name),
+		              hash, &state_gen);
 		/* A transient failure leaves the status alone; a permanent one goes into it. */
 		if (r < 0 && !rc.run.failed_reason)
 			goto out_res;
 		apply_r = r;
 		applied = r == 0;
-		r = applied ? collect_garbage(&rc, cm_name) : 0;
+		r = applied ? collect_garbage(&rc, cm_name, state_name) : 0;
 		if (r < 0)
 			goto out_res;
 	} else {
@@ -866,6 +966,7 @@ out_errs:
 out_cat:
 	catalog_destroy(cat);
 out_obj:
+	json_object_put(rc.state_live);
 	apply_run_finish(&rc.run);
 	json_object_put(rc.obj);
 	return r;

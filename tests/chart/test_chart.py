@@ -77,6 +77,7 @@ WEBHOOK_SA = f"{RELEASE}-webhook"
 CONTROLLER_SA = f"{RELEASE}-controller"
 LEASE = f"{RELEASE}-controller"
 KANARY = "simple-kanary-rule"
+STATE_CM = f"{KANARY}-haproxy-state"  # the agent's state ConfigMap (STATE-FORMAT.md)
 COMMAND_TIMEOUT = 120  # seconds, for any one command
 WAIT_TIMEOUT = 60  # seconds, for anything that happens asynchronously
 CONTROLLERS = ("garbage-collector-controller,namespace-controller,serviceaccount-controller,"
@@ -96,7 +97,10 @@ CONTROLLER_RULES = {
     ("", "services", (), ("create", "list", "patch", "watch")),
     ("apps", "deployments", (), ("create", "list", "patch", "watch")),
     ("policy", "poddisruptionbudgets", (), ("create", "list", "patch", "watch")),
-    ("", "configmaps", (), ("create", "delete", "list", "patch", "watch")),
+    ("", "configmaps", (), ("create", "delete", "get", "list", "patch", "watch")),
+    ("", "serviceaccounts", (), ("create", "get", "patch")),
+    ("rbac.authorization.k8s.io", "roles", (), ("create", "get", "patch")),
+    ("rbac.authorization.k8s.io", "rolebindings", (), ("create", "get", "patch")),
     ("apps", "replicasets", (), ("list", "watch")),
     ("discovery.k8s.io", "endpointslices", (), ("list", "watch")),
     ("", "pods", (), ("list",)),
@@ -553,6 +557,13 @@ class Release:
         if self.prefix:
             os.chown(path, UID, UID)
 
+    def agent_kubeconfig(self, sa):
+        """A kubeconfig with a real token of the agent's ServiceAccount (in the app namespace)."""
+        path = self.workdir / f"{sa}.kubeconfig"
+        self.cluster.run(CLUSTER / "sa-kubeconfig", "-n", APP, "-o", path, "--duration", "1h",
+                         sa)
+        return path
+
     def kubeconfig(self, sa):
         path = self.workdir / f"{sa}.kubeconfig"
         self.cluster.run(CLUSTER / "sa-kubeconfig", "-n", NS, "-o", path, "--duration", "2h", sa)
@@ -701,15 +712,22 @@ def kanary_events(cluster, reason):
             if e["involvedObject"].get("kind") == "Kanary" and e.get("reason") == reason}
 
 
+def state(cluster):
+    """The state the controller keeps for the HAProxy pods' agent (STATE-FORMAT.md)."""
+    cm = cluster.get("configmap", STATE_CM, "-n", APP)
+    return json.loads(cm["data"]["state.json"])
+
+
 def configmaps(cluster):
     return {c["metadata"]["name"] for c in
             cluster.get("configmap", "-n", APP, "-l", f"kanary.pyxida.io/name={KANARY}")["items"]}
 
 
-def can_i_list(cluster, sa, ns):
-    """The resource rules `kubectl auth can-i --list` reports for the ServiceAccount in ns,
-    without the self-reviews every authenticated user may make."""
-    out = cluster.kubectl("auth", "can-i", "--list", f"--as=system:serviceaccount:{NS}:{sa}",
+def can_i_list(cluster, sa, ns, sa_ns=NS):
+    """The resource rules `kubectl auth can-i --list` reports for the ServiceAccount (of
+    namespace sa_ns) in ns, without the self-reviews every authenticated user may make."""
+    out = cluster.kubectl("auth", "can-i", "--list",
+                          f"--as=system:serviceaccount:{sa_ns}:{sa}",
                           "-n", ns).stdout.splitlines()
     rules = set()
     for line in out[1:]:
@@ -728,8 +746,11 @@ def can_i_list(cluster, sa, ns):
 
 
 def can_i(cluster, sa, verb, resource, ns=None, name=None):
+    # A subresource goes by --subresource ("pods/log" would be the pod named log).
+    resource, _, sub = resource.partition("/")
     args = ["auth", "can-i", verb, resource + (f"/{name}" if name else ""),
             f"--as=system:serviceaccount:{NS}:{sa}"]
+    args += [f"--subresource={sub}"] if sub else []
     args += ["-n", ns] if ns else ["--all-namespaces"]
     proc = cluster.kubectl(*args, check=False)
     return proc.stdout.strip() == "yes"
@@ -772,6 +793,8 @@ def test_install_then_the_example_runs_as_the_charts_identities_without_a_403(cl
     assert row[:3] == [KANARY, "myapp", "myapp-v1=80,myapp-v2=20"]
     uid = obj["metadata"]["uid"]
     for kind, name in (("configmap", f"{KANARY}-haproxy-{obj['status']['configHash'][:8]}"),
+                       ("configmap", STATE_CM), ("serviceaccount", f"{KANARY}-haproxy"),
+                       ("role", f"{KANARY}-haproxy"), ("rolebinding", f"{KANARY}-haproxy"),
                        ("deployment", f"{KANARY}-haproxy"), ("pdb", f"{KANARY}-haproxy"),
                        ("service", "myapp")):
         child = c.get(kind, name, "-n", APP)
@@ -795,23 +818,39 @@ def test_install_then_the_example_runs_as_the_charts_identities_without_a_403(cl
     assert any(k.startswith("kanary_webhook_requests_total{") and 'verdict="denied"' in k
                for k in wm), wm
 
-    # A weight change rolls the configuration; 80 -> 50 -> 80 -> 50 repeats an Event, which
-    # the controller patches (count 2) rather than creating anew.
+    # A weight change changes the state ConfigMap only: the structure, and so the HAProxy
+    # pods, stay as they are.
+    first = obj["status"]["configHash"][:8]
+    gen = state(c)["generation"]
     for w in (50, 80, 50):
         set_weights(c, w)
         obj = converged(c, f"myapp-v1={w},myapp-v2={100 - w}")
-    assert max(kanary_events(c, "RolloutTriggered").values()) == 2
-    set_weights(c, 70)
-    current = converged(c, "myapp-v1=70,myapp-v2=30")["status"]["configHash"][:8]
+        st = eventually(lambda: (lambda s: s if s["routes"][0]["weight"] == w else None)(
+            state(c)), f"the state to carry weight {w}")
+        assert st["generation"] > gen
+        gen = st["generation"]
+        assert obj["status"]["configHash"][:8] == first
+    assert kanary_events(c, "RolloutTriggered") == {}
+    assert configmaps(c) == {f"{KANARY}-haproxy-{first}", STATE_CM}
+    # A route that outgrows its slots changes the structure, which rolls.
+    slots = state(c)["routes"][0]["slots"]
+    c.apply(APP, slice_("myapp-v1-abcde", "myapp-v1", 8080,
+                        [f"10.244.1.{i}" for i in range(1, slots + 2)], port_name="http"))
+    current = eventually(
+        lambda: (lambda h: h if h != first else None)(
+            c.get("kanary", KANARY, "-n", APP)["status"]["configHash"][:8]),
+        "a new structure for the grown route")
+    assert state(c)["routes"][0]["slots"] > slots
+    assert len(kanary_events(c, "RolloutTriggered")) == 1
     # No kubelet: the rollout never completes and the deployment controller keeps the old
     # ReplicaSets. Delete them as its history cleanup would; the controller then deletes the
-    # ConfigMaps nothing mounts any more.
-    assert len(configmaps(c)) == 3
+    # ConfigMaps nothing mounts any more, and keeps the state.
+    eventually(lambda: len(configmaps(c)) == 3, "the new structure ConfigMap")
     for rs in c.get("replicaset", "-n", APP, "-l", f"kanary.pyxida.io/name={KANARY}")["items"]:
         vols = rs["spec"]["template"]["spec"]["volumes"]
         if not any(v.get("configMap", {}).get("name", "").endswith(current) for v in vols):
             c.kubectl("delete", "replicaset", rs["metadata"]["name"], "-n", APP)
-    eventually(lambda: configmaps(c) == {f"{KANARY}-haproxy-{current}"},
+    eventually(lambda: configmaps(c) == {f"{KANARY}-haproxy-{current}", STATE_CM},
                "the superseded ConfigMaps to be deleted")
 
     # Not one request was refused, by the daemons' logs (at debug level every failed request
@@ -836,7 +875,9 @@ def test_install_then_the_example_runs_as_the_charts_identities_without_a_403(cl
                                ("delete", "services"), ("delete", "deployments.apps"),
                                ("update", "deployments.apps"), ("patch", "nodes"),
                                ("create", "leases.coordination.k8s.io"),
-                               ("create", "roles.rbac.authorization.k8s.io"),
+                               ("create", "clusterroles.rbac.authorization.k8s.io"),
+                               ("escalate", "roles.rbac.authorization.k8s.io"),
+                               ("bind", "roles.rbac.authorization.k8s.io"),
                                ("bind", "clusterroles.rbac.authorization.k8s.io"),
                                ("patch", "validatingwebhookconfigurations."
                                          "admissionregistration.k8s.io"),
@@ -863,6 +904,37 @@ def test_install_then_the_example_runs_as_the_charts_identities_without_a_403(cl
     eventually(lambda: len(c.audit_403s(mark)) >= len(provoked),
                "the API server to audit the provoked 403s")
     assert c.audit_403s(mark) == sorted(provoked)
+
+    # The agent's identity, with its real token (its 403s come after the audit check above): its own state ConfigMap (get, and a list
+    # and a watch narrowed to it by name, as the agent makes them) and nothing else.
+    agent = release.agent_kubeconfig(f"{KANARY}-haproxy")
+    def as_agent(*args):
+        return c.kubectl("--kubeconfig", agent, *args, check=False)
+    base = f"/api/v1/namespaces/{APP}/configmaps"
+    by_name = f"fieldSelector=metadata.name%3D{STATE_CM}"
+    proc = as_agent("get", "configmap", STATE_CM, "-n", APP, "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(json.loads(proc.stdout)["data"]["state.json"])["kanary"] == KANARY
+    proc = as_agent("get", "--raw", f"{base}?{by_name}")
+    assert proc.returncode == 0 and STATE_CM in proc.stdout, proc.stderr
+    proc = as_agent("get", "--raw", f"{base}?{by_name}&watch=1&timeoutSeconds=1")
+    assert proc.returncode == 0 and STATE_CM in proc.stdout, proc.stderr
+    refused = [("get", "configmap", f"{KANARY}-haproxy-{current}", "-n", APP),
+               ("get", "configmaps", "-n", APP),
+               ("get", "--raw", f"{base}?watch=1&timeoutSeconds=1"),
+               ("get", "secrets", "-n", APP),
+               ("get", "kanary", KANARY, "-n", APP),
+               ("get", "pods", "-n", APP),
+               ("get", "endpointslices", "-n", APP),
+               ("get", "configmap", STATE_CM, "-n", NS),
+               ("patch", "configmap", STATE_CM, "-n", APP, "--type=merge", "-p",
+                '{"data":{"x":"y"}}'),
+               ("delete", "configmap", STATE_CM, "-n", APP)]
+    for args in refused:
+        proc = as_agent(*args)
+        assert proc.returncode != 0 and "Forbidden" in proc.stderr, (args, proc.stderr)
+    assert can_i_list(c, f"{KANARY}-haproxy", APP, sa_ns=APP) == {
+        ("", "configmaps", (STATE_CM,), ("get", "list", "watch"))}
     assert wh.alive()
 
 

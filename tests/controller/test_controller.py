@@ -304,9 +304,28 @@ def status_endpoints(obj):
     return [r.get("endpoints") for r in (obj or {}).get("status", {}).get("routes", [])]
 
 
+STATE_CM = KANARY + "-haproxy-state"
+
+
 def configmaps(cluster, ns):
+    """The structure ConfigMaps (hash-named, immutable): what rolls HAProxy."""
     return {c["metadata"]["name"]: c
-            for c in cluster.items(ns, "configmap", "app.kubernetes.io/managed-by=kanary")}
+            for c in cluster.items(ns, "configmap", "app.kubernetes.io/managed-by=kanary")
+            if c["metadata"]["name"] != STATE_CM}
+
+
+def state(cluster, ns):
+    """The state the agent applies (STATE-FORMAT.md): weights and endpoints; None when absent."""
+    cm = cluster.get(ns, "configmap", STATE_CM, check=False)
+    return json.loads(cm["data"]["state.json"]) if cm else None
+
+
+def state_endpoints(st, i):
+    return [f"{e['address']}:{e['port']}" for e in st["routes"][i]["endpoints"]]
+
+
+def template_hashes(cluster, ns):
+    return {rs["metadata"]["labels"]["pod-template-hash"] for rs in kanary_replicasets(cluster, ns)}
 
 
 def deployment(cluster, ns):
@@ -368,14 +387,16 @@ def converged(cluster, ns, endpoints=None, generation=None):
     return eventually(check, "the Kanary's status to describe the applied configuration")
 
 
-def render(binary, tmp_path, cluster, ns, *extra):
-    """What `kanary-controller render --config-only` makes of the cluster's objects."""
+def render(binary, tmp_path, cluster, ns, *extra, state_only=False):
+    """What `kanary-controller render --config-only` (or --state-only) makes of the cluster's
+    objects."""
     docs = [kanary_obj(cluster, ns)]
     docs += cluster.items(ns, "service")
     docs += cluster.items(ns, "endpointslice")
     path = tmp_path / "stream.json"
     path.write_text("\n".join(json.dumps(d) for d in docs))
-    out = subprocess.run([binary, "render", "-f", str(path), "--config-only", *extra],
+    what = "--state-only" if state_only else "--config-only"
+    out = subprocess.run([binary, "render", "-f", str(path), what, *extra],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -398,7 +419,10 @@ def test_example_stack_yields_the_children_owned_with_a_config_matching_the_endp
     dep = deployment(cluster, ns)
     svc = cluster.get(ns, "service", "myapp")
     pdb = cluster.get(ns, "pdb", DEPLOYMENT)
-    for child in (next(iter(cms.values())), dep, svc, pdb):
+    state_cm = cluster.get(ns, "configmap", STATE_CM)
+    identity = [cluster.get(ns, kind, DEPLOYMENT)
+                for kind in ("serviceaccount", "role", "rolebinding")]
+    for child in (next(iter(cms.values())), state_cm, dep, svc, pdb, *identity):
         refs = child["metadata"]["ownerReferences"]
         assert refs == [{"apiVersion": API_VERSION, "kind": "Kanary", "name": KANARY, "uid": uid,
                          "controller": True, "blockOwnerDeletion": True}], child["kind"]
@@ -411,10 +435,25 @@ def test_example_stack_yields_the_children_owned_with_a_config_matching_the_endp
     assert template_hash(dep) == st["configHash"]
     vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
     assert vols["config"]["configMap"]["name"] == next(iter(cms))
-    for a in V1:
-        assert f"server ep-{a.replace('.', '-')}-8080 {a}:8080" in cfg
-    for a in V2:
-        assert f"server ep-{a.replace('.', '-')}-9090 {a}:9090" in cfg
+    # The structure holds no endpoint and no weight; the state holds them, and it is what
+    # `render --state-only` makes of the same objects.
+    for a in V1 + V2:
+        assert a not in cfg
+    held = state(cluster, ns)
+    assert held == json.loads(render(binary, tmp_path, cluster, ns, state_only=True))
+    assert held["kanary"] == KANARY and held["generation"] == 1
+    assert held["structureHash"] == st["configHash"][:8]
+    assert [(r["backend"], r["weight"]) for r in held["routes"]] == [("myapp-v1", 80),
+                                                                    ("myapp-v2", 20)]
+    assert state_endpoints(held, 0) == [f"{a}:8080" for a in V1]
+    assert state_endpoints(held, 1) == [f"{a}:9090" for a in V2]
+    # The agent's identity reads that one ConfigMap; the pods run as it, with the agent.
+    role = identity[1]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"],
+                              "resourceNames": [STATE_CM], "verbs": ["get", "list", "watch"]}]
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == DEPLOYMENT
+    assert [c["name"] for c in pod["containers"]] == ["haproxy", "agent"]
     assert svc["spec"]["ports"][0]["port"] == 80
     # Status: generation, conditions with reasons, routes, summary.
     assert st["observedGeneration"] == obj["metadata"]["generation"]
@@ -443,16 +482,26 @@ def test_example_stack_yields_the_children_owned_with_a_config_matching_the_endp
     assert m["kanary_controller_leader"] == 1
 
 
-def test_a_burst_of_endpoint_changes_makes_one_configmap_and_one_rollout(
+def no_rollout_since(cluster, ns, dep_before, hashes_before, ctl):
+    """The HAProxy pods were left alone: same template, no new ReplicaSet, no new structure."""
+    dep = deployment(cluster, ns)
+    assert dep["metadata"]["generation"] == dep_before["metadata"]["generation"]
+    assert template_hash(dep) == template_hash(dep_before)
+    assert template_hashes(cluster, ns) == hashes_before
+    assert list(configmaps(cluster, ns)) == [f"{KANARY}-haproxy-{template_hash(dep)[:8]}"]
+    assert events(cluster, ns, "RolloutTriggered", ctl) == 0
+
+
+def test_a_burst_of_endpoint_changes_makes_one_state_change_and_no_rollout(
         cluster, ns, start_controller):
     ctl = start_controller()
     ctl.wait_ready()
     apply_example(cluster, ns)
     before = converged(cluster, ns, endpoints=[3, 2])
     dep = deployment(cluster, ns)
-    gen, old_hash = dep["metadata"]["generation"], template_hash(dep)
     eventually(lambda: len(kanary_replicasets(cluster, ns)) == 1, "the first ReplicaSet")
-    rollouts = events(cluster, ns, "RolloutTriggered", ctl)
+    hashes = template_hashes(cluster, ns)
+    gen = state(cluster, ns)["generation"]
     # myapp-v1 scales from 3 to 6 pods: the endpoint controller would touch its slices
     # several times in a row. Three writes, well inside one coalescing window.
     t0 = time.monotonic()
@@ -465,38 +514,68 @@ def test_a_burst_of_endpoint_changes_makes_one_configmap_and_one_rollout(
                   kind="json")
     burst = time.monotonic() - t0
     obj = converged(cluster, ns, endpoints=[6, 2])
-    assert obj["status"]["configHash"] != before["status"]["configHash"]
-    # The status counts all six endpoints, so the reconcile that wrote it saw the whole burst
-    # and applied after any earlier one: had the burst been split over two windows, the
-    # Deployment would carry a second generation already.
-    dep = deployment(cluster, ns)
-    assert dep["metadata"]["generation"] == gen + 1, f"the burst took {burst:.2f}s"
-    assert template_hash(dep) != old_hash
-    assert len(configmaps(cluster, ns)) == 2  # the old ReplicaSet keeps its own
-    eventually(lambda: len({rs["metadata"]["labels"]["pod-template-hash"]
-                            for rs in kanary_replicasets(cluster, ns)}) == 2,
-               "exactly one new pod-template hash")
-    assert events(cluster, ns, "RolloutTriggered", ctl) == rollouts + 1
-    cfg = configmaps(cluster, ns)[f"{KANARY}-haproxy-{obj['status']['configHash'][:8]}"]
-    for i in range(1, 7):
-        assert f" 10.244.1.{i}:8080" in cfg["data"]["haproxy.cfg"]
+    # Six endpoints fit the slots the route has: the structure stays.
+    assert obj["status"]["configHash"] == before["status"]["configHash"]
+    st = eventually(lambda: (lambda s: s if len(s["routes"][0]["endpoints"]) == 6 else None)(
+        state(cluster, ns)), "the state to hold the six endpoints")
+    assert state_endpoints(st, 0) == [f"10.244.1.{i}:8080" for i in range(1, 7)]
+    # The status counts all six endpoints, and the reconcile that wrote it wrote the state
+    # first: had the burst been split over two windows, the state would be two writes on.
+    assert st["generation"] == gen + 1, f"the burst took {burst:.2f}s"
+    no_rollout_since(cluster, ns, dep, hashes, ctl)
+    # Pods going away never shrink the slots: still no rollout.
+    cluster.kubectl("delete", "endpointslice", "myapp-v1-second", "-n", ns)
+    converged(cluster, ns, endpoints=[4, 2])
+    st = eventually(lambda: (lambda s: s if len(s["routes"][0]["endpoints"]) == 4 else None)(
+        state(cluster, ns)), "the state to hold four endpoints")
+    assert st["routes"][0]["slots"] >= 6
+    no_rollout_since(cluster, ns, dep, hashes, ctl)
 
 
-def test_a_weight_change_rolls_haproxy(cluster, ns, start_controller, binary, tmp_path):
+def test_a_weight_change_patches_the_state_and_rolls_nothing(cluster, ns, start_controller,
+                                                             binary, tmp_path):
     ctl = start_controller()
     ctl.wait_ready()
     apply_example(cluster, ns)
     first = converged(cluster, ns)
-    gen = deployment(cluster, ns)["metadata"]["generation"]
+    eventually(lambda: len(kanary_replicasets(cluster, ns)) == 1, "the first ReplicaSet")
+    dep = deployment(cluster, ns)
+    hashes = template_hashes(cluster, ns)
+    state_rv = cluster.get(ns, "configmap", STATE_CM)["metadata"]["resourceVersion"]
+    gen = state(cluster, ns)["generation"]
     cluster.patch(ns, f"kanary {KANARY}", {"spec": {"routes": kanary((50, 50))["spec"]["routes"]}})
     obj = converged(cluster, ns, generation=first["metadata"]["generation"] + 1)
     assert obj["status"]["summary"] == "myapp-v1=50,myapp-v2=50"
     assert [r["weight"] for r in obj["status"]["routes"]] == [50, 50]
-    dep = deployment(cluster, ns)
-    assert dep["metadata"]["generation"] == gen + 1
+    assert obj["status"]["configHash"] == first["status"]["configHash"]
+    st = eventually(lambda: (lambda s: s if s["routes"][0]["weight"] == 50 else None)(
+        state(cluster, ns)), "the state to carry the new weights")
+    assert [r["weight"] for r in st["routes"]] == [50, 50]
+    assert st["generation"] == gen + 1
+    assert cluster.get(ns, "configmap", STATE_CM)["metadata"]["resourceVersion"] != state_rv
+    # What `render --state-only` makes of the same objects, but for the generation: render
+    # knows no history and says 1.
+    offline = json.loads(render(binary, tmp_path, cluster, ns, state_only=True))
+    assert offline["generation"] == 1
+    assert dict(st, generation=1) == offline
     cfg = configmaps(cluster, ns)[f"{KANARY}-haproxy-{obj['status']['configHash'][:8]}"]
     assert cfg["data"]["haproxy.cfg"] == render(binary, tmp_path, cluster, ns)
-    assert "-m int 0:49 }" in cfg["data"]["haproxy.cfg"]
+    no_rollout_since(cluster, ns, dep, hashes, ctl)
+
+
+def test_a_route_that_outgrows_its_slots_rolls_once(cluster, ns, start_controller):
+    ctl = start_controller()
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+    first = converged(cluster, ns, endpoints=[3, 2])
+    slots = state(cluster, ns)["routes"][0]["slots"]
+    many = [f"10.244.1.{i}" for i in range(1, slots + 2)]
+    cluster.apply(ns, slice_("myapp-v1-abcde", "myapp-v1", 8080, many, port_name="http"))
+    obj = converged(cluster, ns, endpoints=[slots + 1, 2])
+    assert obj["status"]["configHash"] != first["status"]["configHash"]
+    st = state(cluster, ns)
+    assert st["routes"][0]["slots"] > slots
+    assert st["structureHash"] == obj["status"]["configHash"][:8]
     assert events(cluster, ns, "RolloutTriggered", ctl) == 1
 
 
@@ -698,11 +777,12 @@ def test_superseded_configmaps_go_once_no_replicaset_uses_them(cluster, ns, star
     start_controller().wait_ready()
     apply_example(cluster, ns)
     converged(cluster, ns)
-    for w in (70, 60, 50):
-        gen = kanary_obj(cluster, ns)["metadata"]["generation"]
-        cluster.patch(ns, f"kanary {KANARY}",
-                      {"spec": {"routes": kanary((w, 100 - w))["spec"]["routes"]}})
-        converged(cluster, ns, generation=gen + 1)
+    # Three structural changes: myapp-v1 outgrows its slots three times.
+    for _ in range(3):
+        slots = state(cluster, ns)["routes"][0]["slots"]
+        many = [f"10.244.{1 + i // 250}.{1 + i % 250}" for i in range(slots + 1)]
+        cluster.apply(ns, slice_("myapp-v1-abcde", "myapp-v1", 8080, many, port_name="http"))
+        converged(cluster, ns, endpoints=[slots + 1, 2])
     eventually(lambda: len(kanary_replicasets(cluster, ns)) == 4, "four ReplicaSets")
     assert len(configmaps(cluster, ns)) == 4, "every ReplicaSet keeps its configuration"
     # Without kubelets no rollout completes, so the deployment controller never prunes old
@@ -894,8 +974,10 @@ def test_a_deployment_made_by_someone_else_is_reported_once_and_retried_with_bac
     eventually(lambda: len(retries_logged(ctl, what)) >= 6, "six failed attempts")
     # Told once: one Warning Event, however many attempts failed the same way.
     assert events(cluster, ns, "ApplyConflict", ctl) == 1
-    warnings = [e for e in kanary_events(cluster, ns) if e["type"] == "Warning"]
-    assert [e["reason"] for e in warnings] == ["ApplyConflict"], warnings
+    # (The Kanary may come before its Services into the controller's caches, and a
+    # BackendNotFound go by first: the example stack applies them together.)
+    warnings = kanary_events(cluster, ns, "ApplyConflict")
+    assert [(e["type"], e.get("count")) for e in warnings] == [("Warning", 1)], warnings
     assert f"Deployment {DEPLOYMENT}" in warnings[0]["message"]
     # Logged once per attempt, with the retry's number and delay; the delay doubles.
     tries = retries_logged(ctl, what)
@@ -937,7 +1019,10 @@ RULES_WITHOUT_EVENTS = [
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],
      "verbs": ["list", "watch", "create", "patch"]},
     {"apiGroups": [""], "resources": ["configmaps"],
-     "verbs": ["list", "watch", "create", "patch", "delete"]},
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch"]},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+     "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch"]},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
      "verbs": ["list", "watch"]},
@@ -1136,12 +1221,15 @@ def test_a_slow_api_server_for_events_holds_up_no_reconcile(
                    "the controller's first Event to be held")
         # Meanwhile the reconcile finished: children applied, status written.
         first = converged(cluster, ns, endpoints=[3, 2])
-        # And the next change is reconciled while that Event is still held, with its own
-        # Events (ConfigChanged, RolloutTriggered) queued behind it.
-        cluster.patch(ns, f"kanary {KANARY}",
-                      {"spec": {"routes": kanary((50, 50))["spec"]["routes"]}})
-        obj = converged(cluster, ns, generation=first["metadata"]["generation"] + 1)
-        assert obj["status"]["summary"] == "myapp-v1=50,myapp-v2=50"
+        # And the next change (a route outgrowing its slots: a new structure) is reconciled
+        # while that Event is still held, with its own Events (ConfigChanged,
+        # RolloutTriggered) queued behind it.
+        slots = state(cluster, ns)["routes"][0]["slots"]
+        cluster.apply(ns, slice_("myapp-v1-abcde", "myapp-v1", 8080,
+                                 [f"10.244.1.{i}" for i in range(1, slots + 2)],
+                                 port_name="http"))
+        obj = converged(cluster, ns, endpoints=[slots + 1, 2])
+        assert obj["status"]["configHash"] != first["status"]["configHash"]
         m = ctl.metrics()
         assert m["kanary_controller_event_queue_depth"] >= 1
         assert m['kanary_controller_events_total{result="created"}'] == 0
@@ -1222,36 +1310,70 @@ def netns_pods(addresses_by_port):
 
 
 class Haproxy:
-    def __init__(self, cfg, workdir, probe_port):
+    """The real haproxy on the structure the controller wrote, and the real agent beside it
+    applying the state ConfigMap through the admin socket, as in a HAProxy pod."""
+
+    def __init__(self, cfg, workdir, probe_port, binary, cluster, ns):
+        self.workdir = workdir
         self.path = workdir / "haproxy.cfg"
         self.path.write_text(cfg)
         check = subprocess.run([HAPROXY, "-c", "-f", str(self.path)], capture_output=True,
                                text=True, timeout=30)
         assert check.returncode == 0, check.stdout + check.stderr
         self.log = open(workdir / "haproxy.log", "w")
-        self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.path)],
+        self.proc = subprocess.Popen([HAPROXY, "-W", "-db", "-f", str(self.path)],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)
+        sock = workdir / "run" / "admin.sock"
+        self.agent_metrics = free_port()
+        self.agent_log = open(workdir / "agent.log", "w")
+        self.agent = subprocess.Popen(
+            [binary, "agent", f"--kubeconfig={cluster.env['KUBECONFIG']}", "--kanary", KANARY,
+             "--namespace", ns, "--state-configmap", STATE_CM, "--socket", str(sock),
+             "--config", str(self.path), "--metrics-bind", f"127.0.0.1:{self.agent_metrics}"],
+            stdin=subprocess.DEVNULL, stdout=self.agent_log, stderr=subprocess.STDOUT)
+        self.probe_port = probe_port
 
         def ready():
             assert self.proc.poll() is None, (workdir / "haproxy.log").read_text()
+            assert self.agent.poll() is None, (workdir / "agent.log").read_text()
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{probe_port}/ready",
                                             timeout=2) as r:
                     return r.status == 200
             except (urllib.error.URLError, OSError):
                 return False
-        eventually(ready, "haproxy /ready", timeout=30, interval=0.2)
+        try:
+            eventually(ready, "haproxy /ready once the agent applied the state", timeout=30,
+                       interval=0.2)
+        except BaseException:
+            self.stop()  # no process outlives the test
+            raise
+
+    def applied(self):
+        """The state generation the agent applied and read back, from its /metrics."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.agent_metrics}/metrics",
+                                        timeout=2) as r:
+                body = r.read().decode()
+        except (urllib.error.URLError, OSError):
+            return None
+        for line in body.splitlines():
+            if line.startswith("kanary_agent_applied_generation "):
+                return int(float(line.split()[1]))
+        return None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        for p in (self.agent, self.proc):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
         self.log.close()
+        self.agent_log.close()
 
 
 def split(port, n):
@@ -1271,8 +1393,8 @@ def split(port, n):
     return counts
 
 
-def test_the_real_haproxy_splits_by_weight_on_the_config_the_controller_wrote(
-        cluster, ns, start_controller, tmp_path):
+def test_the_real_haproxy_and_agent_split_by_weight_and_a_weight_change_needs_no_restart(
+        cluster, ns, start_controller, binary, tmp_path):
     if not os.access(HAPROXY, os.X_OK):
         pytest.fail(f"haproxy not found at {HAPROXY}")
     if os.geteuid() != 0:
@@ -1281,34 +1403,48 @@ def test_the_real_haproxy_splits_by_weight_on_the_config_the_controller_wrote(
     v1 = [f"10.213.{n}.{i}" for i in (11, 12, 13)]
     v2 = [f"10.213.{n}.{i}" for i in (21, 22)]
     proxy, probe, metrics = free_port(), free_port(), free_port()
+    (tmp_path / "run").mkdir()
     start_controller("--haproxy-bind-address=127.0.0.1", f"--haproxy-proxy-port={proxy}",
                      f"--haproxy-probe-port={probe}", f"--haproxy-metrics-port={metrics}",
-                     "--haproxy-runtime-dir=").wait_ready()
+                     f"--haproxy-runtime-dir={tmp_path / 'run'}").wait_ready()
     conns = 2000
+    hap = None
     with netns_pods({8080: v1, 9090: v2}):
         cluster.apply(ns, service("myapp-v1", 80, port_name="http", target=8080),
                       service("myapp-v2", 9090),
                       slice_("myapp-v1-abcde", "myapp-v1", 8080, v1, port_name="http"),
                       slice_("myapp-v2-fghij", "myapp-v2", 9090, v2), kanary((80, 20)))
-        for weights in ((80, 20), (50, 50)):
-            if weights != (80, 20):
-                gen = kanary_obj(cluster, ns)["metadata"]["generation"]
-                cluster.patch(ns, f"kanary {KANARY}",
-                              {"spec": {"routes": kanary(weights)["spec"]["routes"]}})
-                obj = converged(cluster, ns, generation=gen + 1)
-            else:
-                obj = converged(cluster, ns, endpoints=[3, 2])
-            cm = configmaps(cluster, ns)[f"{KANARY}-haproxy-{obj['status']['configHash'][:8]}"]
-            hap = Haproxy(cm["data"]["haproxy.cfg"], tmp_path, probe)
-            try:
+        try:
+            for weights in ((80, 20), (50, 50)):
+                if weights != (80, 20):
+                    gen = kanary_obj(cluster, ns)["metadata"]["generation"]
+                    cluster.patch(ns, f"kanary {KANARY}",
+                                  {"spec": {"routes": kanary(weights)["spec"]["routes"]}})
+                    obj = converged(cluster, ns, generation=gen + 1)
+                    # The same structure: the HAProxy that runs keeps running.
+                    assert obj["status"]["configHash"] == first_hash
+                else:
+                    obj = converged(cluster, ns, endpoints=[3, 2])
+                    first_hash = obj["status"]["configHash"]
+                    name = f"{KANARY}-haproxy-{first_hash[:8]}"
+                    hap = Haproxy(configmaps(cluster, ns)[name]["data"]["haproxy.cfg"],
+                                  tmp_path, probe, binary, cluster, ns)
+                    pid = hap.proc.pid
+                want = eventually(lambda: (lambda s: s if s["routes"][0]["weight"] ==
+                                           weights[0] else None)(state(cluster, ns)),
+                                  f"the state with weights {weights}")["generation"]
+                eventually(lambda: (hap.applied() or 0) >= want,
+                           f"the agent to apply state generation {want}")
                 counts = split(proxy, conns)
-            finally:
+                to_v1 = sum(c for who, c in counts.items() if who in v1)
+                to_v2 = sum(c for who, c in counts.items() if who in v2)
+                print(f"weights {weights}: {to_v1 / conns:.1%} to v1, {to_v2 / conns:.1%} to "
+                      f"v2, by pod {dict(sorted(counts.items()))}")
+                assert to_v1 + to_v2 == conns, counts
+                # 2,000 draws: one standard deviation is at most 1.1 points; allow 4.
+                assert abs(100 * to_v1 / conns - weights[0]) <= 4, counts
+                assert all(counts.get(a, 0) > 0 for a in v1 + v2), counts
+                assert hap.proc.poll() is None and hap.proc.pid == pid
+        finally:
+            if hap:
                 hap.stop()
-            to_v1 = sum(c for who, c in counts.items() if who in v1)
-            to_v2 = sum(c for who, c in counts.items() if who in v2)
-            print(f"weights {weights}: {to_v1 / conns:.1%} to v1, {to_v2 / conns:.1%} to v2, "
-                  f"by pod {dict(sorted(counts.items()))}")
-            assert to_v1 + to_v2 == conns, counts
-            # 2,000 draws: one standard deviation is at most 1.1 points; allow 4.
-            assert abs(100 * to_v1 / conns - weights[0]) <= 4, counts
-            assert all(counts.get(a, 0) > 0 for a in v1 + v2), counts

@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Data-plane test: the real haproxy runs a rendered configuration on loopback.
+"""Data-plane test: the real haproxy runs a rendered structure, the real agent applies the state.
 
-The configuration comes from `kanary-controller render --config-only`, fed a
-Kanary with its Services and EndpointSlices, so what is measured here is what
-the controller would ship. The "pods" are tiny listeners on their own
-127.0.x.y addresses that answer with their name and close; the client opens
-real TCP connections through haproxy's frontend and counts who answered.
+The structure comes from `kanary-controller render --config-only` and the
+state from `render --state-only`, fed a Kanary with its Services and
+EndpointSlices, so what is measured here is what the controller would ship;
+`kanary-controller agent --state-file` puts the state into haproxy through
+its admin socket, as the sidecar does in the pod, and is fed new states by
+rewriting that file. The "pods" are tiny listeners on their own 127.0.x.y
+addresses that answer with their name and close; the client opens real TCP
+connections through haproxy's frontend and counts who answered.
 
 Every case prints one line with the measured split (`pytest -s` shows it),
 for the record of what the data plane does, and asserts:
@@ -13,9 +16,14 @@ for the record of what the data plane does, and asserts:
   failed connection, whatever the pod counts;
 - a route whose pods all died costs at most 0.5 % of the connections once
   the health checks have noticed;
-- not-ready and terminating endpoints never reach the configuration, so no
-  connection (not even a health check) reaches them;
-- haproxy logs every connection, also one where only the server speaks.
+- not-ready and terminating endpoints never reach haproxy, so no connection
+  (not even a health check) reaches them;
+- haproxy logs every connection, also one where only the server speaks;
+- weights change live (80/20 -> 50/50) and endpoints come and go live
+  (3 -> 10 -> 2) under a constant stream of connections, with haproxy's
+  master and worker PIDs unchanged and no failed connection;
+- a route added is a new structure (another hash), whose state the agent of
+  the old one refuses; after haproxy restarts, the agent puts the state in again.
 
 haproxy is the one KANARY_HAPROXY names (meson runs this file once per haproxy
 under test: the system's and HAProxy 3.0), else haproxy on PATH; its version
@@ -29,6 +37,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import http.client
 import ipaddress
 import json
@@ -40,6 +49,7 @@ import selectors
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -355,15 +365,33 @@ def healthy_stream(path, routes, pods_by_service):
 # ---- rendering and reading the configuration -------------------------------------
 
 
-def render(controller, stream, ports):
-    """haproxy.cfg for the stream, listening on 127.0.0.1 only and without an admin socket."""
-    proxy, probe, metrics = ports
-    cmd = [controller, "render", "-f", str(stream), "--config-only",
+def render(controller, stream, ports, runtime_dir, what="--config-only", previous=None):
+    """haproxy.cfg (or with what="--state-only" state.json) for the stream, on 127.0.0.1 only.
+
+    previous: the state file in force, whose slots and generation the new
+    structure and state follow, as the controller's reconcile does.
+    """
+    proxy, probe, metrics = ports[:3]
+    cmd = [controller, "render", "-f", str(stream), what,
            "--bind-address", "127.0.0.1", "--proxy-port", str(proxy),
-           "--probe-port", str(probe), "--metrics-port", str(metrics), "--runtime-dir", ""]
+           "--probe-port", str(probe), "--metrics-port", str(metrics), "--runtime-dir", runtime_dir]
+    if previous:
+        cmd += ["--previous-state", str(previous)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, f"render failed ({out.returncode}): {out.stderr}"
     return out.stdout
+
+
+def structure_hash(cfg):
+    """The hash8 the structure ConfigMap is named by: SHA-256 of haproxy.cfg."""
+    return hashlib.sha256(cfg.encode()).hexdigest()[:8]
+
+
+def write_state(path, state):
+    """Replaces the agent's state file whole (rename), so it never reads half a state."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
 
 
 SERVER_LINE = re.compile(r"^\s*server\s+(\S+)\s+(\[[^\]]+\]|[^\s:]+):(\d+)(.*)$")
@@ -387,16 +415,12 @@ def servers_by_backend(cfg):
     return backends
 
 
-def check_interval_s(cfg):
-    """The `inter` of the default-server line, in seconds (haproxy's default: 2 s)."""
-    m = re.search(r"^\s*default-server\b.*?\binter\s+(\d+)(ms|s|m)?\b", cfg, re.M)
-    if not m:
-        return 2.0
-    return int(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 0.001}[m.group(2)]
-
-
-def assert_loopback_only(cfg):
-    """Refuses to run a configuration that would send traffic off this machine."""
+def assert_loopback_only(cfg, state):
+    """Refuses to run a configuration or state that would send traffic off this machine."""
+    for route in state["routes"]:
+        for ep in route["endpoints"]:
+            assert ipaddress.ip_address(ep["address"]).is_loopback, \
+                f"{route['backend']}: endpoint {ep['address']} outside loopback"
     for backend, servers in servers_by_backend(cfg).items():
         for name, address, _, _ in servers:
             assert ipaddress.ip_address(address.strip("[]")).is_loopback, \
@@ -429,29 +453,74 @@ def http_get(port, path, timeout=2.0):
 
 
 ACTIVE_SERVERS = re.compile(r'^haproxy_backend_active_servers\{[^}]*proxy="([^"]+)"[^}]*\}\s+(\S+)', re.M)
+AGENT_APPLIED = re.compile(r"^kanary_agent_applied_generation (\d+)$", re.M)
+
+
+def admin(sock_path, command, timeout=5.0):
+    """One command on haproxy's admin socket; its whole answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        s.sendall(command.encode() + b"\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data.decode(errors="replace")
+            data += chunk
+
+
+def stop_process(proc):
+    """SIGTERM, then SIGKILL if it lingers; always reaps the process."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 class Haproxy:
-    """The real haproxy on a rendered configuration, stopped by its PID when done.
+    """The real haproxy on a rendered structure, and the agent applying the state file.
 
-    It runs in the foreground without the master process (-db, no -W), so the
-    PID we hold is the process that serves, and stopping it leaves nothing
-    behind. Its log (one line per connection) goes to a file shown on failure.
+    haproxy runs in master-worker mode in the foreground (-W -db), as in the
+    pod; the agent beside it reads the state file and talks to haproxy's admin
+    socket. Both are stopped by PID. Their logs go to files shown on failure.
     """
 
-    def __init__(self, cfg, ports, workdir):
+    def __init__(self, controller, cfg, state, ports, workdir, runtime_dir):
+        self.controller = controller
         self.cfg = cfg
-        self.proxy_port, self.probe_port, self.metrics_port = ports
+        self.state = state
+        self.proxy_port, self.probe_port, self.metrics_port, self.agent_port = ports
         self.cfg_path = workdir / "haproxy.cfg"
+        self.state_path = workdir / "state.json"
         self.log_path = workdir / "haproxy.log"
+        self.agent_log_path = workdir / "agent.log"
+        self.ports = ports
+        self.runtime_dir = runtime_dir
+        self.socket = os.path.join(runtime_dir, "admin.sock")
         self.proc = None
+        self.agent = None
 
     def start(self):
-        """Starts haproxy; returns False when it exited at once because a port was taken."""
+        """Starts haproxy and the agent; returns False when haproxy exited at once because a port was taken."""
         self.cfg_path.write_text(self.cfg)
+        write_state(self.state_path, self.state)
         haproxy_check(self.cfg_path)
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.cfg_path)],
+        if not self.start_haproxy():
+            return False
+        self.start_agent()
+        self.wait_ready()
+        return True
+
+    def start_haproxy(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([HAPROXY, "-W", "-db", "-f", str(self.cfg_path)],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_DEADLINE_S
         while time.monotonic() < deadline:
@@ -460,30 +529,131 @@ class Haproxy:
                     return False
                 raise AssertionError(f"haproxy exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                status, _ = http_get(self.probe_port, "/ready", timeout=1)
-                if status == 200:
+                if "Pid:" in admin(self.socket, "show info", timeout=1):
                     return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"haproxy's admin socket not up within {READY_DEADLINE_S} s:\n{self.log_tail()}")
+
+    def start_agent(self):
+        with open(self.agent_log_path, "ab") as log:
+            self.agent = subprocess.Popen(
+                [self.controller, "agent", "--state-file", str(self.state_path), "--socket", self.socket,
+                 "--config", str(self.cfg_path), "--interval", "100ms",
+                 "--metrics-bind", f"127.0.0.1:{self.agent_port}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self):
+        """/ready answers 200 once the agent has put the first state in (503 "no-state" before)."""
+        deadline = time.monotonic() + READY_DEADLINE_S
+        last = None
+        while time.monotonic() < deadline:
+            if self.agent.poll() is not None:
+                raise AssertionError(f"the agent exited with {self.agent.returncode}:\n{self.agent_log_tail()}")
+            try:
+                last = http_get(self.probe_port, "/ready", timeout=1)
+                if last[0] == 200:
+                    return
             except (OSError, http.client.HTTPException):
                 pass
             time.sleep(0.05)
-        raise AssertionError(f"haproxy not ready within {READY_DEADLINE_S} s:\n{self.log_tail()}")
+        raise AssertionError(f"haproxy not ready within {READY_DEADLINE_S} s (last {last}):\n"
+                             f"{self.log_tail()}\nagent:\n{self.agent_log_tail()}")
 
     def stop(self):
-        """SIGTERM, then SIGKILL if it lingers; always reaps the process."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.agent)
+        stop_process(self.proc)
 
     def log_tail(self, lines=30):
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def agent_log_tail(self, lines=30):
+        try:
+            return "\n".join(self.agent_log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def pids(self):
+        """(master PID, worker PID): the process we started, and the one `show info` names."""
+        m = re.search(r"^Pid: (\d+)$", admin(self.socket, "show info"), re.M)
+        assert m, "show info names no Pid"
+        return self.proc.pid, int(m.group(1))
+
+    def apply(self, state):
+        """Hands the agent a new state and waits until it reports that generation read back."""
+        self.state = state
+        write_state(self.state_path, state)
+        return self.wait_applied(state["generation"])
+
+    def agent_metrics(self):
+        status, body = http_get(self.agent_port, "/metrics")
+        assert status == 200, f"agent /metrics answered {status}"
+        return body
+
+    def wait_applied(self, generation, deadline_s=READY_DEADLINE_S):
+        """Seconds until the agent's kanary_agent_applied_generation is generation."""
+        start = time.monotonic()
+        seen = None
+        while time.monotonic() - start < deadline_s:
+            m = AGENT_APPLIED.search(self.agent_metrics())
+            seen = int(m.group(1)) if m else None
+            if seen == generation:
+                return time.monotonic() - start
+            time.sleep(0.02)
+        raise AssertionError(f"agent applied generation {seen} after {deadline_s} s, want {generation}:\n"
+                             f"{self.agent_log_tail()}")
+
+    def servers(self):
+        """{backend: {server: (address:port, in maintenance, sessions so far)}} from `show stat`."""
+        out, cols = {}, None
+        for line in admin(self.socket, "show stat").splitlines():
+            if line.startswith("# "):
+                cols = {name: i for i, name in enumerate(line[2:].split(","))}
+                continue
+            f = line.split(",")
+            if not cols or len(f) < len(cols) - 1 or f[1] in ("FRONTEND", "BACKEND"):
+                continue
+            out.setdefault(f[0], {})[f[1]] = (f[cols["addr"]], "MAINT" in f[cols["status"]],
+                                               int(f[cols["stot"]] or 0))
+        return out
+
+    def frontend_sessions(self):
+        """Connections fe_main has taken so far."""
+        out = admin(self.socket, "show stat")
+        cols = None
+        for line in out.splitlines():
+            if line.startswith("# "):
+                cols = {name: i for i, name in enumerate(line[2:].split(","))}
+            elif cols and line.startswith("fe_main,FRONTEND,"):
+                return int(line.split(",")[cols["stot"]])
+        raise AssertionError("show stat has no fe_main")
+
+    def wait_sessions(self, more, deadline_s=CASE_DEADLINE_S):
+        """Waits until fe_main has taken `more` connections beyond now (the load runs)."""
+        target = self.frontend_sessions() + more
+        deadline = time.monotonic() + deadline_s
+        while self.frontend_sessions() < target:
+            assert time.monotonic() < deadline, f"fe_main took fewer than {more} connections in {deadline_s} s"
+            time.sleep(0.02)
+
+    def rendered(self, stream, previous=None):
+        """(haproxy.cfg, state) for stream on this haproxy's ports, following the
+        state previous (default: the one the agent reads now)."""
+        prev = self.state_path.with_name("previous.json")
+        prev.write_text(json.dumps(previous or self.state))
+        cfg = render(self.controller, stream, self.ports, self.runtime_dir, previous=prev)
+        state = json.loads(render(self.controller, stream, self.ports, self.runtime_dir,
+                                  "--state-only", previous=prev))
+        assert_loopback_only(cfg, state)
+        return cfg, state
+
+    def live_addresses(self, backend):
+        """The address:port of every server of backend not in maintenance."""
+        return sorted(a for a, maint, _ in self.servers()[backend].values() if not maint)
 
     def active_servers(self):
         """{backend: usable servers} from the Prometheus exporter."""
@@ -509,37 +679,41 @@ class Haproxy:
 
 @contextlib.contextmanager
 def running_haproxy(controller, stream, workdir, expect_up):
-    """Renders the stream on free ports and runs haproxy until the block ends.
+    """Renders the stream on free ports and runs haproxy and the agent until the block ends.
 
     Ports are picked free just before start; if another process takes one in
     between, haproxy fails to bind and we render again on new ports. Once
-    ready, it waits one health-check interval so the first checks, spread over
-    `inter`, have run, then checks that every backend in expect_up
-    ({backend: servers}) has all its servers up.
+    ready (the agent has applied the state), it checks that every backend in
+    expect_up ({backend: servers}) has all its servers up.
     """
-    for _ in range(5):
-        ports = free_ports(3)
-        cfg = render(controller, stream, ports)
-        assert_loopback_only(cfg)
-        haproxy = Haproxy(cfg, ports, workdir)
-        try:
-            if haproxy.start():
-                break
-        except BaseException:
-            haproxy.stop()
-            raise
-    else:
-        raise AssertionError("haproxy could not bind free ports five times in a row")
+    runtime_dir = tempfile.mkdtemp(prefix="kanary-dp-", dir="/tmp")
     try:
-        time.sleep(check_interval_s(cfg) + 0.5)
-        for backend, want in expect_up.items():
-            haproxy.wait_active(backend, want, deadline_s=10)
-        yield haproxy
-    except BaseException:
-        print(f"haproxy log (tail):\n{haproxy.log_tail()}")
-        raise
+        for _ in range(5):
+            ports = free_ports(4)
+            cfg = render(controller, stream, ports, runtime_dir)
+            state = json.loads(render(controller, stream, ports, runtime_dir, "--state-only"))
+            assert state["structureHash"] == structure_hash(cfg)
+            assert_loopback_only(cfg, state)
+            haproxy = Haproxy(controller, cfg, state, ports, workdir, runtime_dir)
+            try:
+                if haproxy.start():
+                    break
+            except BaseException:
+                haproxy.stop()
+                raise
+        else:
+            raise AssertionError("haproxy could not bind free ports five times in a row")
+        try:
+            for backend, want in expect_up.items():
+                haproxy.wait_active(backend, want, deadline_s=10)
+            yield haproxy
+        except BaseException:
+            print(f"haproxy log (tail):\n{haproxy.log_tail()}\nagent log (tail):\n{haproxy.agent_log_tail()}")
+            raise
+        finally:
+            haproxy.stop()
     finally:
-        haproxy.stop()
+        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 # ---- the client ------------------------------------------------------------------
@@ -789,11 +963,11 @@ def test_dead_route_without_traffic_is_marked_down_by_health_checks(controller, 
             assert status == 503
 
 
-def test_not_ready_and_terminating_endpoints_never_appear_in_config_nor_get_traffic(controller, tmp_path):
-    """Only ready, non-terminating endpoints (or ones with no conditions) become servers.
+def test_not_ready_and_terminating_endpoints_never_reach_haproxy_nor_get_traffic(controller, tmp_path):
+    """Only ready, non-terminating endpoints (or ones with no conditions) fill slots.
 
-    Every endpoint here is a live listener, so if one leaked into the
-    configuration it would answer traffic or at least see health checks.
+    Every endpoint here is a live listener, so if one leaked into the state or
+    into haproxy it would answer traffic or at least see health checks.
     """
     routes = [Route("myapp-v1", 50, 6), Route("myapp-v2", 50, 3)]
     pods, by_service = start_pods(routes)
@@ -821,7 +995,8 @@ def test_not_ready_and_terminating_endpoints_never_appear_in_config_nor_get_traf
         stream = write_stream(tmp_path / "stream.yaml", docs)
         expect = {"route_myapp-v1": 3, "route_myapp-v2": 1}
         with running_haproxy(controller, stream, tmp_path, expect) as hap:
-            cfg = hap.cfg
+            cfg, state = hap.cfg, json.dumps(hap.state)
+            live = {b: hap.live_addresses(b) for b in ("route_myapp-v1", "route_myapp-v2", "fallback")}
             tally = drive(hap.address, CONNECTIONS // 2)
         print(f"\nnot-ready/terminating 50/50: {len(usable)} of {len(pods.pods)} endpoints usable;"
               " connections accepted per pod (health checks included): "
@@ -830,21 +1005,18 @@ def test_not_ready_and_terminating_endpoints_never_appear_in_config_nor_get_traf
         report("not-ready/terminating 50/50 (3 of 6 vs 1 of 3 pods usable)", tally, pods,
                [r.service for r in routes])
 
-        servers = servers_by_backend(cfg)
         for backend, want in (("route_myapp-v1", [v1[0], v1[3], v1[5]]), ("route_myapp-v2", [v2[0]])):
-            got = sorted(a for _, a, _, _ in servers[backend])
-            assert got == sorted(p.address for p in want), f"{backend} servers: {got}"
-        fallback = {a for _, a, _, _ in servers.get("fallback", [])}
-        assert fallback == {p.address for p in usable}, f"fallback servers: {sorted(fallback)}"
+            assert live[backend] == sorted(f"{p.address}:{p.port}" for p in want), \
+                f"{backend} servers in haproxy: {live[backend]}"
+        assert live["fallback"] == sorted(f"{p.address}:{p.port}" for p in usable), \
+            f"fallback servers in haproxy: {live['fallback']}"
         for pod in pods.pods.values():
             if pod in usable:
                 continue
-            # Neither the address nor the server name made of it, anywhere in the text.
-            as_name = pod.address.replace(".", "-")
-            assert not re.search(rf"(?<![\d.]){re.escape(pod.address)}(?![\d])", cfg), \
-                f"{pod.name} ({pod.address}) is in the config"
-            assert not re.search(rf"(?<![\d-]){re.escape(as_name)}(?![\d])", cfg), \
-                f"{pod.name} ({as_name}) is in the config"
+            # Not in the structure, not in the state.
+            for text, what in ((cfg, "config"), (state, "state")):
+                assert not re.search(rf"(?<![\d.]){re.escape(pod.address)}(?![\d])", text), \
+                    f"{pod.name} ({pod.address}) is in the {what}"
             assert pod.accepted == 0, f"{pod.name} ({pod.address}) got {pod.accepted} connections"
             assert tally.answers[pod.name] == 0
         assert tally.failed == 0, f"{dict(tally.failures)}"
@@ -883,3 +1055,153 @@ def test_connection_where_only_the_server_speaks_is_logged(controller, tmp_path)
     print(f"\nserver speaks first, client sends nothing: {count - len(missing)} of {count}"
           " connections in haproxy's log")
     assert not missing, f"no log line for the connections from ports {missing}:\n{hap.log_tail()}"
+
+
+# ---- live changes: the agent under a constant stream ---------------------------------
+
+
+def sessions_by_address(hap, backend):
+    """{address:port: sessions} of backend's slots (a slot's counter covers every endpoint it held)."""
+    return {a: n for a, _, n in hap.servers()[backend].values()}
+
+
+def test_weights_80_20_to_50_50_live_under_load(controller, tmp_path):
+    """A weight change is a new state, not a new structure: the agent replaces the
+    route map atomically, haproxy's master and worker stay, no connection fails."""
+    before = [Route("myapp-v1", 80, 3), Route("myapp-v2", 20, 3)]
+    after = [Route("myapp-v1", 50, 3), Route("myapp-v2", 50, 3)]
+    services = [r.service for r in after]
+    pods, by_service = start_pods(before)
+    with pods:
+        stream = healthy_stream(tmp_path / "stream.yaml", before, by_service)
+        with running_haproxy(controller, stream, tmp_path, {"route_myapp-v1": 3, "route_myapp-v2": 3}) as hap:
+            pids = hap.pids()
+            cfg, state = hap.rendered(healthy_stream(tmp_path / "stream-50.yaml", after, by_service))
+            assert state["generation"] == 2
+            assert cfg == hap.cfg, "a weight change must not change the structure"
+            with background_load(hap.address) as load:
+                hap.wait_sessions(1000)
+                applied_s = hap.apply(state)
+                hap.wait_sessions(1000)
+            stream_tally = load.get("tally") or Tally()
+            assert hap.pids() == pids, "haproxy's master or worker changed"
+            assert admin(hap.socket, "show map /dev/null").count("route_myapp-") == 2
+            tally = drive(hap.address, CONNECTIONS)
+        print(f"\nweights 80/20 -> 50/50 live: applied and read back {applied_s:.2f} s after the state"
+              f" changed; {stream_tally.sent} connections during the change, {stream_tally.failed} failed;"
+              f" master and worker PIDs {pids} unchanged")
+        pct = report("after 80/20 -> 50/50", tally, pods, services)
+    assert stream_tally.failed == 0, f"{dict(stream_tally.failures)}"
+    assert stream_tally.sent >= 2000
+    assert_split(pct, after, tally)
+
+
+def test_endpoints_3_to_10_to_2_live_under_load(controller, tmp_path):
+    """A route's endpoints 3 -> 10 -> 2 fill and empty slots of one structure: every
+    new endpoint gets connections, the removed ones none, and no connection fails."""
+    routes = [Route("myapp-v1", 50, 10), Route("myapp-v2", 50, 2)]
+    pods, by_service = start_pods(routes)
+    v1 = by_service["myapp-v1"]
+
+    def stream_with(n, name):
+        scaled = dict(by_service, **{"myapp-v1": v1[:n]})
+        return healthy_stream(tmp_path / name, routes, scaled)
+
+    with pods:
+        with running_haproxy(controller, stream_with(3, "stream-3.yaml"), tmp_path,
+                             {"route_myapp-v1": 3, "route_myapp-v2": 2}) as hap:
+            pids = hap.pids()
+            cfg10, state10 = hap.rendered(stream_with(10, "stream-10.yaml"))
+            cfg2, state2 = hap.rendered(stream_with(2, "stream-2.yaml"), state10)
+            assert (state10["generation"], state2["generation"]) == (2, 3)
+            assert cfg10 == hap.cfg and cfg2 == hap.cfg, "3 -> 10 -> 2 endpoints must fit the slots"
+            with background_load(hap.address) as load:
+                hap.wait_sessions(500)
+                start = time.monotonic()
+                applied10_s = hap.apply(state10)
+                # Every new endpoint serves connections: poll haproxy's per-slot counters.
+                want = {f"{p.address}:{p.port}" for p in v1}
+                deadline = start + READY_DEADLINE_S
+                while True:
+                    served = {a for a, n in sessions_by_address(hap, "route_myapp-v1").items() if n > 0}
+                    if want <= served:
+                        break
+                    assert time.monotonic() < deadline, f"not served: {sorted(want - served)}"
+                    time.sleep(0.02)
+                served10_s = time.monotonic() - start
+                assert hap.live_addresses("route_myapp-v1") == sorted(want)
+                hap.wait_sessions(1000)
+                applied2_s = hap.apply(state2)
+                kept = {f"{p.address}:{p.port}" for p in v1[:2]}
+                assert hap.live_addresses("route_myapp-v1") == sorted(kept)
+                drained = {a: n for a, n in sessions_by_address(hap, "route_myapp-v1").items()
+                           if a not in kept and a in want}
+                hap.wait_sessions(2000)
+                later = sessions_by_address(hap, "route_myapp-v1")
+            stream_tally = load.get("tally") or Tally()
+            assert hap.pids() == pids, "haproxy's master or worker changed"
+        print(f"\nendpoints 3 -> 10 -> 2 live: 10 applied {applied10_s:.2f} s after the state changed,"
+              f" every new endpoint served within {served10_s:.2f} s; 2 applied after {applied2_s:.2f} s;"
+              f" {stream_tally.sent} connections meanwhile, {stream_tally.failed} failed; PIDs {pids} unchanged")
+        report("during 3 -> 10 -> 2", stream_tally, pods, [r.service for r in routes])
+    assert stream_tally.failed == 0, f"{dict(stream_tally.failures)}"
+    assert len(drained) == 8
+    for address, n in drained.items():
+        assert later[address] == n, f"{address} got {later[address] - n} connections after it was removed"
+
+
+def test_route_added_is_a_new_structure_the_running_agent_refuses(controller, tmp_path):
+    """Adding a route (or outgrowing the slots) changes the structure hash, so it
+    rolls; an agent whose haproxy runs the old structure does not apply its state."""
+    routes = [Route("myapp-v1", 50, 2), Route("myapp-v2", 50, 2)]
+    grown = routes[:1] + [Route("myapp-v2", 30, 2), Route("myapp-v3", 20, 2)]
+    pods, by_service = start_pods(grown)
+    with pods:
+        stream = healthy_stream(tmp_path / "stream.yaml", routes, by_service)
+        with running_haproxy(controller, stream, tmp_path, {"route_myapp-v1": 2, "route_myapp-v2": 2}) as hap:
+            cfg3, state3 = hap.rendered(healthy_stream(tmp_path / "stream-3.yaml", grown, by_service))
+            assert structure_hash(cfg3) != structure_hash(hap.cfg)
+            assert state3["structureHash"] == structure_hash(cfg3) != hap.state["structureHash"]
+            # 17 endpoints outgrow a route's 16 slots: another structure too.
+            many = [dict(by_service["myapp-v1"][0].__dict__, address=f"127.0.9.{i + 1}") for i in range(17)]
+            docs = [kanary_doc(routes), service_doc("myapp-v1", "http", many[0]["port"]),
+                    service_doc("myapp-v2", "http", by_service["myapp-v2"][0].port),
+                    slice_doc("myapp-v1", "abcde", "http", many[0]["port"],
+                              [{"addresses": [m["address"]]} for m in many]),
+                    slice_doc("myapp-v2", "abcde", "http", by_service["myapp-v2"][0].port,
+                              [endpoint(p) for p in by_service["myapp-v2"]])]
+            cfg17, _ = hap.rendered(write_stream(tmp_path / "stream-17.yaml", docs))
+            assert structure_hash(cfg17) != structure_hash(hap.cfg)
+
+            write_state(hap.state_path, state3)
+            deadline = time.monotonic() + READY_DEADLINE_S
+            while 'kanary_agent_states_rejected_total{reason="structure"} 1' not in hap.agent_metrics():
+                assert time.monotonic() < deadline, f"the agent did not refuse the state:\n{hap.agent_log_tail()}"
+                time.sleep(0.02)
+            assert AGENT_APPLIED.search(hap.agent_metrics()).group(1) == "1"
+            tally = drive(hap.address, CONNECTIONS)
+        print(f"\nroute added: structure {structure_hash(hap.cfg)} -> {structure_hash(cfg3)}"
+              f" (17 endpoints in 16 slots: {structure_hash(cfg17)}); the running agent refused the new state")
+        pct = report("old structure, state in force", tally, pods, [r.service for r in grown])
+    assert_split(pct, routes + [Route("myapp-v3", 0, 2)], tally)
+
+
+def test_haproxy_restart_gets_the_whole_state_again(controller, tmp_path):
+    """haproxy restarts with empty slots and /ready 503; the agent beside it puts
+    the state in again on its next pass, and the split is the state's."""
+    routes = [Route("myapp-v1", 80, 3), Route("myapp-v2", 20, 2)]
+    pods, by_service = start_pods(routes)
+    with pods:
+        stream = healthy_stream(tmp_path / "stream.yaml", routes, by_service)
+        with running_haproxy(controller, stream, tmp_path, {"route_myapp-v1": 3, "route_myapp-v2": 2}) as hap:
+            stop_process(hap.proc)
+            start = time.monotonic()
+            assert hap.start_haproxy(), "haproxy could not bind its ports again"
+            hap.wait_ready()
+            ready_s = time.monotonic() - start
+            assert hap.live_addresses("route_myapp-v1") == sorted(
+                f"{p.address}:{p.port}" for p in by_service["myapp-v1"])
+            tally = drive(hap.address, CONNECTIONS)
+        print(f"\nhaproxy restarted: ready with the whole state again {ready_s:.2f} s after its start")
+        pct = report("after the restart", tally, pods, [r.service for r in routes])
+    assert_split(pct, routes, tally)

@@ -83,7 +83,7 @@ class Cluster(Commands):
 
     # ---- traffic -------------------------------------------------------------------------
 
-    def split(self, host, port, count):
+    def split(self, host, port, count=10_000):
         out = self.run("ip", "netns", "exec", self.netns, sys.executable, TRAFFICGEN, "split",
                        host, port, "--count", count, "--parallel", 8, timeout=900)
         return json.loads(out.stdout)

@@ -212,6 +212,12 @@ def change_weights(c, name):
     return f"myapp-v1={w1},myapp-v2={100 - w1}"
 
 
+def slots(c):
+    """The server slots of the example's second route (myapp-v2), from its state ConfigMap."""
+    cm = c.get("configmap", f"{KANARY}-haproxy-state")
+    return json.loads(cm["data"]["state.json"])["routes"][1]["slots"]
+
+
 def summary(c, name):
     return ((c.get("kanary", name) or {}).get("status") or {}).get("summary")
 
@@ -294,7 +300,8 @@ def tally(refused):
 
 
 def test_controller_killed_mid_rollout(c):
-    """SIGKILL to the controller's process while a weight change rolls: its replacement
+    """SIGKILL to the controller's process while a weight change and a structural change
+    (a backend outgrowing its route's server slots) roll out: its replacement
     (the container restarted in the same pod, a new identity) waits for the Lease to expire,
     takes it, and finishes the work: status, the rollout's end, the old ConfigMap's removal.
     The rollout itself is the deployment controller's (maxUnavailable 0, old pods in their
@@ -306,7 +313,10 @@ def test_controller_killed_mid_rollout(c):
     pid = container_pid(c, pod, NS)
     s = main_stream(c)
     try:
+        # Weights change live (the state ConfigMap); the structure rolls: a weight change
+        # and myapp-v2 grown past the server slots of its route, at once.
         want = change_weights(c, KANARY)
+        c.kubectl("scale", "deployment", "myapp-v2", "-n", APP, f"--replicas={slots(c) + 1}")
         # The new configuration applied: the rollout has begun. Kill at once.
         eventually(lambda: template_hash(c.get("deployment", f"{KANARY}-haproxy")) != old_hash,
                    "the new configuration applied", WAIT, 0.05)
@@ -527,7 +537,7 @@ def test_webhook_pods_deleted_under_a_stream_of_applies(c, how):
 def test_containerd_restarted(c):
     """containerd stopped (SIGTERM) and started again. The containers' shims outlive it, so
     no pod and no container restarts and no connection may fail; once it is back the node
-    makes new pods again: a weight change rolls through it."""
+    makes new pods again (a backend scaled up), and a weight change takes effect."""
     def pods():
         return {p["metadata"]["uid"]: (p["metadata"]["name"], restarts(p))
                 for ns in (APP, NS) for p in c.items("pods", ns=ns)
@@ -544,11 +554,13 @@ def test_containerd_restarted(c):
         after = pods()
         assert after == before, {"before": before, "after": after}
         log(f"the same {len(after)} pods, no container restarted")
-        old_hash = template_hash(c.get("deployment", f"{KANARY}-haproxy"))
+        # The node makes pods again: one more myapp-v1 pod runs and serves.
+        c.kubectl("scale", "deployment", "myapp-v1", "-n", APP, "--replicas=4")
+        eventually(lambda: len([p for p in c.items("pods", "-l", "app=myapp,version=v1")
+                                if (condition(p) or {}).get("status") == "True"]) == 4,
+                   "a fourth myapp-v1 pod Ready", WAIT, 0.5)
         want = change_weights(c, KANARY)
-        eventually(lambda: template_hash(c.get("deployment", f"{KANARY}-haproxy")) != old_hash,
-                   "the new configuration applied", WAIT, 0.5)
-        converge(c, "containerd restarted, then a weight change")
+        converge(c, "containerd restarted, then a new pod and a weight change")
         assert summary(c, KANARY) == want
         res = end_stream(c, s, "containerd restarted")
     finally:

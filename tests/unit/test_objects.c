@@ -21,7 +21,21 @@
 #include "common/render.h"
 #include "common/yamlout.h"
 
-#define CFG "global\n    maxconn 1000\n"
+#define CFG   "global\n    maxconn 1000\n"
+#define STATE "{\"kanary\":\"simple-kanary-rule\",\"generation\":1}"
+
+/* Where each object is in objects_desired's answer. */
+enum {
+	I_CM = 0,
+	I_STATE,
+	I_SA,
+	I_ROLE,
+	I_RB,
+	I_DEP,
+	I_PDB,
+	I_SVC,
+	I_N,
+};
 
 struct fixture {
 	struct kanary *k;
@@ -118,14 +132,25 @@ static void assert_bool_at(struct json_object *v, bool want)
 }
 
 /* Ownership: the caller puts the array. */
-static struct json_object *desired(struct fixture *f)
+static struct json_object *desired_n(struct fixture *f, size_t n)
 {
 	struct json_object *objs = NULL;
 
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), 0);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), 0);
 	assert_non_null(objs);
-	assert_int_equal(json_object_array_length(objs), 4);
+	assert_int_equal(json_object_array_length(objs), n);
 	return objs;
+}
+
+static struct json_object *desired(struct fixture *f)
+{
+	return desired_n(f, I_N);
+}
+
+/* objs[i]; borrowed. */
+static struct json_object *at(struct json_object *objs, size_t i)
+{
+	return json_object_array_get_idx(objs, i);
 }
 
 static void assert_common_metadata(struct json_object *obj, const char *api_version,
@@ -175,19 +200,27 @@ static void assert_selector(struct json_object *sel)
 	assert_str_at(J(sel, "app.kubernetes.io/name"), "haproxy");
 }
 
-static void test_four_objects_in_order(void **state)
+static void test_objects_in_order(void **state)
 {
 	struct fixture *f = *state;
 	struct json_object *objs = desired(f);
 	char cm_name[64];
 
 	snprintf(cm_name, sizeof(cm_name), "simple-kanary-rule-haproxy-%.8s", f->hash);
-	assert_common_metadata(J(objs, "0"), "v1", "ConfigMap", cm_name, true);
-	assert_common_metadata(J(objs, "1"), "apps/v1", "Deployment", "simple-kanary-rule-haproxy",
+	assert_common_metadata(at(objs, I_CM), "v1", "ConfigMap", cm_name, true);
+	assert_common_metadata(at(objs, I_STATE), "v1", "ConfigMap",
+	                       "simple-kanary-rule-haproxy-state", true);
+	assert_common_metadata(at(objs, I_SA), "v1", "ServiceAccount", "simple-kanary-rule-haproxy",
 	                       true);
-	assert_common_metadata(J(objs, "2"), "policy/v1", "PodDisruptionBudget",
+	assert_common_metadata(at(objs, I_ROLE), "rbac.authorization.k8s.io/v1", "Role",
 	                       "simple-kanary-rule-haproxy", true);
-	assert_common_metadata(J(objs, "3"), "v1", "Service", "myapp", true);
+	assert_common_metadata(at(objs, I_RB), "rbac.authorization.k8s.io/v1", "RoleBinding",
+	                       "simple-kanary-rule-haproxy", true);
+	assert_common_metadata(at(objs, I_DEP), "apps/v1", "Deployment",
+	                       "simple-kanary-rule-haproxy", true);
+	assert_common_metadata(at(objs, I_PDB), "policy/v1", "PodDisruptionBudget",
+	                       "simple-kanary-rule-haproxy", true);
+	assert_common_metadata(at(objs, I_SVC), "v1", "Service", "myapp", true);
 	json_object_put(objs);
 }
 
@@ -199,7 +232,7 @@ static void test_no_owner_reference_without_uid(void **state)
 	free(f->k->uid);
 	f->k->uid = NULL;
 	objs = desired(f);
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < I_N; i++)
 		assert_null(J(json_object_array_get_idx(objs, i), "metadata", "ownerReferences"));
 	json_object_put(objs);
 }
@@ -208,7 +241,7 @@ static void test_configmap(void **state)
 {
 	struct fixture *f = *state;
 	struct json_object *objs = desired(f);
-	struct json_object *cm = J(objs, "0");
+	struct json_object *cm = at(objs, I_CM);
 
 	assert_bool_at(J(cm, "immutable"), true);
 	assert_str_at(J(cm, "data", "haproxy.cfg"), CFG);
@@ -221,7 +254,7 @@ static void test_deployment(void **state)
 {
 	struct fixture *f = *state;
 	struct json_object *objs = desired(f);
-	struct json_object *d = J(objs, "1");
+	struct json_object *d = at(objs, I_DEP);
 	struct json_object *pod = J(d, "spec", "template", "spec");
 	struct json_object *c = J(pod, "containers", "0");
 	struct json_object *args = J(c, "args");
@@ -294,7 +327,7 @@ static void test_deployment(void **state)
 	/* The config comes from this render's ConfigMap, read-only; writable dirs are emptyDirs. */
 	assert_str_at(J(pod, "volumes", "0", "name"), "config");
 	assert_str_at(J(pod, "volumes", "0", "configMap", "name"),
-	              json_object_get_string(J(objs, "0", "metadata", "name")));
+	              json_object_get_string(J(at(objs, I_CM), "metadata", "name")));
 	assert_str_at(J(c, "volumeMounts", "0", "name"), "config");
 	assert_str_at(J(c, "volumeMounts", "0", "mountPath"), "/usr/local/etc/haproxy");
 	assert_bool_at(J(c, "volumeMounts", "0", "readOnly"), true);
@@ -304,10 +337,14 @@ static void test_deployment(void **state)
 	assert_non_null(J(pod, "volumes", "2", "emptyDir"));
 	json_object_put(objs);
 
-	/* No runtime directory: no volume for it. */
+	/* No runtime directory: no volume for it, no agent, no identity for one. */
 	f->o.render.runtime_dir = NULL;
-	objs = desired(f);
-	c = J(objs, "1", "spec", "template", "spec", "containers", "0");
+	objs = desired_n(f, 5);
+	pod = J(at(objs, 2), "spec", "template", "spec");
+	assert_str_at(J(at(objs, 2), "kind"), "Deployment");
+	c = J(pod, "containers", "0");
+	assert_int_equal(json_object_array_length(J(pod, "containers")), 1);
+	assert_null(J(pod, "serviceAccountName"));
 	assert_int_equal(json_object_array_length(J(c, "volumeMounts")), 2);
 	assert_str_at(J(c, "volumeMounts", "1", "mountPath"), "/tmp");
 	json_object_put(objs);
@@ -317,8 +354,8 @@ static void test_pdb_and_service(void **state)
 {
 	struct fixture *f = *state;
 	struct json_object *objs = desired(f);
-	struct json_object *pdb = J(objs, "2");
-	struct json_object *svc = J(objs, "3");
+	struct json_object *pdb = at(objs, I_PDB);
+	struct json_object *svc = at(objs, I_SVC);
 
 	assert_int_at(J(pdb, "spec", "maxUnavailable"), 1);
 	assert_null(J(pdb, "spec", "minAvailable"));
@@ -332,7 +369,7 @@ static void test_pdb_and_service(void **state)
 	/* Names the container port, which the Deployment declares. */
 	assert_str_at(J(svc, "spec", "ports", "0", "targetPort"), "proxy");
 	assert_str_at(
-	    J(objs, "1", "spec", "template", "spec", "containers", "0", "ports", "0", "name"),
+	    J(at(objs, I_DEP), "spec", "template", "spec", "containers", "0", "ports", "0", "name"),
 	    "proxy");
 	json_object_put(objs);
 }
@@ -350,14 +387,14 @@ static void test_options_flow_through(void **state)
 	f->o.termination_grace_s = 40;
 	f->o.min_ready_s = 7;
 	objs = desired(f);
-	c = J(objs, "1", "spec", "template", "spec", "containers", "0");
+	c = J(at(objs, I_DEP), "spec", "template", "spec", "containers", "0");
 	assert_str_at(J(c, "image"), "registry.example/haproxy:2.8");
 	assert_str_at(J(c, "imagePullPolicy"), "Never");
 	assert_int_at(J(c, "ports", "0", "containerPort"), 10080);
 	assert_int_at(J(c, "lifecycle", "preStop", "sleep", "seconds"), 5);
-	assert_int_at(J(objs, "1", "spec", "template", "spec", "terminationGracePeriodSeconds"),
-	              40);
-	assert_int_at(J(objs, "1", "spec", "minReadySeconds"), 7);
+	assert_int_at(
+	    J(at(objs, I_DEP), "spec", "template", "spec", "terminationGracePeriodSeconds"), 40);
+	assert_int_at(J(at(objs, I_DEP), "spec", "minReadySeconds"), 7);
 	json_object_put(objs);
 }
 
@@ -395,6 +432,171 @@ static void test_yaml_round_trip(void **state)
 	buf_finish(&out);
 }
 
+/* The state ConfigMap: mutable, the state text under state.json, nothing else. */
+static void test_state_configmap(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs = desired(f);
+	struct json_object *cm = at(objs, I_STATE);
+	char name[KANARY_MAX_NAME + 1], small[8];
+
+	assert_null(J(cm, "immutable"));
+	assert_null(J(cm, "metadata", "annotations"));
+	assert_str_at(J(cm, "data", OBJECTS_STATE_KEY), STATE);
+	assert_int_equal(json_object_object_length(J(cm, "data")), 1);
+	json_object_put(objs);
+	assert_int_equal(objects_state_name(f->k, name, sizeof(name)), 0);
+	assert_string_equal(name, "simple-kanary-rule-haproxy-state");
+	assert_int_equal(objects_state_name(f->k, small, sizeof(small)), -E2BIG);
+	assert_int_equal(objects_state_name(NULL, name, sizeof(name)), -EINVAL);
+
+	/* Without a state text, no state ConfigMap; everything else stays. */
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, NULL, &f->o, &objs), 0);
+	assert_int_equal(json_object_array_length(objs), I_N - 1);
+	assert_str_at(J(at(objs, 1), "kind"), "ServiceAccount");
+	json_object_put(objs);
+}
+
+/* The agent's identity may get, list and watch its state ConfigMap and nothing else. */
+static void test_agent_rbac(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs = desired(f);
+	struct json_object *sa = at(objs, I_SA), *role = at(objs, I_ROLE), *rb = at(objs, I_RB);
+	struct json_object *rule = J(role, "rules", "0");
+	static const char *const verbs[] = {"get", "list", "watch"};
+
+	assert_bool_at(J(sa, "automountServiceAccountToken"), false);
+	assert_int_equal(json_object_array_length(J(role, "rules")), 1);
+	assert_int_equal(json_object_array_length(J(rule, "apiGroups")), 1);
+	assert_str_at(J(rule, "apiGroups", "0"), "");
+	assert_int_equal(json_object_array_length(J(rule, "resources")), 1);
+	assert_str_at(J(rule, "resources", "0"), "configmaps");
+	assert_int_equal(json_object_array_length(J(rule, "resourceNames")), 1);
+	assert_str_at(J(rule, "resourceNames", "0"), "simple-kanary-rule-haproxy-state");
+	assert_int_equal(json_object_array_length(J(rule, "verbs")), 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_str_at(json_object_array_get_idx(J(rule, "verbs"), i), verbs[i]);
+	assert_str_at(J(rb, "roleRef", "apiGroup"), "rbac.authorization.k8s.io");
+	assert_str_at(J(rb, "roleRef", "kind"), "Role");
+	assert_str_at(J(rb, "roleRef", "name"), "simple-kanary-rule-haproxy");
+	assert_int_equal(json_object_array_length(J(rb, "subjects")), 1);
+	assert_str_at(J(rb, "subjects", "0", "kind"), "ServiceAccount");
+	assert_str_at(J(rb, "subjects", "0", "name"), "simple-kanary-rule-haproxy");
+	assert_str_at(J(rb, "subjects", "0", "namespace"), "shop");
+	json_object_put(objs);
+}
+
+/* Index of the volume or mount named name in arr; -1 when none. */
+static int named(struct json_object *arr, const char *name)
+{
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+		struct json_object *n = J(json_object_array_get_idx(arr, i), "name");
+
+		if (n && strcmp(json_object_get_string(n), name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/*
+ * The agent sidecar: the Kanary image, its arguments, the admin socket's
+ * directory shared with HAProxy, and the only token of the pod.
+ */
+static void test_agent_container(void **state)
+{
+	struct fixture *f = *state;
+	struct json_object *objs, *pod, *hap, *agent, *vols, *v, *args;
+	static const char *const want_args[] = {"agent",
+	                                        "--kanary",
+	                                        "simple-kanary-rule",
+	                                        "--namespace",
+	                                        "shop",
+	                                        "--state-configmap",
+	                                        "simple-kanary-rule-haproxy-state",
+	                                        "--socket",
+	                                        "/var/run/haproxy/admin.sock",
+	                                        "--metrics-bind",
+	                                        ":8406"};
+	char idx[8];
+	int i;
+
+	f->o.agent_image = "registry.example/kanary:1.2";
+	f->o.image_pull_policy = "IfNotPresent";
+	objs = desired(f);
+	pod = J(at(objs, I_DEP), "spec", "template", "spec");
+	hap = J(pod, "containers", "0");
+	agent = J(pod, "containers", "1");
+	vols = J(pod, "volumes");
+	assert_int_equal(json_object_array_length(J(pod, "containers")), 2);
+	assert_str_at(J(pod, "serviceAccountName"), "simple-kanary-rule-haproxy");
+	/* No container gets the automatic token; the agent mounts a projected one. */
+	assert_bool_at(J(pod, "automountServiceAccountToken"), false);
+	assert_str_at(J(agent, "name"), "agent");
+	assert_str_at(J(agent, "image"), "registry.example/kanary:1.2");
+	assert_str_at(J(agent, "imagePullPolicy"), "IfNotPresent");
+	assert_str_at(J(agent, "command", "0"), "/usr/local/bin/kanary-controller");
+	args = J(agent, "args");
+	assert_int_equal(json_object_array_length(args), sizeof(want_args) / sizeof(*want_args));
+	for (size_t j = 0; j < sizeof(want_args) / sizeof(*want_args); j++)
+		assert_str_at(json_object_array_get_idx(args, j), want_args[j]);
+	assert_str_at(J(agent, "ports", "0", "name"), "agent-metrics");
+	assert_int_at(J(agent, "ports", "0", "containerPort"), OBJECTS_DEFAULT_AGENT_METRICS_PORT);
+	assert_bool_at(J(agent, "securityContext", "allowPrivilegeEscalation"), false);
+	assert_bool_at(J(agent, "securityContext", "readOnlyRootFilesystem"), true);
+	assert_str_at(J(agent, "securityContext", "capabilities", "drop", "0"), "ALL");
+
+	/* The socket's directory: one emptyDir in both containers. */
+	i = named(J(agent, "volumeMounts"), "run");
+	assert_true(i >= 0);
+	snprintf(idx, sizeof(idx), "%d", i);
+	assert_str_at(J(agent, "volumeMounts", idx, "mountPath"), RENDER_DEFAULT_RUNTIME_DIR);
+	assert_true(named(J(hap, "volumeMounts"), "run") >= 0);
+	i = named(vols, "run");
+	assert_true(i >= 0);
+	snprintf(idx, sizeof(idx), "%d", i);
+	assert_non_null(J(vols, idx, "emptyDir"));
+
+	/* The structure HAProxy runs, read-only, at the same path. */
+	i = named(J(agent, "volumeMounts"), "config");
+	assert_true(i >= 0);
+	snprintf(idx, sizeof(idx), "%d", i);
+	assert_str_at(J(agent, "volumeMounts", idx, "mountPath"), "/usr/local/etc/haproxy");
+	assert_bool_at(J(agent, "volumeMounts", idx, "readOnly"), true);
+
+	/* The token: projected, expiring, with the CA and the namespace, in the agent alone. */
+	assert_true(named(J(hap, "volumeMounts"), "agent-token") < 0);
+	i = named(J(agent, "volumeMounts"), "agent-token");
+	assert_true(i >= 0);
+	snprintf(idx, sizeof(idx), "%d", i);
+	assert_str_at(J(agent, "volumeMounts", idx, "mountPath"),
+	              "/var/run/secrets/kubernetes.io/serviceaccount");
+	assert_bool_at(J(agent, "volumeMounts", idx, "readOnly"), true);
+	i = named(vols, "agent-token");
+	assert_true(i >= 0);
+	snprintf(idx, sizeof(idx), "%d", i);
+	v = J(vols, idx, "projected", "sources");
+	assert_int_equal(json_object_array_length(v), 3);
+	assert_str_at(J(v, "0", "serviceAccountToken", "path"), "token");
+	assert_int_at(J(v, "0", "serviceAccountToken", "expirationSeconds"),
+	              OBJECTS_AGENT_TOKEN_TTL);
+	assert_str_at(J(v, "1", "configMap", "name"), "kube-root-ca.crt");
+	assert_str_at(J(v, "1", "configMap", "items", "0", "path"), "ca.crt");
+	assert_str_at(J(v, "2", "downwardAPI", "items", "0", "fieldRef", "fieldPath"),
+	              "metadata.namespace");
+	assert_str_at(J(v, "2", "downwardAPI", "items", "0", "path"), "namespace");
+	json_object_put(objs);
+
+	/* Its metrics port may not take one of HAProxy's. */
+	f->o.agent_metrics_port = f->o.render.probe_port;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	f->o.agent_metrics_port = 0;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	objects_options_init(&f->o);
+	f->o.agent_image = "";
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+}
+
 static void test_refused_input(void **state)
 {
 	struct fixture *f = *state;
@@ -403,33 +605,33 @@ static void test_refused_input(void **state)
 	char long_name[KANARY_MAX_DNS_LABEL + 2];
 	char *saved;
 
-	assert_int_equal(objects_desired(NULL, CFG, f->hash, &f->o, &objs), -EINVAL);
-	assert_int_equal(objects_desired(f->k, NULL, f->hash, &f->o, &objs), -EINVAL);
-	assert_int_equal(objects_desired(f->k, CFG, NULL, &f->o, &objs), -EINVAL);
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, NULL, &objs), -EINVAL);
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, NULL), -EINVAL);
+	assert_int_equal(objects_desired(NULL, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, NULL, f->hash, STATE, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, NULL, STATE, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, NULL, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, NULL), -EINVAL);
 	/* Not a full lower-case hash. */
-	assert_int_equal(objects_desired(f->k, CFG, "abc", &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, "abc", STATE, &f->o, &objs), -EINVAL);
 	f->hash[0] = 'A';
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 	f->hash[0] = '0';
 	/* Not defaulted. */
 	f->k->port_set = false;
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 	f->k->port_set = true;
 	f->k->replicas_set = false;
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 	f->k->replicas_set = true;
 	/* The soft stop would outlive the grace period. */
 	f->o.termination_grace_s = f->o.prestop_sleep_s + f->o.render.hard_stop_after_s;
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 	objects_options_init(&f->o);
 	f->o.image = "";
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 	objects_options_init(&f->o);
 	/* Pull policies are case-sensitive words of Kubernetes. */
 	f->o.image_pull_policy = "never";
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 	assert_false(objects_pull_policy_valid("never"));
 	assert_false(objects_pull_policy_valid(""));
 	assert_false(objects_pull_policy_valid(NULL));
@@ -439,14 +641,14 @@ static void test_refused_input(void **state)
 	objects_options_init(&f->o);
 	/* The admin socket's emptyDir would sit on /tmp's. */
 	f->o.render.runtime_dir = "/tmp";
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -EINVAL);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 	objects_options_init(&f->o);
 	/* A name that cannot be a label value. */
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
 	saved = f->k->name;
 	f->k->name = long_name;
-	assert_int_equal(objects_desired(f->k, CFG, f->hash, &f->o, &objs), -E2BIG);
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -E2BIG);
 	f->k->name = saved;
 	assert_ptr_equal(objs, sentinel);
 	json_object_put(sentinel);
@@ -480,7 +682,7 @@ static void test_configmap_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_four_objects_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_objects_in_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_owner_reference_without_uid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_configmap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deployment, setup, teardown),
@@ -488,6 +690,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_options_flow_through, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_yaml_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_configmap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_agent_rbac, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_agent_container, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_configmap_name, setup, teardown),
 	};

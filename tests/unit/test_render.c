@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of the haproxy.cfg renderer, checked by the real haproxy. */
+/* Unit tests of the haproxy.cfg structure renderer, checked by the real haproxy. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -239,123 +239,56 @@ static char *render_routes(const struct route_spec *rs, size_t n)
 	return text;
 }
 
-/* ---- thresholds ---- */
+/* ---- the structure: slots, the route map, the fallback ---- */
 
-static void test_split_80_20(void **state)
+static void test_structure_of_two_routes(void **state)
 {
 	static const struct route_spec rs[] = {{"myapp-v1", 80, 3, false},
 	                                       {"myapp-v2", 20, 7, false}};
 	char *t = render_routes(rs, 2);
 
 	(void)state;
-	assert_has(t, "\n    tcp-request content set-var(txn.route) rand(100)\n");
+	/* One draw per connection, looked up in the route map the agent fills. */
+	assert_has(t,
+	           "\n    tcp-request content set-var(txn.draw) rand(100)\n"
+	           "    tcp-request content set-var(txn.route) var(txn.draw),map_int(/dev/null)\n");
 	assert_int_equal(count(t, "rand("), 1);
-	assert_has(t, "\n    use_backend route_myapp-v1 if { var(txn.route) -m int 0:79 }"
+	assert_has(t, "\n    use_backend route_myapp-v1 if { var(txn.route) -m str route_myapp-v1 }"
 	              " { nbsrv(route_myapp-v1) gt 0 }\n");
-	assert_has(t, "\n    use_backend route_myapp-v2 if { var(txn.route) -m int 80:99 }"
+	assert_has(t, "\n    use_backend route_myapp-v2 if { var(txn.route) -m str route_myapp-v2 }"
 	              " { nbsrv(route_myapp-v2) gt 0 }\n");
 	assert_has(t, "\n    default_backend fallback\n");
-	assert_has(t, "\nbackend route_myapp-v1\n    # Service myapp-v1, weight 80\n"
+	/* 3 and 7 endpoints: 16 slots each; disabled, at the placeholder. */
+	assert_has(t, "\nbackend route_myapp-v1\n"
+	              "    # Service myapp-v1: 16 server slots the agent fills with its ready"
+	              " endpoints.\n"
 	              "    balance roundrobin\n"
-	              "    server ep-10-1-0-1-8080 10.1.0.1:8080\n"
-	              "    server ep-10-1-0-2-8080 10.1.0.2:8080\n"
-	              "    server ep-10-1-0-3-8080 10.1.0.3:8080\n\n");
-	assert_int_equal(count(t, "    server ep-10-2-0-"), 7);
-	/* 80/3 : 20/7 = 28 : 3 exactly. */
-	assert_has(t, "\n    server r0-ep-10-1-0-1-8080 10.1.0.1:8080 weight 28"
-	              " track route_myapp-v1/ep-10-1-0-1-8080\n");
-	assert_has(t, "\n    server r1-ep-10-2-0-7-8081 10.2.0.7:8081 weight 3"
-	              " track route_myapp-v2/ep-10-2-0-7-8081\n");
-	assert_int_equal(count(t, " weight 28 track "), 3);
-	assert_int_equal(count(t, " weight 3 track "), 7);
+	              "    server s1 127.0.0.1:1 disabled\n");
+	assert_has(t, "\n    server s16 127.0.0.1:1 disabled\n\nbackend route_myapp-v2\n");
+	assert_has(t, "\n    server s16 127.0.0.1:1 disabled\n\nbackend fallback\n");
+	assert_int_equal(count(t, " 127.0.0.1:1 disabled\n"), 16 + 16);
+	/* The fallback tracks every slot, weight 0 until the agent sets it. */
+	assert_has(t, "\n    default-server no-check\n"
+	              "    server r0-s1 127.0.0.1:1 weight 0 track route_myapp-v1/s1\n");
+	assert_has(t, "\n    server r1-s16 127.0.0.1:1 weight 0 track route_myapp-v2/s16\n");
+	assert_int_equal(count(t, " weight 0 track "), 16 + 16);
+	/* No endpoint address, no weight: they are state. */
+	assert_null(strstr(t, "10.1.0.1"));
+	assert_null(strstr(t, " 80"));
 	free(t);
 }
 
-static void test_split_50_30_20(void **state)
-{
-	static const struct route_spec rs[] = {
-	    {"app-a", 50, 2, false}, {"app-b", 30, 3, false}, {"app-c", 20, 5, false}};
-	char *t = render_routes(rs, 3);
-
-	(void)state;
-	assert_has(t, "use_backend route_app-a if { var(txn.route) -m int 0:49 }");
-	assert_has(t, "use_backend route_app-b if { var(txn.route) -m int 50:79 }");
-	assert_has(t, "use_backend route_app-c if { var(txn.route) -m int 80:99 }");
-	/* 25 : 10 : 4 per pod. */
-	assert_int_equal(count(t, " weight 25 track route_app-a/"), 2);
-	assert_int_equal(count(t, " weight 10 track route_app-b/"), 3);
-	assert_int_equal(count(t, " weight 4 track route_app-c/"), 5);
-	free(t);
-}
-
-static void test_split_99_1_keeps_the_small_route_in_the_fallback(void **state)
-{
-	static const struct route_spec rs[] = {{"big", 99, 1, false}, {"small", 1, 10, false}};
-	char *t = render_routes(rs, 2);
-
-	(void)state;
-	assert_has(t, "use_backend route_big if { var(txn.route) -m int 0:98 }");
-	assert_has(t, "use_backend route_small if { var(txn.route) -m int 99:99 }");
-	/* 99 : 0.1 cannot be exact within 256: the largest is 256, the small one never 0. */
-	assert_int_equal(count(t, " weight 256 track route_big/"), 1);
-	assert_int_equal(count(t, " weight 1 track route_small/"), 10);
-	free(t);
-}
-
-static void test_fallback_weights_are_exact_when_they_fit(void **state)
-{
-	static const struct {
-		int w1, w2;
-		size_t n1, n2;
-		const char *x1, *x2;
-	} cases[] = {
-	    /* Measured in the research: 7+3 pods -> 12:7, 13+17 -> 153:13. */
-	    {80, 20, 7, 3, " weight 12 track route_one/", " weight 7 track route_two/"},
-	    {90, 10, 13, 17, " weight 153 track route_one/", " weight 13 track route_two/"},
-	    /* 33/17 : 67/19 needs a scale of 1139: rounded, the largest 256. */
-	    {33, 67, 17, 19, " weight 141 track route_one/", " weight 256 track route_two/"},
-	    /* Same per-pod share: 1:1. */
-	    {50, 50, 4, 4, " weight 1 track route_one/", " weight 1 track route_two/"},
-	};
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct route_spec rs[] = {{"one", cases[i].w1, cases[i].n1, false},
-		                          {"two", cases[i].w2, cases[i].n2, false}};
-		char *t = render_routes(rs, 2);
-
-		assert_int_equal(count(t, cases[i].x1), cases[i].n1);
-		assert_int_equal(count(t, cases[i].x2), cases[i].n2);
-		free(t);
-	}
-}
-
-static void test_weight_zero_route_is_never_drawn(void **state)
+static void test_weight_zero_route_keeps_its_backend_and_slots(void **state)
 {
 	static const struct route_spec rs[] = {
 	    {"stable", 70, 2, false}, {"dark", 0, 2, false}, {"canary", 30, 1, false}};
 	char *t = render_routes(rs, 3);
 
 	(void)state;
-	assert_has(t, "use_backend route_stable if { var(txn.route) -m int 0:69 }");
-	assert_has(t, "use_backend route_canary if { var(txn.route) -m int 70:99 }");
-	assert_null(strstr(t, "use_backend route_dark"));
-	/* Its backend and servers stay, for runtime weight changes later. */
-	assert_has(t, "\nbackend route_dark\n    # Service dark, weight 0: never drawn\n");
-	assert_int_equal(count(t, "    server ep-10-2-0-"), 2);
-	assert_null(strstr(t, "track route_dark/"));
-	assert_null(strstr(t, "nbsrv(route_dark)"));
-	free(t);
-}
-
-static void test_one_route_of_100(void **state)
-{
-	static const struct route_spec rs[] = {{"only", 100, 2, false}};
-	char *t = render_routes(rs, 1);
-
-	(void)state;
-	assert_has(t, "use_backend route_only if { var(txn.route) -m int 0:99 }");
-	assert_int_equal(count(t, " weight 1 track route_only/"), 2);
+	/* A weight is state: the map leaves a route of weight 0 out at runtime. */
+	assert_has(t, "use_backend route_dark if { var(txn.route) -m str route_dark }");
+	assert_has(t, "\nbackend route_dark\n");
+	assert_has(t, " track route_dark/s16\n");
 	free(t);
 }
 
@@ -363,7 +296,6 @@ static void test_sixteen_routes(void **state)
 {
 	struct route_spec rs[KANARY_MAX_ROUTES];
 	char names[KANARY_MAX_ROUTES][16];
-	char want[128];
 	char *t;
 
 	(void)state;
@@ -375,37 +307,25 @@ static void test_sixteen_routes(void **state)
 		rs[i].ipv6 = i % 2;
 	}
 	t = render_routes(rs, KANARY_MAX_ROUTES);
-	assert_has(t, "use_backend route_svc-0 if { var(txn.route) -m int 0:9 }");
-	assert_has(t, "use_backend route_svc-4 if { var(txn.route) -m int 40:44 }");
-	snprintf(want, sizeof(want), "use_backend route_svc-15 if { var(txn.route) -m int 95:99 }");
-	assert_has(t, want);
+	assert_has(t, "use_backend route_svc-0 if { var(txn.route) -m str route_svc-0 }");
+	assert_has(t, "use_backend route_svc-15 if { var(txn.route) -m str route_svc-15 }");
+	/* 16 endpoints: 32 slots. */
+	assert_has(t, "\n    server r15-s32 127.0.0.1:1 weight 0 track route_svc-15/s32\n");
 	free(t);
 }
 
-/* ---- addresses, empty routes ---- */
-
-static void test_ipv6_endpoints(void **state)
+static void test_bind_addresses(void **state)
 {
 	static const struct route_spec rs[] = {{"v6", 60, 2, true}, {"v4", 40, 1, false}};
 	struct render_options o;
 	struct model m;
-	char *t = render_routes(rs, 2);
+	char *t;
 
 	(void)state;
-	assert_has(t, "\n    server ep-fd00-1--1-8080 [fd00:1::1]:8080\n");
-	assert_has(t, "\n    server ep-fd00-1--2-8080 [fd00:1::2]:8080\n");
-	assert_has(t, "\n    server r0-ep-fd00-1--1-8080 [fd00:1::1]:8080 weight ");
-	assert_has(t, " track route_v6/ep-fd00-1--1-8080\n");
-	free(t);
-
-	/* An IPv4-mapped address keeps its dots, so no other address gets its name. */
 	model_init(&m, rs, 2);
-	free(m.res.routes[1].endpoints[0].address);
-	m.res.routes[1].endpoints[0].address = xstrdup("::ffff:10.0.0.1");
 	test_options(&o);
 	o.bind_address = "::";
 	t = render_ok(&m, &o);
-	assert_has(t, "\n    server ep---ffff-10.0.0.1-8081 [::ffff:10.0.0.1]:8081\n");
 	assert_has(t, "\n    bind [::]:8080 v4v6\n");
 	assert_has(t, "\n    bind [::]:8404 v4v6\n");
 	assert_haproxy_accepts(t);
@@ -418,37 +338,106 @@ static void test_ipv6_endpoints(void **state)
 	model_finish(&m);
 }
 
-static void test_route_without_endpoints(void **state)
-{
-	static const struct route_spec rs[] = {{"up", 80, 2, false}, {"down", 20, 0, false}};
-	char *t = render_routes(rs, 2);
-
-	(void)state;
-	assert_has(t, "\nbackend route_down\n    # Service down, weight 20\n"
-	              "    balance roundrobin\n\n");
-	/* Still drawn: nbsrv() sends its share to the fallback. */
-	assert_has(t, "use_backend route_down if { var(txn.route) -m int 80:99 }"
-	              " { nbsrv(route_down) gt 0 }");
-	assert_null(strstr(t, "track route_down/"));
-	/* The only drawn route with servers gets the largest weight by itself. */
-	assert_int_equal(count(t, " weight 1 track route_up/"), 2);
-	free(t);
-}
-
 static void test_nothing_resolved_still_renders(void **state)
 {
 	static const struct route_spec rs[] = {{"gone-a", 50, 0, false}, {"gone-b", 50, 0, false}};
 	char *t = render_routes(rs, 2);
 
 	(void)state;
-	assert_has(t, "\nbackend fallback\n");
-	assert_int_equal(count(t, "    server "), 0);
-	/* /ready answers 503 when no drawn route has a server. */
-	assert_has(t, "    http-request return status 200 content-type text/plain string \"ready\""
-	              " if { path /ready } { nbsrv(route_gone-a) gt 0 }\n");
+	/* The least slots, so endpoints that come later need no rollout. */
+	assert_int_equal(count(t, " 127.0.0.1:1 disabled\n"), 2 * RENDER_MIN_SLOTS);
+	/* /ready: 503 before the agent's first state, then while the fallback has no server. */
 	assert_has(t, "    http-request return status 503 content-type text/plain string"
+	              " \"no-state\" if { path /ready } !{ int(0),map_int(/dev/null) -m found }\n"
+	              "    http-request return status 200 content-type text/plain string"
+	              " \"ready\" if { path /ready } { nbsrv(fallback) gt 0 }\n"
+	              "    http-request return status 503 content-type text/plain string"
 	              " \"no-usable-route\" if { path /ready }\n");
 	free(t);
+}
+
+/* ---- slots and fallback weights ---- */
+
+static void test_slots_grow_in_steps_and_never_shrink(void **state)
+{
+	static const struct {
+		size_t endpoints;
+		int current, want;
+	} cases[] = {
+	    {0, 0, 16},   {1, 0, 16},    {3, 0, 16},      {8, 0, 16},         {9, 0, 32},
+	    {10, 16, 16}, {16, 16, 16},  {17, 16, 64},    {33, 64, 64},       {65, 64, 256},
+	    {0, 32, 32},  {2, 128, 128}, {40, 0, 128},    {4096, 0, 4096},    {4096, 4096, 4096},
+	    {5, 5, 5},    {6, 5, 16},    {2048, 0, 4096}, {4095, 2048, 4096},
+	};
+	int steps = 0, slots = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = render_slots(cases[i].endpoints, cases[i].current);
+
+		if (got != cases[i].want)
+			print_error("render_slots(%zu, %d) = %d, want %d\n", cases[i].endpoints,
+			            cases[i].current, got, cases[i].want);
+		assert_int_equal(got, cases[i].want);
+	}
+	assert_int_equal(render_slots(4097, 0), -1);
+	assert_int_equal(render_slots(1, -1), -1);
+	assert_int_equal(render_slots(1, RENDER_MAX_SLOTS + 1), -1);
+	/* A version scaled pod by pod from 3 to 40 outgrows its slots once. */
+	slots = render_slots(3, 0);
+	for (size_t n = 4; n <= 40; n++) {
+		int next = render_slots(n, slots);
+
+		steps += next != slots;
+		slots = next;
+	}
+	assert_int_equal(steps, 1);
+	/* And back to 2 pods: the slots stay. */
+	assert_int_equal(render_slots(2, slots), slots);
+}
+
+static void test_fallback_weights(void **state)
+{
+	static const struct {
+		int w[3];
+		size_t n[3];
+		int want[3];
+	} cases[] = {
+	    /* 80/3 : 20/7 = 28 : 3 exactly. */
+	    {{80, 20, 0}, {3, 7, 0}, {28, 3, 0}},
+	    /* Measured in the research: 7+3 pods -> 12:7, 13+17 -> 153:13. */
+	    {{80, 20, 0}, {7, 3, 0}, {12, 7, 0}},
+	    {{90, 10, 0}, {13, 17, 0}, {153, 13, 0}},
+	    /* 33/17 : 67/19 needs a scale of 1139: rounded, the largest 256. */
+	    {{33, 67, 0}, {17, 19, 0}, {141, 256, 0}},
+	    /* 99 : 0.1 cannot be exact within 256: the small route never 0. */
+	    {{99, 1, 0}, {1, 10, 0}, {256, 1, 0}},
+	    {{50, 30, 20}, {2, 3, 5}, {25, 10, 4}},
+	    {{50, 50, 0}, {4, 4, 0}, {1, 1, 0}},
+	    /* Weight 0 or no servers: 0; the only route with servers: 1. */
+	    {{70, 0, 30}, {2, 2, 0}, {1, 0, 0}},
+	    {{50, 50, 0}, {0, 0, 0}, {0, 0, 0}},
+	};
+	int got[3];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(render_fallback_weights(3, cases[i].w, cases[i].n, got), 0);
+		for (size_t j = 0; j < 3; j++) {
+			if (got[j] != cases[i].want[j])
+				print_error("case %zu route %zu: %d, want %d\n", i, j, got[j],
+				            cases[i].want[j]);
+			assert_int_equal(got[j], cases[i].want[j]);
+		}
+	}
+	{
+		int w[1] = {101};
+		size_t n[1] = {1};
+
+		assert_int_equal(render_fallback_weights(1, w, n, got), -EINVAL);
+		assert_int_equal(render_fallback_weights(KANARY_MAX_ROUTES + 1, w, n, got),
+		                 -EINVAL);
+	}
 }
 
 /* ---- global settings and the admin frontends ---- */
@@ -540,15 +529,27 @@ static void test_same_input_same_bytes_and_hash(void **state)
 	assert_int_equal(strlen(h1), 64);
 	free(b);
 
-	/* A weight change changes the bytes and the hash. */
-	m.k->routes[0].weight = 70;
-	m.k->routes[1].weight = 30;
+	/* Weights and endpoints within the slots are state: same bytes, same hash. */
+	m.k->routes[0].weight = 50;
+	m.k->routes[1].weight = 50;
 	b = render_ok(&m, &o);
-	assert_string_not_equal(a, b);
-	assert_int_equal(render_hash(b, strlen(b), h3), 0);
-	assert_string_not_equal(h1, h3);
-	free(a);
+	assert_string_equal(a, b);
 	free(b);
+	{
+		const int slots[2] = {16, 16}, more[2] = {64, 16};
+
+		m.res.routes[0].n_endpoints = 1;
+		assert_int_equal(render_structure(m.k, &m.res, slots, &o, &b, NULL), 0);
+		assert_string_equal(a, b);
+		free(b);
+		/* Other slots (a route outgrew its own) are another structure. */
+		assert_int_equal(render_structure(m.k, &m.res, more, &o, &b, NULL), 0);
+		assert_int_equal(render_hash(b, strlen(b), h3), 0);
+		assert_string_not_equal(h1, h3);
+		free(b);
+		m.res.routes[0].n_endpoints = 3;
+	}
+	free(a);
 	model_finish(&m);
 }
 
@@ -628,23 +629,15 @@ static void test_invalid_input(void **state)
 	assert_render_fails(&m, &o, -EINVAL);
 	m.k->routes[1].service_name = xstrdup("myapp-v2");
 
-	/* Endpoints: not an IP literal, a bad port, the same one twice. */
-	free(m.res.routes[0].endpoints[1].address);
-	m.res.routes[0].endpoints[1].address = xstrdup("10.0.0.1\n    server x 1.2.3.4:1");
-	assert_render_fails(&m, &o, -EINVAL);
-	free(m.res.routes[0].endpoints[1].address);
-	m.res.routes[0].endpoints[1].address = xstrdup("myhost.example");
-	assert_render_fails(&m, &o, -EINVAL);
-	free(m.res.routes[0].endpoints[1].address);
-	m.res.routes[0].endpoints[1].address = xstrdup(m.res.routes[0].endpoints[0].address);
-	assert_render_fails(&m, &o, -EINVAL);
-	m.res.routes[0].endpoints[1].port = 0;
-	assert_render_fails(&m, &o, -EINVAL);
-	m.res.routes[0].endpoints[1].port = 65536;
-	assert_render_fails(&m, &o, -EINVAL);
-	m.res.routes[0].endpoints[1].port = 9999;
-	text = render_ok(&m, &o);
-	free(text);
+	/* Slots out of range. */
+	{
+		const int zero[2] = {8, 0}, big[2] = {8, RENDER_MAX_SLOTS + 1};
+
+		assert_int_equal(render_structure(m.k, &m.res, zero, &o, &text, &len), -EINVAL);
+		assert_int_equal(render_structure(m.k, &m.res, big, &o, &text, &len), -EINVAL);
+		assert_int_equal(render_structure(m.k, &m.res, NULL, &o, &text, &len), -EINVAL);
+		assert_null(text);
+	}
 
 	/* Options. */
 	o.proxy_port = 0;
@@ -705,16 +698,13 @@ static void test_config_ceiling(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_split_80_20),
-	    cmocka_unit_test(test_split_50_30_20),
-	    cmocka_unit_test(test_split_99_1_keeps_the_small_route_in_the_fallback),
-	    cmocka_unit_test(test_fallback_weights_are_exact_when_they_fit),
-	    cmocka_unit_test(test_weight_zero_route_is_never_drawn),
-	    cmocka_unit_test(test_one_route_of_100),
+	    cmocka_unit_test(test_structure_of_two_routes),
+	    cmocka_unit_test(test_weight_zero_route_keeps_its_backend_and_slots),
 	    cmocka_unit_test(test_sixteen_routes),
-	    cmocka_unit_test(test_ipv6_endpoints),
-	    cmocka_unit_test(test_route_without_endpoints),
+	    cmocka_unit_test(test_bind_addresses),
 	    cmocka_unit_test(test_nothing_resolved_still_renders),
+	    cmocka_unit_test(test_slots_grow_in_steps_and_never_shrink),
+	    cmocka_unit_test(test_fallback_weights),
 	    cmocka_unit_test(test_global_and_probe_sections),
 	    cmocka_unit_test(test_same_input_same_bytes_and_hash),
 	    cmocka_unit_test(test_hash_is_lower_case_sha256),

@@ -182,11 +182,22 @@ watch-fed cache of Services (with a live GET of one it has not seen yet) and of 
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [list, watch, create, patch]
-# ConfigMaps are immutable and named by their configuration's hash: superseded ones are
-# deleted once no ReplicaSet uses them.
+# The structure ConfigMaps are immutable and named by their configuration's hash:
+# superseded ones are deleted once no ReplicaSet uses them. The state ConfigMap
+# (<name>-haproxy-state) is patched in place. get: the controller grants it to each
+# Kanary's agent (below), and RBAC lets it grant only what it holds.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
+# The agent's identity per Kanary: ServiceAccount, Role and RoleBinding <name>-haproxy,
+# read with a GET and server-side applied. The Role grants get, list and watch on the one
+# state ConfigMap, which the controller holds itself (no bind or escalate).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch]
 # Which ConfigMaps the HAProxy ReplicaSets still mount (read only).
 - apiGroups: [apps]
   resources: [replicasets]
