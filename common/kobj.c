@@ -277,16 +277,20 @@ int kobj_service_decode(void *ctx, struct json_object *obj, struct kube_obj **re
 	svc = (struct kobj_service *)o;
 	o->type = KUBE_OBJ_SERVICE;
 	out = extra;
-	/* A Service without ports (ExternalName) has no extra part: extra is NULL. */
+	/*
+	 * A Service without ports (ExternalName), or whose ports are no mappings,
+	 * has no extra part: extra is NULL, and out is only used for a mapping.
+	 */
 	p = out ? (char *)(out + n) : NULL;
 	svc->ports = out;
 	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
 		const struct json_object *pt = json_object_array_get_idx(ports, i);
+		struct kobj_service_port *sp;
 		struct json_object *tp;
-		struct kobj_service_port *sp = &out[svc->n_ports];
 
 		if (!json_object_is_type(pt, json_type_object))
 			continue;
+		sp = &out[svc->n_ports];
 		sp->name = put_str(&p, json_field_str(pt, "name"));
 		sp->port = port_number(pt);
 		sp->tcp = is_tcp(pt);

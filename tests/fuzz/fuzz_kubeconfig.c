@@ -12,8 +12,9 @@
  * Checked: loading fails with -EINVAL, -ENOENT or -E2BIG and a message, or
  * gives a config whose server is http(s) without a trailing slash, whose
  * namespace is set and at most 63 bytes, whose files are readable, with a
- * client certificate and key together, never insecure with a CA, and whose
- * kube_config_token answers; no file descriptor is left open after
+ * client certificate and key together, never insecure with a CA, never a
+ * bearer token for a plain http:// server, and whose kube_config_token
+ * answers; no file descriptor is left open after
  * kube_config_destroy.
  */
 #define _GNU_SOURCE /* memmem */
@@ -113,7 +114,9 @@ static void check_config(struct kube_config *cfg)
 	FUZZ_CHECK(r == 0, "kube_config_token: %d", r);
 	FUZZ_CHECK(!token == !cfg->token && (!token || strcmp(token, cfg->token) == 0),
 	           "kube_config_token disagrees with the loaded token");
-	free(token);
+	FUZZ_CHECK(!token || strncmp(cfg->server, "http://", 7) != 0,
+	           "a bearer token for a plain http:// server");
+	kube_secret_free(token);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
