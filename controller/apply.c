@@ -54,6 +54,16 @@ static void copy_str(char *out, size_t size, const char *s)
 	out[n] = '\0';
 }
 
+/* A resourceVersion into a memo; one too long for it becomes one that matches nothing. */
+static void copy_rv(char *out, size_t size, const char *rv)
+{
+	if (rv && strlen(rv) >= size) {
+		snprintf(out, size, "%s", "\x7f"); /* never a resourceVersion, never "" */
+		return;
+	}
+	copy_str(out, size, rv);
+}
+
 static const char *resource_version(const struct json_object *o)
 {
 	const char *rv = json_field_str_path(o, JSON_FIELD_PATH("metadata", "resourceVersion"));
@@ -359,8 +369,8 @@ static int write_child(struct apply_run *run, enum child i, const char *name,
 		k->hooks.applied(run, m, name, live, live_rv, got);
 	copy_str(m->name, sizeof(m->name), name);
 	memcpy(m->digest, digest, sizeof(m->digest));
-	copy_str(m->rv_before, sizeof(m->rv_before), live_rv);
-	copy_str(m->rv_after, sizeof(m->rv_after), resource_version(got));
+	copy_rv(m->rv_before, sizeof(m->rv_before), live_rv);
+	copy_rv(m->rv_after, sizeof(m->rv_after), resource_version(got));
 out:
 	json_object_put(got);
 	return r;

@@ -35,7 +35,13 @@ const struct child_def *apply_child_def(enum child i);
 /* The child kind named kind ("Deployment", ...); false for any other. */
 bool apply_child_kind(const char *kind, enum child *ret);
 
-#define APPLY_RV_SIZE (KANARY_MAX_RESOURCE_VERSION + 1)
+/*
+ * What a memo keeps of a resourceVersion: etcd's are decimal int64, 19
+ * digits at most. A longer one is remembered as one that never matches
+ * (the memo then only costs a comparison with the cache). Each Kanary has a
+ * memo of five: 257 bytes each were 2 KiB of every Kanary's 3.9.
+ */
+#define APPLY_RV_SIZE 32
 
 /*
  * What this process last wrote for one child, kept between reconciles. The

@@ -583,7 +583,7 @@ static int write_status(struct rc *rc, struct json_object *st)
 	rv = resource_version(rc->obj);
 	/* A resourceVersion past the ceiling is not remembered (the memo then never matches). */
 	snprintf(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), "%s",
-	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "");
+	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "\x7f");
 	text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
 	free(rc->memo->status);
 	/* Out of memory the memo stays empty: the next reconcile writes the status again. */

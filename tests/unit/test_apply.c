@@ -433,6 +433,39 @@ static void apply_child_compares_only_the_metadata_of_a_configmap(void **state)
 	json_object_put(want);
 }
 
+/*
+ * A resourceVersion too long for the memo is remembered as one that matches
+ * nothing: a child deleted after our write (absent, "" in the cache) is
+ * written again rather than taken for our write not yet seen.
+ */
+static void apply_child_remembers_an_overlong_resource_version_as_no_match(void **state)
+{
+	struct world *w = *state;
+	struct json_object *want = want_configmap();
+	char rv[APPLY_RV_SIZE + 8];
+
+	memset(rv, '9', sizeof(rv) - 1);
+	rv[sizeof(rv) - 1] = '\0';
+	/* The cached ConfigMap lacks a label we want: it needs a write. */
+	json_object_object_add(json_object_object_get(want, "metadata"), "labels",
+	                       parse("{\"app\":\"x\"}"));
+	w->f.cache[CHILD_CONFIGMAP] = parse(
+	    "{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadata\","
+	    "\"metadata\":{\"name\":\"myapp-haproxy-bbbbbbbb\",\"namespace\":\"shop\"," OWNER_REF
+	    "}}");
+	json_object_object_add(json_object_object_get(w->f.cache[CHILD_CONFIGMAP], "metadata"),
+	                       "resourceVersion", json_object_new_string(rv));
+	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), 0);
+	assert_int_equal(w->f.applies, 1);
+	assert_string_not_equal(w->memo[CHILD_CONFIGMAP].rv_before, "");
+	/* Deleted meanwhile: absent from the cache, so it is written again. */
+	json_object_put(w->f.cache[CHILD_CONFIGMAP]);
+	w->f.cache[CHILD_CONFIGMAP] = NULL;
+	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), 0);
+	assert_int_equal(w->f.applies, 2);
+	json_object_put(want);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -452,6 +485,7 @@ int main(void)
 	    T(apply_child_keeps_the_cached_deployment_when_nothing_changes),
 	    T(apply_child_refuses_an_object_without_a_name),
 	    T(apply_child_compares_only_the_metadata_of_a_configmap),
+	    T(apply_child_remembers_an_overlong_resource_version_as_no_match),
 	    cmocka_unit_test(apply_child_kind_knows_the_four_kinds),
 	};
 #undef T
