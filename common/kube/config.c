@@ -675,6 +675,11 @@ static int kc_cluster(struct kube_config *cfg, const struct kc_set *s, const cha
 	len = strlen(server);
 	while (len > 0 && server[len - 1] == '/')
 		len--;
+	/* "https://" alone (or with more slashes) names no host. */
+	if (len <= strlen(server[4] == 's' ? "https://" : "http://")) {
+		cfg_errf(err, "%s: %s.server: \"%s\": names no host", f->path, where, server);
+		return -EINVAL;
+	}
 	if (len > KANARY_MAX_URL / 2) {
 		cfg_errf(err, "%s: %s.server: too long", f->path, where);
 		return -EINVAL;

@@ -384,7 +384,7 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 	    .label_selector = inf->label_selector,
 	    .field_selector = inf->field_selector,
 	    .resource_version = rv,
-	    .page_size = inf->o.page_size,
+	    .page_size = inf->o.page_size ? inf->o.page_size : KUBE_INFORMER_PAGE_SIZE,
 	    .accept = inf->o.metadata_only ? KUBE_ACCEPT_METADATA_LIST : NULL,
 	};
 	const struct kube_informer_handlers *h = &inf->o.handlers;

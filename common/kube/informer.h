@@ -77,7 +77,7 @@ struct kube_informer_options {
 	const char *label_selector;
 	const char *field_selector;
 	const char *component;   /* User-Agent, as kube_client_options */
-	int page_size;           /* LIST page size; 0: KUBE_LIST_PAGE_SIZE */
+	int page_size;           /* LIST page size; 0: KUBE_INFORMER_PAGE_SIZE */
 	int watch_timeout_min_s; /* 0: KUBE_WATCH_TIMEOUT_MIN_S */
 	int watch_timeout_max_s; /* 0: KUBE_WATCH_TIMEOUT_MAX_S */
 	/*
@@ -110,6 +110,13 @@ struct kube_informer_options {
 	struct kube_informer_handlers handlers;
 };
 
+/*
+ * An informer's LIST page (client-go's pager: 500). Each page is a json-c
+ * tree many times the size of the records decoded from it, and the holes it
+ * leaves between them stay in the process: at 10,000 Kanaries, pages of 100
+ * took 14 MiB off the controller's resident memory and 49 MiB off its peak.
+ */
+#define KUBE_INFORMER_PAGE_SIZE  100
 #define KUBE_WATCH_TIMEOUT_MIN_S 300
 #define KUBE_WATCH_TIMEOUT_MAX_S 600
 #define KUBE_BACKOFF_INITIAL_MS  800L

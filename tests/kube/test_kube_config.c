@@ -293,6 +293,9 @@ static void test_bad_clusters_are_refused(void **state)
 		const char *msg;
 	} cases[] = {
 	    {"    server: ftp://h\n", "must start with https:// or http://"},
+	    /* Found by fuzzing: "https://" alone was taken as the server "https:". */
+	    {"    server: https://\n", "names no host"},
+	    {"    server: http:///\n", "names no host"},
 	    {"    certificate-authority: /nonexistent/ca.crt\n",
 	     "server: required"}, /* the missing server is found first */
 	    {"    server: https://h\n    certificate-authority: nope.crt\n",

@@ -302,6 +302,20 @@ static void json_stream_ending_in_a_number_is_refused_without_a_leak(void **stat
 	assert_int_equal(parse_err("[1, 2]\n-7", 9, &err), -EINVAL);
 }
 
+/*
+ * Found by fuzzing: JSON text is read as UTF-8 (RFC 8259), as YAML is; a
+ * string with a sequence past U+10FFFF was read, and yamlout wrote it as an
+ * escape that no YAML reader takes back.
+ */
+static void json_that_is_not_utf8_is_refused(void **state)
+{
+	struct doc_err err = {{0}};
+	const char *past = "{\"a\": \"\xf6\x92\x9a\x8d\"}", *cut = "{\"a\": \"\xc3\"}";
+
+	assert_int_equal(parse_err(past, strlen(past), &err), -EINVAL);
+	assert_int_equal(parse_err(cut, strlen(cut), &err), -EINVAL);
+}
+
 static void oversized_and_nul_input_is_refused(void **state)
 {
 	struct doc_err err = {{0}};
@@ -341,6 +355,7 @@ int main(void)
 	    cmocka_unit_test(alias_bombs_and_bad_keys_are_refused),
 	    cmocka_unit_test(deep_nesting_is_refused_not_recursed),
 	    cmocka_unit_test(json_stream_ending_in_a_number_is_refused_without_a_leak),
+	    cmocka_unit_test(json_that_is_not_utf8_is_refused),
 	    cmocka_unit_test(oversized_and_nul_input_is_refused),
 	    cmocka_unit_test(empty_input_is_an_empty_stream),
 	};
