@@ -173,7 +173,7 @@ def test_scaling_and_weights_change_live_with_no_rollout_and_no_failed_connectio
     v1_before = set(ready_pods(c, "myapp-v1"))
     s = c.stream(service_ip(c, DEST), kanary_port(c), rate=50, max_seconds=900, long=10)
     try:
-        time.sleep(3)  # the long connections are open and greeted
+        s.wait_long_open(10)  # the long connections are open and greeted
         up, st = scale(c, "myapp-v1", 8)
         assert st["structureHash"] == before["config-hash"][:8]
         down, st = scale(c, "myapp-v1", 2)
