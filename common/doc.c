@@ -845,15 +845,36 @@ static int doc_parse_json(const char *data, size_t len, struct json_object *docs
  * below 1e21 as an integer: 80.0 arrives as 80. Does the same to every number
  * of v, in place.
  */
+/*
+ * Whether child is a number to pass through number_json, and its value:
+ * every float, and an integer past INT64_MAX, which json-c keeps as an
+ * unsigned one but Go reads as a float64 (as the YAML reader does too).
+ */
+static bool json_renumber(struct json_object *child, double *ret)
+{
+	if (json_object_is_type(child, json_type_double)) {
+		*ret = json_object_get_double(child);
+		return true;
+	}
+	if (json_object_is_type(child, json_type_int) &&
+	    json_object_get_uint64(child) > (uint64_t)INT64_MAX) {
+		*ret = (double)json_object_get_uint64(child);
+		return true;
+	}
+	return false;
+}
+
 static int json_whole_numbers(struct json_object *v, int depth)
 {
+	double d;
+
 	if (depth > KANARY_MAX_DEPTH)
 		return 0;
 	if (json_object_is_type(v, json_type_object)) {
 		json_object_object_foreach(v, k, child)
 		{
-			if (json_object_is_type(child, json_type_double)) {
-				struct json_object *n = number_json(json_object_get_double(child));
+			if (json_renumber(child, &d)) {
+				struct json_object *n = number_json(d);
 				/* Replacing the value of an existing key keeps the iteration valid. */
 				if (!n || json_object_object_add(v, k, n) != 0) {
 					json_object_put(n);
@@ -866,8 +887,8 @@ static int json_whole_numbers(struct json_object *v, int depth)
 	} else if (json_object_is_type(v, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
 			struct json_object *child = json_object_array_get_idx(v, i);
-			if (json_object_is_type(child, json_type_double)) {
-				struct json_object *n = number_json(json_object_get_double(child));
+			if (json_renumber(child, &d)) {
+				struct json_object *n = number_json(d);
 				if (!n || json_object_array_put_idx(v, i, n) != 0) {
 					json_object_put(n);
 					return -ENOMEM;

@@ -316,6 +316,26 @@ static void json_that_is_not_utf8_is_refused(void **state)
 	assert_int_equal(parse_err(cut, strlen(cut), &err), -EINVAL);
 }
 
+/*
+ * Found by fuzzing: JSON read an integer past INT64_MAX as json-c's unsigned
+ * integer, YAML (and Go) as a float64, so yamlout's copy read back as
+ * another value. Both read it as the float now.
+ */
+static void integers_past_int64_read_alike_in_json_and_yaml(void **state)
+{
+	struct json_object *j =
+	    parse_ok("{\"a\": 18446744073709551615, \"b\": 9223372036854775807}");
+	struct json_object *y = parse_ok("a: 18446744073709551615\nb: 9223372036854775807\n");
+	struct json_object *ja = get(json_object_array_get_idx(j, 0), "a");
+
+	assert_true(json_object_is_type(ja, json_type_double));
+	assert_int_equal(get_int(json_object_array_get_idx(j, 0), "b"), INT64_MAX);
+	assert_true(
+	    json_object_equal(json_object_array_get_idx(j, 0), json_object_array_get_idx(y, 0)));
+	json_object_put(j);
+	json_object_put(y);
+}
+
 static void oversized_and_nul_input_is_refused(void **state)
 {
 	struct doc_err err = {{0}};
@@ -356,6 +376,7 @@ int main(void)
 	    cmocka_unit_test(deep_nesting_is_refused_not_recursed),
 	    cmocka_unit_test(json_stream_ending_in_a_number_is_refused_without_a_leak),
 	    cmocka_unit_test(json_that_is_not_utf8_is_refused),
+	    cmocka_unit_test(integers_past_int64_read_alike_in_json_and_yaml),
 	    cmocka_unit_test(oversized_and_nul_input_is_refused),
 	    cmocka_unit_test(empty_input_is_an_empty_stream),
 	};
