@@ -32,7 +32,7 @@
 #define RUN_DEFAULT_METRICS_BIND ":8080"
 #define RUN_DEFAULT_HEALTH_BIND  ":8081"
 #define RUN_DEFAULT_LEASE_NAME   "kanary-controller"
-#define RUN_DEFAULT_BATCH_MS     1000L
+#define RUN_DEFAULT_BATCH_MS     100L
 #define RUN_DEFAULT_RESYNC_MS    (10L * 60 * 1000)
 /* How often the main thread looks at signals, leadership and the resync clock. */
 #define RUN_TICK_MS 200L
@@ -146,8 +146,8 @@ static void run_usage(FILE *out)
 	    "  --endpoint-updates-batch-period DURATION\n"
 	    "                                 coalesce Service and EndpointSlice changes over "
 	    "this\n"
-	    "                                 window into one reconcile and one rollout (default "
-	    "1s)\n"
+	    "                                 window into one reconcile and one state write, or\n"
+	    "                                 one rollout (default 100ms)\n"
 	    "  --resync-period DURATION       reconcile every Kanary this often anyway (default "
 	    "10m;\n"
 	    "                                 0 turns it off)\n"
