@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -87,7 +88,8 @@ static void deployment_applied(struct apply_run *run, struct child_memo *m, cons
 	const char *before = NULL;
 
 	/* The hash HAProxy ran before: the cache's, or our own write the cache has not seen. */
-	if (live && strcmp(live_rv, m->rv_before) == 0 && m->hash[0] && strcmp(m->name, name) == 0)
+	if (live && strcmp(live_rv, m->rv_before) == 0 && m->hash[0] && m->name &&
+	    strcmp(m->name, name) == 0)
 		before = m->hash;
 	else if (live)
 		before = apply_template_hash(live);
@@ -324,7 +326,7 @@ static bool needs_apply(const struct child_kind *k, const struct child_memo *m, 
                         const char *digest, const struct json_object *live, const char *live_rv,
                         const struct json_object *want)
 {
-	if (strcmp(m->name, name) == 0 && strcmp(m->digest, digest) == 0 &&
+	if (m->name && strcmp(m->name, name) == 0 && strcmp(m->digest, digest) == 0 &&
 	    (strcmp(live_rv, m->rv_before) == 0 || strcmp(live_rv, m->rv_after) == 0))
 		return false;
 	if (live && k->metadata_only)
@@ -367,13 +369,22 @@ static int write_child(struct apply_run *run, enum child i, const char *name,
 	log_msg(LOG_DEBUG, run->key, "applied %s %s", k->def.kind, name);
 	if (k->hooks.applied)
 		k->hooks.applied(run, m, name, live, live_rv, got);
-	copy_str(m->name, sizeof(m->name), name);
+	if (!m->name || strcmp(m->name, name) != 0) {
+		free(m->name);
+		m->name = strdup(name); /* NULL out of memory: the memo then matches nothing */
+	}
 	memcpy(m->digest, digest, sizeof(m->digest));
 	copy_rv(m->rv_before, sizeof(m->rv_before), live_rv);
 	copy_rv(m->rv_after, sizeof(m->rv_after), resource_version(got));
 out:
 	json_object_put(got);
 	return r;
+}
+
+void apply_memo_clear(struct child_memo *m)
+{
+	free(m->name);
+	memset(m, 0, sizeof(*m));
 }
 
 int apply_child(struct apply_run *run, enum child i, struct json_object *want)

@@ -50,7 +50,7 @@ bool apply_child_kind(const char *kind, enum child *ret);
  * for equality.
  */
 struct child_memo {
-	char name[KANARY_MAX_NAME + 1];
+	char *name; /* NULL until the first write; the memo's, freed by apply_memo_clear */
 	char digest[65];
 	char rv_before[APPLY_RV_SIZE];
 	char rv_after[APPLY_RV_SIZE];
@@ -132,6 +132,13 @@ struct apply_run {
 void apply_run_init(struct apply_run *run);
 /* Drops run->deployment. */
 void apply_run_finish(struct apply_run *run);
+
+/*
+ * Frees what a memo holds and empties it. A child's name is kept at its own
+ * length: a 254-byte array for each of the eight children was 2 KiB of every
+ * Kanary's memo.
+ */
+void apply_memo_clear(struct child_memo *m);
 
 /*
  * Server-side applies the child want (kind i, borrowed) when it differs from

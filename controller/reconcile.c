@@ -77,6 +77,8 @@ static void memo_free(void *v)
 
 	if (!m)
 		return;
+	for (size_t i = 0; i < CHILD_N; i++)
+		apply_memo_clear(&m->child[i]);
 	free(m->status);
 	free(m);
 }

@@ -110,6 +110,8 @@ static int teardown(void **state)
 	for (size_t i = 0; i < CHILD_N; i++)
 		json_object_put(w->f.cache[i]);
 	apply_run_finish(&w->run);
+	for (size_t i = 0; i < CHILD_N; i++)
+		apply_memo_clear(&w->memo[i]);
 	free(w);
 	return 0;
 }
@@ -325,7 +327,7 @@ static void apply_child_reports_a_refused_new_service_as_a_conflict(void **state
 	assert_int_equal(apply_child(&w->run, CHILD_SERVICE, want), 0);
 	assert_int_equal(w->f.applies, 1);
 	assert_non_null(strstr(w->run.conflict, "managed by someone else"));
-	assert_string_equal(w->memo[CHILD_SERVICE].name, "");
+	assert_null(w->memo[CHILD_SERVICE].name);
 	json_object_put(want);
 }
 
@@ -338,7 +340,7 @@ static void apply_child_passes_other_failures_on_with_retry_after(void **state)
 	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), -EBUSY);
 	assert_int_equal(w->run.retry_after_s, 7);
 	assert_string_equal(w->run.conflict, "");
-	assert_string_equal(w->memo[CHILD_CONFIGMAP].name, "");
+	assert_null(w->memo[CHILD_CONFIGMAP].name);
 	json_object_put(want);
 }
 
