@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "common/limits.h"
+#include "common/utf8.h"
 
 static void doc_errf(struct doc_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -901,49 +902,6 @@ static int json_whole_numbers(struct json_object *v, int depth)
 	return 0;
 }
 
-/*
- * Whether text is UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
- * past U+10FFFF). json-c does not check it; libyaml does, with a position.
- */
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		unsigned lo = 0x80, hi = 0xbf;
-		size_t n;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3;
-		else
-			return false;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-		else if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-		if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
-			return false;
-		for (size_t j = 2; j <= n; j++)
-			if ((s[i + j] & 0xc0) != 0x80)
-				return false;
-		i += n + 1;
-	}
-	return true;
-}
-
 int doc_parse_stream(const char *data, size_t len, struct json_object **ret_docs,
                      struct doc_err *ret_err)
 {
@@ -978,8 +936,7 @@ int doc_parse_stream_warn(const char *data, size_t len, const struct doc_warner 
 	 * YAML, of which JSON is a subset, as kubectl falls back. Text that is not
 	 * UTF-8 goes to YAML too, which refuses it and says where.
 	 */
-	if (i < len && (data[i] == '{' || data[i] == '[') &&
-	    utf8_valid((const unsigned char *)data + i, len - i)) {
+	if (i < len && (data[i] == '{' || data[i] == '[') && utf8_valid(data + i, len - i)) {
 		r = doc_parse_json(data + i, len - i, docs, ret_err);
 		if (r == 0)
 			r = json_whole_numbers(docs, 0);
