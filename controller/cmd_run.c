@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "common/duration.h"
 #include "common/integer.h"
 #include "common/io/log_kube.h"
+#include "common/io/heap.h"
 #include "common/io/monotonic.h"
 #include "common/kanary.h"
 #include "common/kube/client.h"
@@ -746,16 +746,9 @@ int cmd_run_main(int argc, char **argv)
 	 * CPU), and an arena keeps what its thread freed. Informers and workers
 	 * seldom allocate at the same moment: two arenas took a quarter off the
 	 * resident memory at 1,000 Kanaries (bench/controller), at no cost in
-	 * time. MALLOC_ARENA_MAX in the environment still wins. Not under
-	 * AddressSanitizer: its allocator replaces malloc, so there are no arenas
-	 * to limit, and glibc's arena bookkeeping, started by mallopt, then
-	 * aborted at a thread's exit ("malloc assertion failure in
-	 * __malloc_arena_thread_freeres"; 2 of 20 controller tests, exit -6).
+	 * time. MALLOC_ARENA_MAX in the environment still wins.
 	 */
-#ifndef __SANITIZE_ADDRESS__
-	if (!getenv("MALLOC_ARENA_MAX"))
-		mallopt(M_ARENA_MAX, 2);
-#endif
+	heap_limit_arenas(2);
 	run = calloc(1, sizeof(*run));
 	if (!run) {
 		fprintf(stderr, "kanary-controller run: out of memory\n");

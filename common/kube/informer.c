@@ -14,8 +14,8 @@
 #include <time.h>
 
 #include <json-c/json.h>
-#include <malloc.h>
 
+#include "common/io/heap.h"
 #include "common/io/monotonic.h"
 #include "common/json_field.h"
 #include "common/kube/watch.h"
@@ -448,7 +448,7 @@ static int informer_list(struct kube_informer *inf, const char *rv, struct kube_
 	 * freed now; hand the pages they leave free back to the system rather
 	 * than keep them in this thread's arena for the next LIST.
 	 */
-	malloc_trim(0);
+	heap_trim();
 
 	pthread_mutex_lock(&inf->lock);
 	if (!inf->synced) {
@@ -546,7 +546,7 @@ static int informer_event(void *ctx, const struct kube_event *ev)
 	 * whole free pages back to the system.
 	 */
 	if (monotonic_ms() - inf->last_trim_ms >= KUBE_INFORMER_TRIM_MS) {
-		malloc_trim(0);
+		heap_trim();
 		inf->last_trim_ms = monotonic_ms();
 	}
 	return 0;
