@@ -12,4 +12,8 @@
 void errmsg_format(char *out, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* errmsg_format, then -EINVAL: for `return errmsg_einval(why, size, "...", ...);`. */
+int errmsg_einval(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -3,11 +3,11 @@
 #include "controller/agent_plan.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/errmsg.h"
 #include "common/integer.h"
 #include "common/limits.h"
 #include "common/render.h"
@@ -242,21 +242,6 @@ bool agent_plan_empty(const struct agent_plan *p)
 	return p->n_fill == 0 && !p->map_update && p->n_drain == 0;
 }
 
-static int why_set(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int why_set(char *why, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && size) {
-		va_start(ap, fmt);
-		vsnprintf(why, size, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /* The slot number of name "s<n>" (prefix "") or "r<i>-s<n>", 0 when it is not one. */
 static long slot_number(const char *name, const char *prefix)
 {
@@ -455,11 +440,11 @@ int agent_plan_build(const struct agent_state *st, const struct agent_runtime *r
 		}
 		for (int k = 1; k <= rr->slots && r == 0; k++) {
 			if (!slot[k])
-				r = why_set(why, size, "HAProxy has no server %s/s%d", rr->backend,
-				            k);
+				r = errmsg_einval(why, size, "HAProxy has no server %s/s%d",
+				                  rr->backend, k);
 			else if (!fb[k])
-				r = why_set(why, size, "HAProxy has no server %s/r%zu-s%d",
-				            FALLBACK_BACKEND, i, k);
+				r = errmsg_einval(why, size, "HAProxy has no server %s/r%zu-s%d",
+				                  FALLBACK_BACKEND, i, k);
 		}
 		if (r == 0)
 			r = plan_route(rr, slot, fb, fw[i], p);
@@ -470,6 +455,7 @@ int agent_plan_build(const struct agent_state *st, const struct agent_runtime *r
 	if (r == 0)
 		r = plan_map(st, rt, p);
 	if (r == -E2BIG)
-		why_set(why, size, "more than %u runtime API commands", KANARY_MAX_AGENT_COMMANDS);
+		errmsg_einval(why, size, "more than %u runtime API commands",
+		              KANARY_MAX_AGENT_COMMANDS);
 	return r;
 }

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,24 +11,10 @@
 
 #include <json-c/json.h>
 
+#include "common/errmsg.h"
 #include "common/json_field.h"
 #include "common/kanary.h"
 #include "common/render.h"
-
-static int why_set(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int why_set(char *why, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && size) {
-		va_start(ap, fmt);
-		vsnprintf(why, size, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 /* The address in inet_ntop's form into out; false when it is no IP literal. */
 static bool canonical_address(const char *s, char out[AGENT_MAX_ADDRESS])
@@ -61,24 +46,24 @@ static int parse_route(const struct json_object *jr, size_t i, struct agent_rout
 
 	svc = json_field_str(jr, "backend");
 	if (!svc || !kanary_is_dns1035_label(svc))
-		return why_set(why, size, "routes[%zu].backend: not a Service name", i);
+		return errmsg_einval(why, size, "routes[%zu].backend: not a Service name", i);
 	snprintf(r->service, sizeof(r->service), "%s", svc);
 	snprintf(r->backend, sizeof(r->backend), "route_%s", svc);
 	if (!json_field_int(jr, "weight", &v) || v < 0 || v > KANARY_MAX_WEIGHT)
-		return why_set(why, size, "routes[%zu].weight: not an integer 0..%d", i,
-		               KANARY_MAX_WEIGHT);
+		return errmsg_einval(why, size, "routes[%zu].weight: not an integer 0..%d", i,
+		                     KANARY_MAX_WEIGHT);
 	r->weight = (int)v;
 	if (!json_field_int(jr, "slots", &v) || v < 1 || v > RENDER_MAX_SLOTS)
-		return why_set(why, size, "routes[%zu].slots: not an integer 1..%d", i,
-		               RENDER_MAX_SLOTS);
+		return errmsg_einval(why, size, "routes[%zu].slots: not an integer 1..%d", i,
+		                     RENDER_MAX_SLOTS);
 	r->slots = (int)v;
 	eps = json_field_get(jr, "endpoints");
 	if (!eps || !json_object_is_type(eps, json_type_array))
-		return why_set(why, size, "routes[%zu].endpoints: not a list", i);
+		return errmsg_einval(why, size, "routes[%zu].endpoints: not a list", i);
 	n = json_object_array_length(eps);
 	if (n > KANARY_MAX_ENDPOINTS)
-		return why_set(why, size, "routes[%zu].endpoints: more than %d", i,
-		               KANARY_MAX_ENDPOINTS);
+		return errmsg_einval(why, size, "routes[%zu].endpoints: more than %d", i,
+		                     KANARY_MAX_ENDPOINTS);
 	if (n == 0)
 		return 0;
 	r->endpoints = calloc(n, sizeof(*r->endpoints));
@@ -89,12 +74,12 @@ static int parse_route(const struct json_object *jr, size_t i, struct agent_rout
 		const char *addr = json_field_str(je, "address");
 
 		if (!addr || !canonical_address(addr, r->endpoints[j].address))
-			return why_set(why, size,
-			               "routes[%zu].endpoints[%zu].address: not an IP address", i,
-			               j);
+			return errmsg_einval(
+			    why, size, "routes[%zu].endpoints[%zu].address: not an IP address", i,
+			    j);
 		if (!json_field_int(je, "port", &v) || v < 1 || v > 65535)
-			return why_set(why, size, "routes[%zu].endpoints[%zu].port: not a port", i,
-			               j);
+			return errmsg_einval(why, size,
+			                     "routes[%zu].endpoints[%zu].port: not a port", i, j);
 		r->endpoints[j].port = (int)v;
 	}
 	qsort(r->endpoints, n, sizeof(*r->endpoints), endpoint_cmp);
@@ -114,23 +99,24 @@ static int parse_object(const struct json_object *obj, struct agent_state *s, ch
 	int sum = 0, r;
 
 	if (!json_object_is_type(obj, json_type_object))
-		return why_set(why, size, "not a JSON object");
+		return errmsg_einval(why, size, "not a JSON object");
 	name = json_field_str(obj, "kanary");
 	if (!name || !name[0] || strlen(name) > KANARY_MAX_NAME)
-		return why_set(why, size, "kanary: not a name");
+		return errmsg_einval(why, size, "kanary: not a name");
 	snprintf(s->kanary, sizeof(s->kanary), "%s", name);
 	if (!json_field_int(obj, "generation", &gen) || gen < 0)
-		return why_set(why, size, "generation: not an integer >= 0");
+		return errmsg_einval(why, size, "generation: not an integer >= 0");
 	s->generation = gen;
 	hash = json_field_str(obj, "structureHash");
 	if (!hash || strlen(hash) != 8 || strspn(hash, "0123456789abcdef") != 8)
-		return why_set(why, size, "structureHash: not 8 lower-case hex digits");
+		return errmsg_einval(why, size, "structureHash: not 8 lower-case hex digits");
 	memcpy(s->structure_hash, hash, 9);
 	routes = json_field_get(obj, "routes");
 	if (!routes || !json_object_is_type(routes, json_type_array) ||
 	    json_object_array_length(routes) == 0 ||
 	    json_object_array_length(routes) > KANARY_MAX_ROUTES)
-		return why_set(why, size, "routes: not a list of 1..%d routes", KANARY_MAX_ROUTES);
+		return errmsg_einval(why, size, "routes: not a list of 1..%d routes",
+		                     KANARY_MAX_ROUTES);
 	for (size_t i = 0; i < json_object_array_length(routes); i++) {
 		s->n_routes = i + 1;
 		r = parse_route(json_object_array_get_idx(routes, i), i, &s->routes[i], why, size);
@@ -138,13 +124,13 @@ static int parse_object(const struct json_object *obj, struct agent_state *s, ch
 			return r;
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(s->routes[j].service, s->routes[i].service) == 0)
-				return why_set(why, size, "routes[%zu].backend: %s twice", i,
-				               s->routes[i].service);
+				return errmsg_einval(why, size, "routes[%zu].backend: %s twice", i,
+				                     s->routes[i].service);
 		sum += s->routes[i].weight;
 	}
 	if (sum != KANARY_WEIGHT_TOTAL)
-		return why_set(why, size, "routes: weights sum to %d, not %d", sum,
-		               KANARY_WEIGHT_TOTAL);
+		return errmsg_einval(why, size, "routes: weights sum to %d, not %d", sum,
+		                     KANARY_WEIGHT_TOTAL);
 	return 0;
 }
 
@@ -167,7 +153,7 @@ int agent_state_parse(const char *text, size_t len, struct agent_state *ret, cha
 	if (!text || !ret)
 		return -EINVAL;
 	if (len > KANARY_MAX_STATE) {
-		why_set(why, size, "longer than %u bytes", KANARY_MAX_STATE);
+		errmsg_einval(why, size, "longer than %u bytes", KANARY_MAX_STATE);
 		return -E2BIG;
 	}
 	tok = json_tokener_new_ex(KANARY_MAX_DEPTH);
@@ -179,7 +165,7 @@ int agent_state_parse(const char *text, size_t len, struct agent_state *ret, cha
 	                len - json_tokener_get_parse_end(tok))) {
 		json_object_put(obj);
 		json_tokener_free(tok);
-		return why_set(why, size, "not one JSON value");
+		return errmsg_einval(why, size, "not one JSON value");
 	}
 	json_tokener_free(tok);
 	r = parse_object(obj, &s, why, size);
