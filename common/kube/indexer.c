@@ -126,26 +126,39 @@ static int by_key(const void *a, const void *b)
 	return strcmp((*oa)->key, (*ob)->key);
 }
 
-int kube_indexer_get(const struct kube_indexer *ix, unsigned int index, const char *value,
-                     const struct kube_obj ***ret, size_t *ret_n)
+int kube_objs_collect(const struct string_map *map, const struct kube_obj ***ret, size_t *ret_n)
 {
-	const struct string_map *set;
 	struct collect c = {0};
+	size_t n = map ? string_map_size(map) : 0;
 
-	if (index >= ix->n)
-		return -EINVAL;
-	set = string_map_get(ix->maps[index], value);
-	if (set && string_map_size(set) > 0) {
-		c.objs = malloc(string_map_size(set) * sizeof(*c.objs));
+	if (n > 0) {
+		c.objs = malloc(n * sizeof(*c.objs));
 		if (!c.objs)
 			return -ENOMEM;
-		string_map_foreach(set, collect_ref, &c);
-		if (c.n > 1)
-			qsort(c.objs, c.n, sizeof(*c.objs), by_key);
+		string_map_foreach(map, collect_ref, &c);
 	}
 	*ret = c.objs;
 	*ret_n = c.n;
 	return 0;
+}
+
+void kube_objs_sort(const struct kube_obj **objs, size_t n)
+{
+	if (n > 1)
+		qsort(objs, n, sizeof(*objs), by_key);
+}
+
+int kube_indexer_get(const struct kube_indexer *ix, unsigned int index, const char *value,
+                     const struct kube_obj ***ret, size_t *ret_n)
+{
+	int r;
+
+	if (index >= ix->n)
+		return -EINVAL;
+	r = kube_objs_collect(string_map_get(ix->maps[index], value), ret, ret_n);
+	if (r == 0)
+		kube_objs_sort(*ret, *ret_n);
+	return r;
 }
 
 size_t kube_index_slice_service(const struct kube_obj *o, char (*values)[KUBE_INDEX_VALUE_MAX + 1],

@@ -7,6 +7,8 @@
 
 #include "common/kobj.h"
 
+struct string_map;
+
 /* The most index values one object may have in one index. */
 #define KUBE_INDEX_MAX_VALUES 16
 /* The longest index value. */
@@ -40,6 +42,16 @@ int kube_indexer_add(struct kube_indexer *ix, const struct kube_obj *o);
 void kube_indexer_remove(struct kube_indexer *ix, const struct kube_obj *o);
 /* Empties every index. */
 void kube_indexer_clear(struct kube_indexer *ix);
+/*
+ * New references to every record of map (records keyed by their key; NULL is
+ * empty), in the map's order. -ENOMEM. Ownership: the caller frees them with
+ * kube_objs_unref(*ret, *ret_n).
+ */
+int kube_objs_collect(const struct string_map *map, const struct kube_obj ***ret, size_t *ret_n);
+
+/* Sorts records by key. */
+void kube_objs_sort(const struct kube_obj **objs, size_t n);
+
 /*
  * New references to the records with value in index, sorted by key.
  * -EINVAL for an unknown index, -ENOMEM.

@@ -773,42 +773,6 @@ int kube_informer_get(struct kube_informer *inf, const char *key, struct json_ob
 	return r;
 }
 
-struct collect {
-	const struct kube_obj **objs;
-	size_t n;
-};
-
-static int collect_ref(void *ctx, const char *key, void *obj)
-{
-	struct collect *c = ctx;
-
-	c->objs[c->n++] = kube_obj_ref(obj);
-	return 0;
-}
-
-static int by_key(const void *a, const void *b)
-{
-	const struct kube_obj *const *oa = a, *const *ob = b;
-
-	return strcmp((*oa)->key, (*ob)->key);
-}
-
-/* References to every record of map, sorted by key. Lock held by the caller. */
-static int collect_locked(const struct string_map *map, struct collect *c)
-{
-	size_t n = map ? string_map_size(map) : 0;
-
-	c->objs = NULL;
-	c->n = 0;
-	if (n == 0)
-		return 0;
-	c->objs = malloc(n * sizeof(*c->objs));
-	if (!c->objs)
-		return -ENOMEM;
-	string_map_foreach(map, collect_ref, c);
-	return 0;
-}
-
 int kube_informer_by_index(struct kube_informer *inf, unsigned int index, const char *value,
                            const struct kube_obj ***ret, size_t *ret_n)
 {
@@ -822,19 +786,14 @@ int kube_informer_by_index(struct kube_informer *inf, unsigned int index, const 
 
 int kube_informer_list(struct kube_informer *inf, const struct kube_obj ***ret, size_t *ret_n)
 {
-	struct collect c;
 	int r;
 
 	pthread_mutex_lock(&inf->lock);
-	r = collect_locked(&inf->cache, &c);
+	r = kube_objs_collect(&inf->cache, ret, ret_n);
 	pthread_mutex_unlock(&inf->lock);
-	if (r < 0)
-		return r;
-	if (c.n > 1)
-		qsort(c.objs, c.n, sizeof(*c.objs), by_key);
-	*ret = c.objs;
-	*ret_n = c.n;
-	return 0;
+	if (r == 0)
+		kube_objs_sort(*ret, *ret_n);
+	return r;
 }
 
 void kube_informer_stats(struct kube_informer *inf, struct kube_informer_stats *ret)
