@@ -6,21 +6,25 @@ Run inside the test cluster's client network namespace (ip netns exec $KANARY_CL
 test app's greeting: its version's name and a newline, sent as soon as it accepts.
 
   trafficgen.py split HOST PORT --count N [--parallel P]
-      N connections, P at a time; prints one JSON object: ok, failed, by_name, errors.
+      N connections, P at a time; prints one JSON object: ok, failed, by_name, errors, and
+      each failure's start (seconds into the run), duration, client port and reason.
   trafficgen.py stream HOST PORT --rate R --max-seconds S [--long K] [--stop-file F]
                        [--progress-file P]
       new connections at R per second, plus K long connections that send a line every
       second and expect it echoed, until SIGTERM/SIGINT, the stop file exists, or S seconds;
-      prints one JSON object with the failures (time, reason), counts per second, and how
-      and when each long connection ended. With --progress-file, P is replaced a few times
-      a second by a JSON object of the counts so far (seconds, sent, ok, failed, long_open,
-      long_ended), so a test can wait for traffic to have flowed instead of sleeping.
+      prints one JSON object with the failures (time, client port, reason), counts per
+      second, and how and when each long connection ended. With --progress-file, P is
+      replaced a few times a second by a JSON object of the counts so far (seconds, sent, ok,
+      failed, long_open, long_ended), so a test can wait for traffic to have flowed instead
+      of sleeping.
 Every loop is bounded by --count or --max-seconds; every socket operation by --timeout.
 """
 
 import argparse
+import errno
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -32,31 +36,52 @@ PROGRESS_INTERVAL = 0.2  # seconds between two writes of --progress-file
 
 
 def one_connection(host, port, timeout):
-    """Connect, read the greeting line, close. Returns (name, None) or (None, reason)."""
+    """Connect, read the greeting line, close. Returns (name, None, local port) or (None,
+    reason, local port); the local port is 0 when none was allocated.
+
+    The connect is non-blocking, so the local port the kernel chose is known even when the
+    connection fails: a failure can then be matched with the conntrack entry of its 4-tuple."""
+    lport = 0
     try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setblocking(False)
+            err = s.connect_ex((host, port))
+            if err not in (0, errno.EINPROGRESS):
+                raise OSError(err, os.strerror(err))
+            lport = s.getsockname()[1]
+            if err:
+                poller = select.poll()
+                poller.register(s, select.POLLOUT)
+                if not poller.poll(timeout * 1000):
+                    raise socket.timeout()
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
             s.settimeout(timeout)
             data = b""
             while not data.endswith(b"\n") and len(data) < 256:
                 chunk = s.recv(256)
                 if not chunk:
-                    return None, "closed before greeting" if not data else "partial greeting"
+                    why = "closed before greeting" if not data else "partial greeting"
+                    return None, why, lport
                 data += chunk
-            return data.strip().decode("utf-8", "replace"), None
+            return data.strip().decode("utf-8", "replace"), None, lport
     except socket.timeout:
-        return None, "timeout"
-    except ConnectionRefusedError:
-        return None, "refused"
-    except ConnectionResetError:
-        return None, "reset"
+        return None, "timeout", lport
     except OSError as e:
-        return None, f"error {e.errno}: {e.strerror}"
+        if e.errno == errno.ECONNREFUSED:
+            return None, "refused", lport
+        if e.errno == errno.ECONNRESET:
+            return None, "reset", lport
+        return None, f"error {e.errno}: {e.strerror}", lport
 
 
 def split(args):
     lock = threading.Lock()
     names, errors = Counter(), Counter()
+    failures = []
     remaining = [args.count]
+    start = time.monotonic()
 
     def worker():
         while True:
@@ -64,14 +89,16 @@ def split(args):
                 if remaining[0] <= 0:
                     return
                 remaining[0] -= 1
-            name, err = one_connection(args.host, args.port, args.timeout)
+            at = time.monotonic() - start
+            name, err, lport = one_connection(args.host, args.port, args.timeout)
             with lock:
                 if err:
                     errors[err] += 1
+                    failures.append({"at": round(at, 2), "reason": err, "port": lport,
+                                     "seconds": round(time.monotonic() - start - at, 2)})
                 else:
                     names[name] += 1
 
-    start = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(max(1, args.parallel))]
     for t in threads:
         t.start()
@@ -85,6 +112,7 @@ def split(args):
         "by_name": dict(names),
         "share": {n: round(100.0 * c / ok, 2) for n, c in names.items()} if ok else {},
         "errors": dict(errors),
+        "failures": sorted(failures, key=lambda f: f["at"])[:200],
         "seconds": round(time.monotonic() - start, 2),
     }
 
@@ -164,12 +192,12 @@ def stream(args):
 
     def fire(at):
         try:
-            name, err = one_connection(args.host, args.port, args.timeout)
+            name, err, lport = one_connection(args.host, args.port, args.timeout)
             sec = int(at)
             with lock:
                 slot = per_second.setdefault(sec, Counter())
                 if err:
-                    failures.append({"at": round(at, 2), "reason": err})
+                    failures.append({"at": round(at, 2), "reason": err, "port": lport})
                     slot["failed"] += 1
                 else:
                     names[name] += 1
