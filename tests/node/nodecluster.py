@@ -43,6 +43,7 @@ INSTALL_VALUES = ["--set", "image.repository=localhost/kanary", "--set", "image.
 MANAGED = "app.kubernetes.io/managed-by=kanary"
 NAME_LABEL = "kanary.pyxida.io/name"
 HASH_ANNOTATION = "kanary.pyxida.io/config-hash"
+CNI_BRIDGE = "knycni0"  # the pods' bridge (tests/cluster/node.sh)
 
 
 class Logger:
@@ -236,6 +237,84 @@ def kube_proxy_programmed(c, service, ns=APP):
     rules = [line for line in nat.splitlines() if f"{ns}/{service}:" in line and "DNAT" in line]
     have = {r.split("--to-destination ")[1].split()[0] for r in rules if "--to-destination" in r}
     return have == {f"{a}:{p}" for a, p in eps}
+
+
+# Conntrack states in which a new SYN with the same 4-tuple follows the entry (and its NAT, to
+# the pod it chose then) instead of starting a new connection through kube-proxy's rules.
+# Measured on the project's kernel (6.18), DNAT and masquerade as kube-proxy does them: a new
+# SYN replaced a TIME_WAIT or ESTABLISHED entry and went to the new backend, but followed a
+# CLOSE entry (a connection the server reset) and an unanswered SYN_SENT one to the old
+# backend: "No route to host" 3 s later once that backend's address was gone. These states
+# live at most 120 s (SYN_SENT, FIN_WAIT); kube-proxy removes stale entries of UDP only.
+FOLLOWED_STATES = ("SYN_SENT", "SYN_RECV", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "CLOSE")
+# How long waiting for such entries to expire may take: a FIN_WAIT entry lives 120 s past the
+# last FIN a client retransmits to a pod that is gone, and the client gives up within 2 minutes.
+SETTLED_WAIT = 300
+
+
+def conntrack_entries(c, service, ns=APP, sport=None):
+    """The host's conntrack entries of TCP connections to a Service's ClusterIP (those from the
+    client namespace): dicts of state, sport (the client's port), to (the address the
+    connection was DNATed to) and line (conntrack -L's text)."""
+    args = ["conntrack", "-L", "-p", "tcp", "--orig-dst", service_ip(c, service, ns)]
+    if sport is not None:
+        args += ["--orig-port-src", sport]
+    out = []
+    for line in c.run(*args, check=False).stdout.splitlines():
+        words = line.split()
+        kv = [w.split("=", 1) for w in words if "=" in w]
+        srcs = [v for k, v in kv if k == "src"]
+        sports = [v for k, v in kv if k == "sport"]
+        if len(words) < 4 or len(srcs) < 2 or not sports:
+            continue
+        out.append({"state": words[3] if "=" not in words[3] else "", "sport": int(sports[0]),
+                    "to": srcs[1], "line": line})
+    return out
+
+
+def stale_bindings(c, service, ns=APP):
+    """Conntrack entries to the Service's ClusterIP that a new connection from the same client
+    port would follow to an address that is not a ready endpoint any more (a pod that is gone
+    or going). Under load the client reuses its ports within seconds: such a connection goes
+    to a dead address and fails (EHOSTUNREACH once ARP for it gives up)."""
+    ready = {a for a, _ in ready_endpoints(c, service, ns)}
+    return [e for e in conntrack_entries(c, service, ns)
+            if e["state"] in FOLLOWED_STATES and e["to"] not in ready]
+
+
+def haproxy_settled(c, kanary, service, ns=APP):
+    """A rollout's end as a client sees it: no HAProxy pod of the Kanary is still terminating
+    (every old pod's address has left the node) and no conntrack entry would lead a new
+    connection to an address that is not a ready endpoint."""
+    return (not [p for p in haproxy_pods(c, kanary, terminating=True)
+                 if p["metadata"].get("deletionTimestamp")]
+            and not stale_bindings(c, service, ns))
+
+
+def explain_traffic_failures(c, log, res, service, ns=APP):
+    """After failed connections: when and from which client port each failed, the conntrack
+    entries of those ports now, the node's neighbour entries on the pods' bridge, kube-proxy's
+    DNAT targets for the Service and the Kanary's pods with their addresses."""
+    fails = res.get("failures") or []
+    log("failed connections (seconds into the run, seconds taken, client port, reason): "
+        + "; ".join(f"{f['at']}, {f.get('seconds')}, {f.get('port')}, {f['reason']}"
+                    for f in fails[:40]))
+    for f in fails[:20]:
+        if f.get("port"):
+            for e in conntrack_entries(c, service, ns, f["port"]):
+                log(f"conntrack of client port {f['port']}: {e['line']}")
+    for args in (("ip", "-br", "link", "show", CNI_BRIDGE),
+                 ("ip", "neigh", "show", "dev", CNI_BRIDGE)):
+        out = c.run(*args, check=False)
+        log(f"{' '.join(args)}:\n{out.stdout}{out.stderr}")
+    nat = c.run("iptables-save", "-t", "nat", check=False).stdout
+    log("kube-proxy DNAT targets: " + ", ".join(
+        line.split("--to-destination ")[1].split()[0] for line in nat.splitlines()
+        if f"{ns}/{service}:" in line and "--to-destination" in line))
+    out = c.kubectl("get", "pods", "-n", ns, "-o", "custom-columns=NAME:.metadata.name,"
+                    "IP:.status.podIP,PHASE:.status.phase,DELETED:.metadata.deletionTimestamp",
+                    check=False)
+    log(f"pods:\n{out.stdout}")
 
 
 def endpoints_current(c, kanary, service, ns=APP):

@@ -45,9 +45,9 @@ from kanarytest import eventually, unwind_on_sigterm  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from nodecluster import (APP, CHART, EXAMPLES, INSTALL_VALUES, MANAGED, NAME_LABEL,  # noqa: E402
-                         NS, RELEASE, WAIT, Logger, condition, container_pid,
-                         endpoints_current, explain,
-                         haproxy_pods as kanary_pods,
+                         NS, RELEASE, SETTLED_WAIT, WAIT, Logger, condition, container_pid,
+                         endpoints_current, explain, explain_traffic_failures,
+                         haproxy_pods as kanary_pods, haproxy_settled,
                          kube_proxy_programmed, node_cluster, rollout_done, service_ip,
                          template_hash)
 from testapp_stack import stack_with_testapp  # noqa: E402
@@ -185,6 +185,11 @@ def end_stream(c, s, what):
     eventually(lambda: endpoints_current(c, KANARY, DEST), f"{what}: endpoints current", WAIT,
                0.5)
     eventually(lambda: kube_proxy_programmed(c, DEST), f"{what}: kube-proxy rules", WAIT, 0.5)
+    # The stream goes on until the old HAProxy pods are gone (tests/node/test_node.py,
+    # wait_serving), so it covers their whole termination.
+    eventually(lambda: haproxy_settled(c, KANARY, DEST),
+               f"{what}: old HAProxy pods gone, no connection bound to them",
+               SETTLED_WAIT, 0.5)
     s.wait_ok(AFTER, f"{what}: after convergence")
     res = s.stop()
     # A failed connection has a cause the log should name: HAProxy containers restarted
@@ -195,6 +200,7 @@ def end_stream(c, s, what):
         f"{res['failures'][:5]}; the example's HAProxy containers restarted "
         f"{res['haproxy_restarts']} times")
     if res["failed"]:
+        explain_traffic_failures(c, log, res, DEST)
         out = c.kubectl("get", "events", "-n", APP, "--field-selector", "reason=Unhealthy",
                         check=False)
         log("probe failures:\n" + "\n".join(out.stdout.splitlines()[-15:]))
@@ -384,6 +390,8 @@ def test_apiserver_then_etcd_restarted_during_a_burst(c):
     failed = {}
     for n in names:
         eventually(lambda: kube_proxy_programmed(c, n), f"kube-proxy rules for {n}", WAIT, 0.5)
+        eventually(lambda: haproxy_settled(c, n, n), f"old HAProxy pods of {n} gone",
+                   SETTLED_WAIT, 0.5)
         r = c.split(service_ip(c, n), 80, 50)
         if r["failed"] or set(r["by_name"]) != {"myapp-v1", "myapp-v2"}:
             failed[n] = r

@@ -30,10 +30,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
 from kanarytest import eventually, unwind_on_sigterm  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from nodecluster import (APP, CHART, EXAMPLES, INSTALL_VALUES, NS, RELEASE, WAIT,  # noqa: E402
-                         Logger, condition, endpoints_current, explain, kube_proxy_programmed,
-                         node_cluster,
-                         service_ip, template_hash)
+from nodecluster import (APP, CHART, EXAMPLES, INSTALL_VALUES, NS, RELEASE,  # noqa: E402
+                         SETTLED_WAIT, WAIT, Logger, condition, endpoints_current, explain,
+                         explain_traffic_failures, haproxy_settled, kube_proxy_programmed,
+                         node_cluster, service_ip, stale_bindings, template_hash)
 from nodecluster import haproxy_pods as kanary_haproxy_pods  # noqa: E402
 from nodecluster import rollout_done as deployment_rolled_out  # noqa: E402
 from testapp_stack import stack_with_testapp  # noqa: E402
@@ -85,20 +85,35 @@ def set_weights(c, w1, w2):
 
 
 def wait_serving(c, what):
-    """Ready True, the rollout done, and kube-proxy programmed for the destination."""
+    """Ready True, the rollout done, kube-proxy programmed for the destination, and the old
+    HAProxy pods gone with nothing left that would lead a new connection to them."""
     t = time.monotonic()
     eventually(lambda: ready_status(c) == "True", f"{what}: Kanary Ready True", WAIT, 1)
     eventually(lambda: rollout_done(c), f"{what}: HAProxy rollout done", WAIT, 1)
     eventually(lambda: endpoints_current(c, KANARY, DEST), f"{what}: endpoints current", WAIT,
                0.5)
     eventually(lambda: kube_proxy_programmed(c, DEST), f"{what}: kube-proxy rules", WAIT, 0.5)
-    log(f"{what}: Ready True, rollout done, kube-proxy programmed ({time.monotonic() - t:.1f}s)")
+    # The client reuses its ports within seconds under a split; a conntrack entry of an
+    # earlier connection on such a port, to a pod being deleted, takes a new connection there
+    # instead of through kube-proxy's rules (tests/node/nodecluster.py, stale_bindings).
+    stale = stale_bindings(c, DEST)
+    if stale:
+        log(f"{what}: {len(stale)} conntrack entries would take a new connection from their "
+            f"client port to a pod that is not a ready endpoint: "
+            + "; ".join(f"{e['state']} port {e['sport']} to {e['to']}" for e in stale[:10]))
+    eventually(lambda: haproxy_settled(c, KANARY, DEST),
+               f"{what}: old HAProxy pods gone, no connection bound to them",
+               SETTLED_WAIT, 0.5)
+    log(f"{what}: Ready True, rollout done, kube-proxy programmed, old pods gone "
+        f"({time.monotonic() - t:.1f}s)")
 
 
 def check_split(c, expect, what):
     res = c.split(service_ip(c, DEST), kanary_port(c), SPLIT_COUNT)
     log(f"{what}: {res['ok']} served, {res['failed']} failed of {res['total']} in "
         f"{res['seconds']}s: {res['share']} errors={res['errors']}")
+    if res["failed"]:
+        explain_traffic_failures(c, log, res, DEST)
     assert res["failed"] == 0, res
     for name, want in expect.items():
         got = res["share"].get(name, 0.0)
@@ -223,6 +238,8 @@ def test_structural_change_rolls_with_no_failed_connection(c):
         s.kill()
     log(f"stream: {res['sent']} new connections, {res['ok']} served, {res['failed']} failed; "
         f"{res['by_name']}; failures {res['failures'][:10]}")
+    if res["failed"]:
+        explain_traffic_failures(c, log, res, DEST)
     assert res["failed"] == 0, res["failures"]
     ends = []
     for lc in res["long"]:
@@ -423,7 +440,10 @@ def test_haproxy_2_6_image_rolls_in_and_splits(c):
         res = s.stop()
     finally:
         s.kill()
-    log(f"rollout 3.0 -> 2.6 under load: {res['ok']} served, {res['failed']} failed")
+    log(f"rollout 3.0 -> 2.6 under load, until the old pods were gone: {res['ok']} served, "
+        f"{res['failed']} failed")
+    if res["failed"]:
+        explain_traffic_failures(c, log, res, DEST)
     assert res["failed"] == 0, res["failures"]
     check_split(c, {"myapp-v1": 80, "myapp-v2": 20}, "80/20 on HAProxy 2.6")
 

@@ -22,7 +22,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from test_node import (  # noqa: E402,F401  (c and explain_failure are fixtures)
     APP, CHART, DEST, EXAMPLES, HAPROXY_DEPLOY, INSTALL_VALUES, KANARY, NS, RELEASE, SELECTOR,
     SPLIT_COUNT, TOLERANCE, WAIT, c, eventually, explain_failure, haproxy_pods, kanary_port,
-    log, ready_status, rollout_done, service_ip, set_weights, wait_serving)
+    explain_traffic_failures, log, ready_status, rollout_done, service_ip, set_weights,
+    wait_serving)
 from testapp_stack import stack_with_testapp  # noqa: E402
 
 STATE_CM = f"{KANARY}-haproxy-state"
@@ -122,6 +123,8 @@ def check_split(c, expect, what, count=SPLIT_COUNT):
     res, share = split_by_version(c, count)
     log(f"{what}: {res['ok']} served, {res['failed']} failed of {res['total']} in "
         f"{res['seconds']}s: {share} errors={res['errors']}")
+    if res["failed"]:
+        explain_traffic_failures(c, log, res, DEST)
     assert res["failed"] == 0, res
     for name, want in expect.items():
         assert abs(share.get(name, 0.0) - want) <= TOLERANCE, \
