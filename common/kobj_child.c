@@ -39,34 +39,74 @@ static struct json_object *member_object(struct json_object *obj, const char *ke
 	return v;
 }
 
-/* Shares the value at dotted path of from into to, at the same path. -ENOMEM. */
+/* The member key of obj, created as an array of n empty objects when absent. NULL: no memory. */
+static struct json_object *member_array(struct json_object *obj, const char *key, size_t n)
+{
+	struct json_object *v;
+
+	if (json_object_object_get_ex(obj, key, &v))
+		return json_object_is_type(v, json_type_array) ? v : NULL;
+	v = json_object_new_array_ext((int)n);
+	if (!v || json_object_object_add(obj, key, v) != 0) {
+		json_object_put(v);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *item = json_object_new_object();
+
+		if (!item || json_object_array_add(v, item) != 0) {
+			json_object_put(item);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+/*
+ * Shares the value at dotted path of from into to, at the same path. A part
+ * ending in "[]" goes into each item of a list: the items keep their place,
+ * each only with the rest of the path ("spec.volumes[].configMap.name").
+ * -ENOMEM.
+ */
 static int keep_path(struct json_object *to, const struct json_object *from, const char *path)
 {
+	const char *dot = strchr(path, '.');
+	size_t n = dot ? (size_t)(dot - path) : strlen(path);
+	bool each = n > 2 && dot && strncmp(path + n - 2, "[]", 2) == 0;
+	struct json_object *v, *at;
 	char part[256];
-	const char *p = path;
-	struct json_object *v = (struct json_object *)from, *at = to;
 
-	for (;;) {
-		const char *dot = strchr(p, '.');
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-
-		if (n == 0 || n >= sizeof(part))
-			return 0;
-		memcpy(part, p, n);
-		part[n] = '\0';
-		if (!json_object_is_type(v, json_type_object) ||
-		    !json_object_object_get_ex(v, part, &v))
-			return 0; /* absent: nothing to keep */
-		if (!dot)
-			break;
-		at = member_object(at, part);
-		if (!at)
+	if (each)
+		n -= 2;
+	if (n == 0 || n >= sizeof(part))
+		return 0;
+	memcpy(part, path, n);
+	part[n] = '\0';
+	if (!json_object_is_type(from, json_type_object) ||
+	    !json_object_object_get_ex(from, part, &v))
+		return 0; /* absent: nothing to keep */
+	if (!dot) {
+		if (json_object_object_add(to, part, json_object_get(v)) != 0) {
+			json_object_put(v);
 			return -ENOMEM;
-		p = dot + 1;
+		}
+		return 0;
 	}
-	if (json_object_object_add(at, part, json_object_get(v)) != 0) {
-		json_object_put(v);
+	if (!each) {
+		at = member_object(to, part);
+		return at ? keep_path(at, v, dot + 1) : -ENOMEM;
+	}
+	if (!json_object_is_type(v, json_type_array))
+		return 0;
+	at = member_array(to, part, json_object_array_length(v));
+	if (!at)
 		return -ENOMEM;
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		int r = keep_path(json_object_array_get_idx(at, i), json_object_array_get_idx(v, i),
+		                  dot + 1);
+
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

@@ -19,7 +19,9 @@ struct kobj_child_options {
 	const char *manager;
 	/*
 	 * Dotted paths kept besides the metadata ("spec.replicas",
-	 * "status.observedGeneration"), NULL-terminated; NULL keeps none.
+	 * "status.observedGeneration"), NULL-terminated; NULL keeps none. A
+	 * part ending in "[]" is a list whose items each keep the rest
+	 * ("spec.template.spec.volumes[].configMap.name").
 	 */
 	const char *const *keep;
 	/* Only objects whose label text_label is text_value are children (NULL: all are). */

@@ -254,7 +254,7 @@ static const char *const deployment_kept[] = {
     "spec.replicas",
     "spec.selector",
     "spec.template.metadata.annotations",
-    "spec.template.spec.volumes",
+    "spec.template.spec.volumes[].configMap.name",
     "status.observedGeneration",
     "status.replicas",
     "status.updatedReplicas",
@@ -265,7 +265,7 @@ static const char *const deployment_kept[] = {
 static const char *const service_kept[] = {"spec.ports", NULL};
 
 /* ReplicaSets: which ConfigMaps their template mounts (the GC's question); no digest. */
-static const char *const replicaset_kept[] = {"spec.template.spec.volumes", NULL};
+static const char *const replicaset_kept[] = {"spec.template.spec.volumes[].configMap.name", NULL};
 
 static const struct kobj_child_options replicaset_records = {
     .keep = replicaset_kept,

@@ -344,9 +344,12 @@ static void child_service_record_is_a_service_and_others_keep_no_text(void **sta
 
 static void a_record_without_a_manager_keeps_no_digest(void **state)
 {
-	static const char *const volumes[] = {"spec.template.spec.volumes", NULL};
+	static const char *const volumes[] = {
+	    "spec.template.spec.volumes[].name",
+	    "spec.template.spec.containers[].ports[].containerPort",
+	    "spec.template.spec.nothing[].x", "status[].x", NULL};
 	const struct kobj_child_options o = {.keep = volumes};
-	struct json_object *l = live("i:1", "kanary"), *back;
+	struct json_object *l = live("i:1", "kanary"), *back, *vols, *c, *port;
 	struct kube_obj *rec;
 
 	(void)state;
@@ -356,8 +359,17 @@ static void a_record_without_a_manager_keeps_no_digest(void **state)
 	assert_null(json_field_get(back, KOBJ_CHILD_APPLIED));
 	assert_null(json_field_get(back, "status"));
 	assert_null(json_field_path(back, JSON_FIELD_PATH("spec", "replicas")));
-	assert_non_null(
-	    json_field_path(back, JSON_FIELD_PATH("spec", "template", "spec", "volumes")));
+	/* Each item of a list keeps its place and only the rest of the path. */
+	vols = json_field_path(back, JSON_FIELD_PATH("spec", "template", "spec", "volumes"));
+	assert_int_equal(json_object_array_length(vols), 1);
+	assert_string_equal(json_field_str(json_object_array_get_idx(vols, 0), "name"), "run");
+	assert_null(json_field_get(json_object_array_get_idx(vols, 0), "emptyDir"));
+	c = json_object_array_get_idx(
+	    json_field_path(back, JSON_FIELD_PATH("spec", "template", "spec", "containers")), 0);
+	port = json_object_array_get_idx(json_field_get(c, "ports"), 0);
+	assert_null(json_field_get(c, "image"));
+	assert_int_equal(json_field_int_or(port, "containerPort", -1), 8080);
+	assert_null(json_field_get(port, "protocol"));
 	json_object_put(back);
 	kube_obj_unref(rec);
 	json_object_put(l);
