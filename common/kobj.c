@@ -151,23 +151,20 @@ static const char *put_str(char **p, const char *s)
 }
 
 /*
- * Label values kept in the record instead of shared. kubernetes.io/service-name
- * names one Service: its value rarely repeats between slices, and a shared
+ * Label values are shared, but for the text of kubernetes.io/service-name:
+ * it names one Service, so it rarely repeats between slices, and a shared
  * copy of a text that does not repeat costs its entry (about 40 bytes with
- * malloc's) on top of the text. A value equal to the object's name points at
- * the name.
+ * malloc's) on top of the text. It is kept in the record, and other labels
+ * with the same value (the slice's copies of its Service's labels, such as
+ * app.kubernetes.io/name) point at it; a value equal to the object's name
+ * points at the name.
  */
-static bool value_in_record(const char *key)
-{
-	return strcmp(key, KOBJ_SERVICE_NAME_LABEL) == 0;
-}
-
 int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_text,
                  struct kube_obj **ret, void **ret_extra)
 {
 	struct json_object *md = NULL, *labels = NULL;
-	const char *ns, *name, *rv, *uid, *text = NULL;
-	size_t need, text_len = 0, n_labels = 0, values_size = 0, labels_size, ns_len, key_size;
+	const char *ns, *name, *rv, *uid, *text = NULL, *service = NULL;
+	size_t need, text_len = 0, n_labels = 0, labels_size, ns_len, key_size;
 	const char **lp = NULL;
 	struct kube_obj *o;
 	size_t i = 0;
@@ -186,13 +183,12 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 	    json_object_is_type(labels, json_type_object)) {
 		json_object_object_foreach(labels, lk, lv)
 		{
-			const char *v = json_object_get_string(lv);
-
 			if (!json_object_is_type(lv, json_type_string))
 				continue;
 			n_labels++;
-			if (value_in_record(lk) && strcmp(v, name) != 0)
-				values_size += strlen(v) + 1;
+			if (strcmp(lk, KOBJ_SERVICE_NAME_LABEL) == 0 &&
+			    strcmp(json_object_get_string(lv), name) != 0)
+				service = json_object_get_string(lv);
 		}
 	}
 	if (keep_text) {
@@ -207,8 +203,8 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 	ns_len = ns ? strlen(ns) : 0;
 	/* "namespace/name": the name is the key's tail. */
 	key_size = (ns_len ? ns_len + 1 : 0) + strlen(name) + 1;
-	need = size + extra + labels_size + key_size + str_size(rv) + str_size(uid) + values_size +
-	       (text ? text_len + 1 : 0);
+	need = size + extra + labels_size + key_size + str_size(rv) + str_size(uid) +
+	       (service ? strlen(service) + 1 : 0) + (text ? text_len + 1 : 0);
 	o = calloc(1, need);
 	if (!o)
 		return -ENOMEM;
@@ -229,6 +225,8 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 	o->name = put_str(&p, name);
 	o->rv = put_str(&p, rv);
 	o->uid = put_str(&p, uid);
+	if (service)
+		service = put_str(&p, service);
 	o->ns = strtab_intern(ns);
 	if (!o->ns)
 		goto out_unref;
@@ -244,8 +242,8 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 				goto out_unref;
 			if (strcmp(v, name) == 0)
 				lp[i + 1] = o->name;
-			else if (value_in_record(lk))
-				lp[i + 1] = put_str(&p, v);
+			else if (service && strcmp(v, service) == 0)
+				lp[i + 1] = service;
 			else if (!(lp[i + 1] = strtab_intern(v)))
 				goto out_unref;
 			i += 2;

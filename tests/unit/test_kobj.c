@@ -258,10 +258,10 @@ static struct json_object *scale_slice(const char *name, const char *service)
 	snprintf(text, sizeof(text),
 	         "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"scale\",\"labels\":{"
 	         "\"endpointslice.kubernetes.io/managed-by\":\"endpointslice-controller.k8s.io\","
-	         "\"kubernetes.io/service-name\":\"%s\"}},\"addressType\":\"IPv4\","
+	         "\"kubernetes.io/service-name\":\"%s\",\"app\":\"%s\"}},\"addressType\":\"IPv4\","
 	         "\"ports\":[{\"name\":\"http\",\"port\":8080}],"
 	         "\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],\"targetRef\":{\"name\":\"p\"}}]}",
-	         name, service);
+	         name, service, service);
 	return J(text);
 }
 
@@ -313,6 +313,8 @@ static void records_share_repeated_strings(void **state)
 	assert_string_equal(sc->service, "svc-1");
 	assert_ptr_equal(sc->service, kube_obj_label(c, KOBJ_SERVICE_NAME_LABEL));
 	assert_false(strtab_owns(sc->service));
+	/* The slice's copy of its Service's label "app" is that text too. */
+	assert_ptr_equal(kube_obj_label(c, "app"), sc->service);
 	assert_true(sc->service > (const char *)c && sc->service < (const char *)c + c->size);
 	/* Port names, across Services and slices; an unnamed port is the shared "". */
 	assert_ptr_equal(sa->ports[0].name, sb->ports[0].name);
@@ -331,7 +333,7 @@ static void records_share_repeated_strings(void **state)
 	 */
 	strtab_stats(&st);
 	assert_int_equal(st.strings, 8);
-	assert_int_equal(st.refs, 4 + 2 * 3 + 2 * 3 + 4); /* namespaces, labels, ports */
+	assert_int_equal(st.refs, 4 + 2 * 3 + 2 * 4 + 4); /* namespaces, labels, ports */
 	kube_obj_unref(a);
 	kube_obj_unref(b);
 	kube_obj_unref(c);
