@@ -34,8 +34,7 @@ static void release_strings(struct kube_obj *o)
 	const struct kobj_service *svc = kobj_as_service(o);
 	const struct kobj_slice *sl = kobj_as_slice(o);
 
-	if (o->ns && !in_record(o, o->ns))
-		strtab_release(o->ns);
+	strtab_release(o->ns);
 	for (size_t i = 0; o->labels && o->labels[i]; i += 2) {
 		strtab_release(o->labels[i]);
 		if (o->labels[i + 1] && !in_record(o, o->labels[i + 1]))
@@ -233,10 +232,11 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 	if (n_labels) {
 		json_object_object_foreach(labels, lk, lv)
 		{
-			const char *v = json_object_get_string(lv);
+			const char *v;
 
 			if (!json_object_is_type(lv, json_type_string))
 				continue;
+			v = json_object_get_string(lv);
 			lp[i] = strtab_intern(lk);
 			if (!lp[i])
 				goto out_unref;
