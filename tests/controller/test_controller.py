@@ -480,6 +480,8 @@ def test_example_stack_yields_the_children_owned_with_a_config_matching_the_endp
     assert m["kanary_controller_reconcile_duration_seconds_count"] >= 1
     assert "kanary_controller_workqueue_depth" in m
     assert m["kanary_controller_leader"] == 1
+    # The cached Services' namespace and port names are shared strings, counted once.
+    assert m["kanary_controller_informer_shared_bytes"] > 0
 
 
 def no_rollout_since(cluster, ns, dep_before, hashes_before, ctl):
