@@ -13,6 +13,7 @@
 
 #include "common/json_field.h"
 #include "common/limits.h"
+#include "common/strtab.h"
 
 const struct kube_obj *kube_obj_ref(const struct kube_obj *o)
 {
@@ -21,12 +22,37 @@ const struct kube_obj *kube_obj_ref(const struct kube_obj *o)
 	return o;
 }
 
+/* Whether s lies in o's own allocation (then it is not a shared copy). */
+static bool in_record(const struct kube_obj *o, const char *s)
+{
+	return s >= (const char *)o && s < (const char *)o + o->size;
+}
+
+/* Drops o's references on the shared strings it points at; fields not yet set are NULL. */
+static void release_strings(struct kube_obj *o)
+{
+	const struct kobj_service *svc = kobj_as_service(o);
+	const struct kobj_slice *sl = kobj_as_slice(o);
+
+	strtab_release(o->ns);
+	for (size_t i = 0; o->labels && o->labels[i]; i += 2) {
+		strtab_release(o->labels[i]);
+		if (o->labels[i + 1] && !in_record(o, o->labels[i + 1]))
+			strtab_release(o->labels[i + 1]);
+	}
+	for (size_t i = 0; svc && i < svc->n_ports; i++)
+		strtab_release(svc->ports[i].name);
+	for (size_t i = 0; sl && i < sl->n_ports; i++)
+		strtab_release(sl->ports[i].name);
+}
+
 void kube_obj_unref(const struct kube_obj *o)
 {
 	struct kube_obj *m = (struct kube_obj *)o;
 
 	if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	release_strings(m);
 	if (m->destroy)
 		m->destroy(m);
 	else
@@ -42,15 +68,9 @@ void kube_objs_unref(const struct kube_obj **objs, size_t n)
 
 const char *kube_obj_label(const struct kube_obj *o, const char *key)
 {
-	const char *p = o ? o->labels : NULL;
-
-	while (p && *p) {
-		const char *v = p + strlen(p) + 1;
-
-		if (strcmp(p, key) == 0)
-			return v;
-		p = v + strlen(v) + 1;
-	}
+	for (size_t i = 0; o && o->labels && o->labels[i]; i += 2)
+		if (strcmp(o->labels[i], key) == 0)
+			return o->labels[i + 1];
 	return NULL;
 }
 
@@ -83,12 +103,8 @@ static int metadata_tree(const struct kube_obj *o, struct json_object **ret)
 		ok = labels && json_object_object_add(md, "labels", labels) == 0;
 		if (!ok)
 			json_object_put(labels);
-		for (const char *p = o->labels; ok && *p;) {
-			const char *v = p + strlen(p) + 1;
-
-			ok = add_str(labels, p, v);
-			p = v + strlen(v) + 1;
-		}
+		for (size_t i = 0; ok && o->labels[i]; i += 2)
+			ok = add_str(labels, o->labels[i], o->labels[i + 1]);
 	}
 	if (!ok) {
 		json_object_put(obj);
@@ -133,13 +149,24 @@ static const char *put_str(char **p, const char *s)
 	return d;
 }
 
+/*
+ * Label values are shared, but for the text of kubernetes.io/service-name:
+ * it names one Service, so it rarely repeats between slices, and a shared
+ * copy of a text that does not repeat costs its entry (about 40 bytes with
+ * malloc's) on top of the text. It is kept in the record, and other labels
+ * with the same value (the slice's copies of its Service's labels, such as
+ * app.kubernetes.io/name) point at it; a value equal to the object's name
+ * points at the name.
+ */
 int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_text,
                  struct kube_obj **ret, void **ret_extra)
 {
 	struct json_object *md = NULL, *labels = NULL;
-	const char *ns, *name, *rv, *uid, *text = NULL;
-	size_t need, text_len = 0, labels_size = 0, key_size;
+	const char *ns, *name, *rv, *uid, *text = NULL, *service = NULL;
+	size_t need, text_len = 0, n_labels = 0, labels_size, ns_len, key_size;
+	const char **lp = NULL;
 	struct kube_obj *o;
+	size_t i = 0;
 	char *p;
 
 	if (size < sizeof(*o))
@@ -155,51 +182,72 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 	    json_object_is_type(labels, json_type_object)) {
 		json_object_object_foreach(labels, lk, lv)
 		{
-			if (json_object_is_type(lv, json_type_string))
-				labels_size +=
-				    strlen(lk) + 1 + strlen(json_object_get_string(lv)) + 1;
+			if (!json_object_is_type(lv, json_type_string))
+				continue;
+			n_labels++;
+			if (strcmp(lk, KOBJ_SERVICE_NAME_LABEL) == 0 &&
+			    strcmp(json_object_get_string(lv), name) != 0)
+				service = json_object_get_string(lv);
 		}
-		if (labels_size)
-			labels_size++;
 	}
 	if (keep_text) {
 		text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &text_len);
 		if (!text)
 			return -ENOMEM;
 	}
-	/* The decoder's part first, aligned, then the strings. */
+	/* The decoder's part first, aligned, then the labels' pointers, then the strings. */
 	size = (size + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
 	extra = (extra + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
-	key_size = (ns && *ns ? strlen(ns) + 1 : 0) + strlen(name) + 1;
-	need = size + extra + key_size + str_size(ns) + str_size(name) + str_size(rv) +
-	       str_size(uid) + labels_size + (text ? text_len + 1 : 0);
+	labels_size = n_labels ? (2 * n_labels + 1) * sizeof(*lp) : 0;
+	ns_len = ns ? strlen(ns) : 0;
+	/* "namespace/name": the name is the key's tail. */
+	key_size = (ns_len ? ns_len + 1 : 0) + strlen(name) + 1;
+	need = size + extra + labels_size + key_size + str_size(rv) + str_size(uid) +
+	       (service ? strlen(service) + 1 : 0) + (text ? text_len + 1 : 0);
 	o = calloc(1, need);
 	if (!o)
 		return -ENOMEM;
 	atomic_init(&o->refs, 1);
 	o->size = need;
-	if (ret_extra)
-		*ret_extra = extra ? (char *)o + size : NULL;
 	p = (char *)o + size + extra;
+	if (n_labels) {
+		lp = (const char **)(void *)p;
+		o->labels = lp;
+		p += labels_size;
+	}
 	o->key = p;
-	if (ns && *ns)
-		p += sprintf(p, "%s/%s", ns, name) + 1;
-	else
-		p += sprintf(p, "%s", name) + 1;
-	o->ns = put_str(&p, ns);
+	if (ns_len) {
+		memcpy(p, ns, ns_len);
+		p[ns_len] = '/';
+		p += ns_len + 1;
+	}
 	o->name = put_str(&p, name);
 	o->rv = put_str(&p, rv);
 	o->uid = put_str(&p, uid);
-	if (labels_size) {
-		o->labels = p;
+	if (service)
+		service = put_str(&p, service);
+	o->ns = strtab_intern(ns);
+	if (!o->ns)
+		goto out_unref;
+	if (n_labels) {
 		json_object_object_foreach(labels, lk, lv)
 		{
+			const char *v;
+
 			if (!json_object_is_type(lv, json_type_string))
 				continue;
-			put_str(&p, lk);
-			put_str(&p, json_object_get_string(lv));
+			v = json_object_get_string(lv);
+			lp[i] = strtab_intern(lk);
+			if (!lp[i])
+				goto out_unref;
+			if (strcmp(v, name) == 0)
+				lp[i + 1] = o->name;
+			else if (service && strcmp(v, service) == 0)
+				lp[i + 1] = service;
+			else if (!(lp[i + 1] = strtab_intern(v)))
+				goto out_unref;
+			i += 2;
 		}
-		*p++ = '\0';
 	}
 	if (text) {
 		memcpy(p, text, text_len);
@@ -207,8 +255,14 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 		o->text = p;
 		o->text_len = text_len;
 	}
+	if (ret_extra)
+		*ret_extra = extra ? (char *)o + size : NULL;
 	*ret = o;
 	return 0;
+
+out_unref:
+	kube_obj_unref(o);
+	return -ENOMEM;
 }
 
 /* ---- Services and EndpointSlices ---- */
@@ -254,24 +308,17 @@ int kobj_service_decode(void *ctx, struct json_object *obj, struct kube_obj **re
 	struct kobj_service_port *out;
 	struct kobj_service *svc;
 	struct kube_obj *o;
-	size_t n = 0, strings = 0;
+	size_t n = 0;
 	void *extra;
-	char *p;
 	int r;
 
 	json_object_object_get_ex(obj, "spec", &spec);
 	ports = array_at(spec, "ports");
 	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
-		const struct json_object *pt = json_object_array_get_idx(ports, i);
-		const char *name = json_field_str(pt, "name");
-
-		if (!json_object_is_type(pt, json_type_object))
-			continue;
-		n++;
-		strings += (name ? strlen(name) : 0) + 1;
+		if (json_object_is_type(json_object_array_get_idx(ports, i), json_type_object))
+			n++;
 	}
-	r = kube_obj_new(obj, sizeof(*svc), n * sizeof(*out) + strings, keep_text(ctx, obj), &o,
-	                 &extra);
+	r = kube_obj_new(obj, sizeof(*svc), n * sizeof(*out), keep_text(ctx, obj), &o, &extra);
 	if (r < 0)
 		return r;
 	svc = (struct kobj_service *)o;
@@ -281,7 +328,6 @@ int kobj_service_decode(void *ctx, struct json_object *obj, struct kube_obj **re
 	 * A Service without ports (ExternalName), or whose ports are no mappings,
 	 * has no extra part: extra is NULL, and out is only used for a mapping.
 	 */
-	p = out ? (char *)(out + n) : NULL;
 	svc->ports = out;
 	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
 		const struct json_object *pt = json_object_array_get_idx(ports, i);
@@ -291,7 +337,11 @@ int kobj_service_decode(void *ctx, struct json_object *obj, struct kube_obj **re
 		if (!json_object_is_type(pt, json_type_object))
 			continue;
 		sp = &out[svc->n_ports];
-		sp->name = put_str(&p, json_field_str(pt, "name"));
+		sp->name = strtab_intern(json_field_str(pt, "name"));
+		if (!sp->name) {
+			kube_obj_unref(o);
+			return -ENOMEM;
+		}
 		sp->port = port_number(pt);
 		sp->tcp = is_tcp(pt);
 		if (!json_object_object_get_ex(pt, "targetPort", &tp))
@@ -355,14 +405,12 @@ int kobj_slice_decode(void *ctx, struct json_object *obj, struct kube_obj **ret)
 {
 	struct json_object *ports = array_at(obj, "ports"), *eps = array_at(obj, "endpoints");
 	const char *type = json_field_str(obj, "addressType");
-	const char *svc_name = json_field_str_path(
-	    obj, JSON_FIELD_PATH("metadata", "labels", KOBJ_SERVICE_NAME_LABEL));
 	char addr[INET6_ADDRSTRLEN];
 	struct kobj_slice_port *op;
 	struct kobj_endpoint *oe;
 	struct kobj_slice *sl;
 	struct kube_obj *o;
-	size_t np = 0, ne = 0, strings = (svc_name ? strlen(svc_name) : 0) + 1;
+	size_t np = 0, ne = 0, strings = 0;
 	int af = 0;
 	void *extra;
 	char *p;
@@ -373,13 +421,8 @@ int kobj_slice_decode(void *ctx, struct json_object *obj, struct kube_obj **ret)
 	else if (type && strcmp(type, "IPv6") == 0)
 		af = AF_INET6;
 	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
-		const struct json_object *pt = json_object_array_get_idx(ports, i);
-		const char *name = json_field_str(pt, "name");
-
-		if (!json_object_is_type(pt, json_type_object))
-			continue;
-		np++;
-		strings += (name ? strlen(name) : 0) + 1;
+		if (json_object_is_type(json_object_array_get_idx(ports, i), json_type_object))
+			np++;
 	}
 	for (size_t i = 0; af && eps && i < json_object_array_length(eps); i++) {
 		const struct json_object *ep = json_object_array_get_idx(eps, i);
@@ -399,31 +442,39 @@ int kobj_slice_decode(void *ctx, struct json_object *obj, struct kube_obj **ret)
 	sl = (struct kobj_slice *)o;
 	o->type = KUBE_OBJ_SLICE;
 	sl->ip = af != 0;
+	/* The label's value: in the record, or the record's name (see kube_obj_new). */
+	sl->service = kube_obj_label(o, KOBJ_SERVICE_NAME_LABEL);
+	/* Nothing to keep (no ports, no usable endpoints): extra is NULL. */
 	oe = extra;
-	op = (struct kobj_slice_port *)(oe + ne);
-	p = (char *)(op + np);
-	sl->service = svc_name ? put_str(&p, svc_name) : NULL;
+	op = extra ? (struct kobj_slice_port *)(oe + ne) : NULL;
+	p = extra ? (char *)(op + np) : NULL;
 	sl->ports = op;
 	sl->endpoints = oe;
 	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
 		const struct json_object *pt = json_object_array_get_idx(ports, i);
-		struct kobj_slice_port *sp = &op[sl->n_ports];
+		struct kobj_slice_port *sp;
 
 		if (!json_object_is_type(pt, json_type_object))
 			continue;
-		sp->name = put_str(&p, json_field_str(pt, "name"));
+		sp = &op[sl->n_ports];
+		sp->name = strtab_intern(json_field_str(pt, "name"));
+		if (!sp->name) {
+			kube_obj_unref(o);
+			return -ENOMEM;
+		}
 		sp->port = port_number(pt);
 		sp->tcp = is_tcp(pt);
 		sl->n_ports++;
 	}
 	for (size_t i = 0; af && eps && i < json_object_array_length(eps); i++) {
 		const struct json_object *ep = json_object_array_get_idx(eps, i);
-		struct kobj_endpoint *e = &oe[sl->n_endpoints];
+		struct kobj_endpoint *e;
 		const char *tn;
 
 		if (!json_object_is_type(ep, json_type_object) ||
 		    !endpoint_address(ep, af, addr, sizeof(addr)))
 			continue;
+		e = &oe[sl->n_endpoints];
 		e->address = put_str(&p, addr);
 		tn = target_name(ep);
 		e->target_name = tn ? put_str(&p, tn) : NULL;

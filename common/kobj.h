@@ -11,8 +11,9 @@
 struct json_object;
 
 /*
- * The common part of a cached record. labels are packed "key\0value\0"
- * pairs ended by an empty key.
+ * The common part of a cached record. Strings that repeat between records
+ * (the namespace, label keys and values, port names) are shared copies
+ * (common/strtab.h); those unique to the object are in the record.
  */
 struct kube_obj {
 	atomic_uint refs;
@@ -21,12 +22,12 @@ struct kube_obj {
 	const char *key;                     /* "namespace/name", or "name" when cluster-scoped */
 	const char *ns;                      /* "" when cluster-scoped */
 	const char *name;
-	const char *rv;     /* metadata.resourceVersion */
-	const char *uid;    /* metadata.uid, "" when absent */
-	const char *labels; /* packed pairs, NULL when none */
-	const char *text;   /* the object as JSON text, or NULL when the decoder kept none */
+	const char *rv;            /* metadata.resourceVersion */
+	const char *uid;           /* metadata.uid, "" when absent */
+	const char *const *labels; /* key, value, key, value, ..., NULL; NULL when none */
+	const char *text;          /* the object as JSON text, or NULL when the decoder kept none */
 	size_t text_len;
-	size_t size; /* bytes of the record's one allocation */
+	size_t size; /* bytes of the record's one allocation, not the shared strings */
 };
 
 #define KUBE_OBJ_DEFAULT 0u

@@ -9,9 +9,11 @@
 
 #include <json-c/json.h>
 
+#include "common/applied.h"
 #include "common/io/log.h"
 #include "common/json_field.h"
 #include "common/kanary.h"
+#include "common/kobj_child.h"
 #include "common/render.h"
 #include "controller/controller.h"
 
@@ -321,6 +323,23 @@ static int lookup(struct apply_run *run, enum child i, const char *name,
 	return 0;
 }
 
+/*
+ * True when live holds want. A cached child carries the digest of what we
+ * last applied, from the API server's managedFields (common/kobj_child.h):
+ * equal to want's, nobody took a field of ours since and want is what we
+ * applied. Without one (an object read from the API server, or one with no
+ * apply of ours), every field of want must be in live.
+ */
+static bool applied_or_subset(const struct json_object *want, const struct json_object *live)
+{
+	const char *applied = json_field_str(live, KOBJ_CHILD_APPLIED);
+	char hex[65];
+
+	if (!applied)
+		return subset(want, live);
+	return applied_digest_want(want, hex) == 0 && strcmp(applied, hex) == 0;
+}
+
 /* False when the cluster has want already: our own write (seen by the cache or not), or more. */
 static bool needs_apply(const struct child_kind *k, const struct child_memo *m, const char *name,
                         const char *digest, const struct json_object *live, const char *live_rv,
@@ -331,7 +350,7 @@ static bool needs_apply(const struct child_kind *k, const struct child_memo *m, 
 		return false;
 	if (live && k->metadata_only)
 		return !subset(json_field_get(want, "metadata"), json_field_get(live, "metadata"));
-	return !(live && subset(want, live));
+	return !(live && applied_or_subset(want, live));
 }
 
 /* Writes want and remembers the write in the child's memo. */

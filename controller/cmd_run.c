@@ -23,6 +23,7 @@
 #include "common/kube/client.h"
 #include "common/kube/watch.h"
 #include "common/limits.h"
+#include "common/strtab.h"
 #include "common/io/log.h"
 #include "controller/controller.h"
 #include "controller/reconcile.h"
@@ -496,7 +497,8 @@ static int extra_metrics(void *ctx, struct buf *out)
 	if (r == 0)
 		r = buf_puts(out,
 		             "# HELP kanary_controller_informer_bytes What the informer's cached "
-		             "records take.\n"
+		             "records take, without the strings they share "
+		             "(kanary_controller_informer_shared_bytes).\n"
 		             "# TYPE kanary_controller_informer_bytes gauge\n");
 	for (size_t w = 0; r == 0 && w < WATCH_N; w++) {
 		struct kube_informer_stats st;
@@ -504,6 +506,18 @@ static int extra_metrics(void *ctx, struct buf *out)
 		kube_informer_stats(run->c->inf[w], &st);
 		r = buf_printf(out, "kanary_controller_informer_bytes{resource=\"%s\"} %zu\n",
 		               watches_name((enum watched)w), st.bytes);
+	}
+	if (r == 0) {
+		struct strtab_stats ss;
+
+		strtab_stats(&ss);
+		r = buf_printf(out,
+		               "# HELP kanary_controller_informer_shared_bytes The strings cached "
+		               "records share (namespaces, label keys and values, port names), "
+		               "each counted once.\n"
+		               "# TYPE kanary_controller_informer_shared_bytes gauge\n"
+		               "kanary_controller_informer_shared_bytes %zu\n",
+		               ss.bytes);
 	}
 	if (r == 0) {
 		struct kube_recorder_stats es;

@@ -11,6 +11,7 @@
 
 #include "common/kanary.h"
 #include "common/kobj.h"
+#include "common/kobj_child.h"
 #include "common/json_field.h"
 #include "common/kube/client.h"
 #include "common/io/log.h"
@@ -20,7 +21,10 @@
  * they keep the index and add keys to the queue, nothing else; reconcile
  * reads the caches. Which key an event wakes:
  * The caches hold records (common/kobj.h): Services and EndpointSlices
- * compact, the rest their JSON text without managedFields.
+ * compact, Deployments, PodDisruptionBudgets and ReplicaSets what reconcile
+ * reads (and for the first two a digest of what we applied: common/
+ * kobj_child.h), ConfigMaps their metadata, Kanaries their JSON text
+ * without managedFields and kubectl's last applied configuration.
  *   Kanary                       itself, at once
  *   Service, EndpointSlice       every Kanary naming that Service, after the batch
  *                                period, so a burst of endpoint changes makes one
@@ -233,10 +237,52 @@ static void h_delete(void *ctx, const struct kube_obj *obj, bool final_state_unk
 }
 
 /*
- * Services are compact records; the text is kept only for our own (the
- * destination Service, which apply compares with what it would write).
+ * A Kanary keeps its whole text but kubectl's copy of its last applied
+ * configuration, which no reader uses and which repeats the spec.
  */
-static const struct kobj_options service_records = {
+static const char *const kanary_dropped[] = {KOBJ_KUBECTL_LAST_APPLIED, NULL};
+
+/*
+ * Our children keep what reconcile reads of them and the digest of what we
+ * last applied (apply compares it with what it would write). Deployments:
+ * the rollout state, the pod selector, the config hash of the template and
+ * the ConfigMaps it mounts. PodDisruptionBudgets: metadata only. Services
+ * are compact records for resolution; our own (the destination Service)
+ * also keep their ports and metadata as text, with the digest.
+ */
+static const char *const deployment_kept[] = {
+    "spec.replicas",
+    "spec.selector",
+    "spec.template.metadata.annotations",
+    "spec.template.spec.volumes[].configMap.name",
+    "status.observedGeneration",
+    "status.replicas",
+    "status.updatedReplicas",
+    "status.availableReplicas",
+    NULL,
+};
+
+static const char *const service_kept[] = {"spec.ports", NULL};
+
+/* ReplicaSets: which ConfigMaps their template mounts (the GC's question); no digest. */
+static const char *const replicaset_kept[] = {"spec.template.spec.volumes[].configMap.name", NULL};
+
+static const struct kobj_child_options replicaset_records = {
+    .keep = replicaset_kept,
+};
+
+static const struct kobj_child_options deployment_records = {
+    .manager = CONTROLLER_FIELD_MANAGER,
+    .keep = deployment_kept,
+};
+
+static const struct kobj_child_options pdb_records = {
+    .manager = CONTROLLER_FIELD_MANAGER,
+};
+
+static const struct kobj_child_options service_records = {
+    .manager = CONTROLLER_FIELD_MANAGER,
+    .keep = service_kept,
     .text_label = CONTROLLER_LABEL_MANAGED_BY,
     .text_value = CONTROLLER_MANAGED_BY,
 };
@@ -257,10 +303,23 @@ int watches_create(struct controller *c)
 		c->watch_ctx[w].w = (enum watched)w;
 		o.path = path;
 		o.component = "controller";
+		/* Child decoders digest managedFields and keep none. */
 		o.drop_managed_fields = true;
 		if (w == WATCH_SERVICES) {
-			o.decode = kobj_service_decode;
+			o.drop_managed_fields = false;
+			o.decode = kobj_child_service_decode;
 			o.decode_ctx = (void *)&service_records;
+		} else if (w == WATCH_KANARIES) {
+			o.decode = kobj_trimmed_decode;
+			o.decode_ctx = (void *)kanary_dropped;
+		} else if (w == WATCH_REPLICASETS) {
+			o.decode = kobj_child_decode;
+			o.decode_ctx = (void *)&replicaset_records;
+		} else if (w == WATCH_DEPLOYMENTS || w == WATCH_PDBS) {
+			o.drop_managed_fields = false;
+			o.decode = kobj_child_decode;
+			o.decode_ctx =
+			    (void *)(w == WATCH_PDBS ? &pdb_records : &deployment_records);
 		} else if (w == WATCH_ENDPOINTSLICES) {
 			o.decode = kobj_slice_decode;
 			o.indexers[KUBE_INDEX_SLICE_SERVICE] = kube_index_slice_service;

@@ -480,6 +480,8 @@ def test_example_stack_yields_the_children_owned_with_a_config_matching_the_endp
     assert m["kanary_controller_reconcile_duration_seconds_count"] >= 1
     assert "kanary_controller_workqueue_depth" in m
     assert m["kanary_controller_leader"] == 1
+    # The cached Services' namespace and port names are shared strings, counted once.
+    assert m["kanary_controller_informer_shared_bytes"] > 0
 
 
 def no_rollout_since(cluster, ns, dep_before, hashes_before, ctl):
@@ -720,6 +722,58 @@ def test_a_resync_that_changed_nothing_writes_and_tells_nothing(cluster, ns, sta
     # Without leader election there is no Lease.
     assert cluster.get(ns, "lease", "kanary-controller", check=False) is None
 
+
+
+def test_children_someone_else_changed_are_taken_back_and_their_own_fields_left(
+        cluster, ns, start_controller):
+    """The caches keep no copy of the children, only the digest of what the controller
+    applied (from the API server's managedFields): a field of ours changed by someone else
+    moves out of our managed set, the digests differ, and the controller applies again; a
+    field that is only theirs is none of its business."""
+    ctl = start_controller()
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+    converged(cluster, ns, endpoints=[3, 2])
+    events_settled(ctl)
+    dep = deployment(cluster, ns)
+    pdb = cluster.get(ns, "pdb", DEPLOYMENT)
+    svc = cluster.get(ns, "service", "myapp")
+    replicas = dep["spec"]["replicas"]
+    image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+    container = dep["spec"]["template"]["spec"]["containers"][0]["name"]
+    target = svc["spec"]["ports"][0]["targetPort"]
+
+    cluster.patch(ns, f"deployment {DEPLOYMENT}", {"spec": {"replicas": replicas + 4}})
+    cluster.patch(ns, f"pdb {DEPLOYMENT}", {"spec": {"maxUnavailable": "13%"}})
+    cluster.patch(ns, "service myapp",
+                  [{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 9999}],
+                  kind="json")
+    eventually(lambda: deployment(cluster, ns)["spec"]["replicas"] == replicas,
+               "the Deployment's replicas taken back")
+    eventually(lambda: cluster.get(ns, "pdb", DEPLOYMENT)["spec"]["maxUnavailable"] ==
+               pdb["spec"]["maxUnavailable"], "the PodDisruptionBudget taken back")
+    eventually(lambda: cluster.get(ns, "service", "myapp")["spec"]["ports"][0]["targetPort"] ==
+               target, "the Service's targetPort taken back")
+    cluster.patch(ns, f"deployment {DEPLOYMENT}", {"spec": {"template": {"spec": {
+        "containers": [{"name": container, "image": "example.invalid/other:1"}]}}}},
+        kind="strategic")
+    eventually(lambda: deployment(cluster, ns)["spec"]["template"]["spec"]["containers"][0][
+        "image"] == image, "the Deployment's image taken back")
+
+    # Someone else's annotation: woken, the controller writes nothing.
+    events_settled(ctl)
+    success = 'kanary_controller_reconcile_total{result="success"}'
+    cluster.patch(ns, "service myapp", {"metadata": {"annotations": {"someone/else": "x"}}})
+    cluster.patch(ns, f"pdb {DEPLOYMENT}", {"metadata": {"annotations": {"someone/else": "x"}}})
+    rv = {kind: cluster.get(ns, kind, name)["metadata"]["resourceVersion"]
+          for kind, name in (("service", "myapp"), ("pdb", DEPLOYMENT))}
+    # The second reconcile counted from here started after the patches.
+    done = ctl.metrics()[success]
+    eventually(lambda: ctl.metrics()[success] >= done + 2, "reconciles after the patches")
+    events_settled(ctl)
+    assert {kind: cluster.get(ns, kind, name)["metadata"]["resourceVersion"]
+            for kind, name in (("service", "myapp"), ("pdb", DEPLOYMENT))} == rv
+    assert ctl.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
 
 def test_two_controllers_one_leader_and_failover_after_the_leader_dies(
         cluster, ns, start_controller):

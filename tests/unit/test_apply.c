@@ -13,6 +13,8 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "common/applied.h"
+#include "common/kobj_child.h"
 #include "controller/apply.h"
 
 #define UID "11111111-2222-3333-4444-555555555555"
@@ -209,6 +211,48 @@ static void apply_child_skips_an_owned_superset(void **state)
 	                       json_object_new_boolean(true));
 	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), 0);
 	assert_int_equal(w->f.applies, 0);
+	json_object_put(want);
+}
+
+/*
+ * A cached Deployment as its informer keeps it: metadata, what reconcile
+ * reads, and the digest of what we last applied (digest_of_want: the one
+ * of want, else another).
+ */
+static struct json_object *reduced_deployment(struct json_object *want, bool digest_of_want)
+{
+	struct json_object *o =
+	    parse("{\"metadata\":{\"name\":\"myapp-haproxy\",\"namespace\":\"shop\","
+	          "\"resourceVersion\":\"42\"," OWNER_REF "},\"spec\":{\"replicas\":2}}");
+	char hex[65];
+
+	assert_int_equal(applied_digest_want(want, hex), 0);
+	if (!digest_of_want)
+		hex[0] = hex[0] == '0' ? '1' : '0';
+	json_object_object_add(o, KOBJ_CHILD_APPLIED, json_object_new_string(hex));
+	return o;
+}
+
+static void apply_child_trusts_the_applied_digest_of_a_reduced_child(void **state)
+{
+	struct world *w = *state;
+	struct json_object *want = want_deployment("bbbbbbbb");
+
+	/*
+	 * Written by an earlier process: no memo, and the record holds no
+	 * template: only the digest tells it is what we would apply.
+	 */
+	w->f.cache[CHILD_DEPLOYMENT] = reduced_deployment(want, true);
+	assert_int_equal(apply_child(&w->run, CHILD_DEPLOYMENT, want), 0);
+	assert_int_equal(w->f.applies, 0);
+	assert_false(w->run.rolled);
+	/* Someone took a field of ours since: the digest differs, it is taken back. */
+	json_object_put(w->f.cache[CHILD_DEPLOYMENT]);
+	w->f.cache[CHILD_DEPLOYMENT] = reduced_deployment(want, false);
+	assert_int_equal(apply_child(&w->run, CHILD_DEPLOYMENT, want), 0);
+	assert_int_equal(w->f.applies, 1);
+	assert_true(w->f.last_force);
+	assert_string_equal(w->memo[CHILD_DEPLOYMENT].rv_before, "42");
 	json_object_put(want);
 }
 
@@ -476,6 +520,7 @@ int main(void)
 	    T(apply_child_skips_its_own_write_seen_or_not),
 	    T(apply_child_skips_an_owned_superset),
 	    T(apply_child_takes_back_a_changed_owned_child_with_force),
+	    T(apply_child_trusts_the_applied_digest_of_a_reduced_child),
 	    T(apply_child_leaves_a_foreign_configmap_and_retries),
 	    T(apply_child_waits_for_the_collector_on_an_earlier_kanarys_child),
 	    T(apply_child_tells_permanent_failures_from_transient_ones),

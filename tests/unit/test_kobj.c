@@ -15,6 +15,7 @@
 
 #include "common/json_field.h"
 #include "common/kobj.h"
+#include "common/strtab.h"
 
 static struct json_object *J(const char *text)
 {
@@ -227,6 +228,254 @@ static void references_are_atomic(void **state)
 	json_object_put(obj);
 }
 
+/* The shared strings no record holds any more are gone: the table is empty between tests. */
+static void assert_table_empty(void)
+{
+	struct strtab_stats st;
+
+	strtab_stats(&st);
+	assert_int_equal(st.strings, 0);
+	assert_int_equal(st.refs, 0);
+}
+
+static struct json_object *scale_service(const char *name)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	         "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"scale\","
+	         "\"labels\":{\"app\":\"%s\",\"app.kubernetes.io/managed-by\":\"Helm\"}},"
+	         "\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":80,\"targetPort\":8080},"
+	         "{\"port\":81}]}}",
+	         name, name);
+	return J(text);
+}
+
+static struct json_object *scale_slice(const char *name, const char *service)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	         "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"scale\",\"labels\":{"
+	         "\"endpointslice.kubernetes.io/managed-by\":\"endpointslice-controller.k8s.io\","
+	         "\"kubernetes.io/service-name\":\"%s\",\"app\":\"%s\"}},\"addressType\":\"IPv4\","
+	         "\"ports\":[{\"name\":\"http\",\"port\":8080}],"
+	         "\"endpoints\":[{\"addresses\":[\"10.0.0.1\"],\"targetRef\":{\"name\":\"p\"}}]}",
+	         name, service, service);
+	return J(text);
+}
+
+static struct kube_obj *decode(kube_decode_fn fn, struct json_object *obj)
+{
+	struct kube_obj *o = NULL;
+
+	assert_int_equal(fn(NULL, obj, &o), 0);
+	json_object_put(obj);
+	return o;
+}
+
+/*
+ * Two Services and two slices with the same namespace, labels and port
+ * names point at one copy of each; what is unique to an object stays in
+ * its record.
+ */
+static void records_share_repeated_strings(void **state)
+{
+	struct kube_obj *a = decode(kobj_service_decode, scale_service("svc-1"));
+	struct kube_obj *b = decode(kobj_service_decode, scale_service("svc-2"));
+	struct kube_obj *c = decode(kobj_slice_decode, scale_slice("svc-1-x", "svc-1"));
+	struct kube_obj *d = decode(kobj_slice_decode, scale_slice("svc-2-y", "svc-2"));
+	const struct kobj_service *sa = kobj_as_service(a), *sb = kobj_as_service(b);
+	const struct kobj_slice *sc = kobj_as_slice(c), *sd = kobj_as_slice(d);
+	struct strtab_stats st;
+
+	assert_string_equal(a->ns, "scale");
+	assert_ptr_equal(a->ns, b->ns);
+	assert_ptr_equal(a->ns, c->ns);
+	assert_ptr_equal(a->ns, d->ns);
+	assert_true(strtab_owns(a->ns));
+	/* Label keys and values that repeat. */
+	assert_ptr_equal(a->labels[2], b->labels[2]);
+	assert_string_equal(a->labels[2], "app.kubernetes.io/managed-by");
+	assert_ptr_equal(kube_obj_label(a, "app.kubernetes.io/managed-by"),
+	                 kube_obj_label(b, "app.kubernetes.io/managed-by"));
+	assert_true(strtab_owns(kube_obj_label(a, "app.kubernetes.io/managed-by")));
+	assert_ptr_equal(a->labels[0], b->labels[0]); /* "app" */
+	assert_ptr_equal(c->labels[0], d->labels[0]);
+	assert_ptr_equal(kube_obj_label(c, "endpointslice.kubernetes.io/managed-by"),
+	                 kube_obj_label(d, "endpointslice.kubernetes.io/managed-by"));
+	/* A value equal to the object's name is its name; the key's tail is the name. */
+	assert_string_equal(kube_obj_label(a, "app"), "svc-1");
+	assert_ptr_equal(kube_obj_label(a, "app"), a->name);
+	assert_string_equal(a->key, "scale/svc-1");
+	assert_ptr_equal(a->name, a->key + strlen("scale/"));
+	/* The slice's Service name is its label's value, kept once, in the record. */
+	assert_string_equal(sc->service, "svc-1");
+	assert_ptr_equal(sc->service, kube_obj_label(c, KOBJ_SERVICE_NAME_LABEL));
+	assert_false(strtab_owns(sc->service));
+	/* The slice's copy of its Service's label "app" is that text too. */
+	assert_ptr_equal(kube_obj_label(c, "app"), sc->service);
+	assert_true(sc->service > (const char *)c && sc->service < (const char *)c + c->size);
+	/* Port names, across Services and slices; an unnamed port is the shared "". */
+	assert_ptr_equal(sa->ports[0].name, sb->ports[0].name);
+	assert_ptr_equal(sa->ports[0].name, sc->ports[0].name);
+	assert_ptr_equal(sa->ports[0].name, sd->ports[0].name);
+	assert_string_equal(sa->ports[0].name, "http");
+	assert_string_equal(sa->ports[1].name, "");
+	assert_ptr_equal(sa->ports[1].name, sb->ports[1].name);
+	/* Unique to the object: in its record. */
+	assert_false(strtab_owns(sc->endpoints[0].address));
+	assert_false(strtab_owns(a->uid));
+	/*
+	 * "scale", "app", "app.kubernetes.io/managed-by", "Helm", "http",
+	 * "endpointslice.kubernetes.io/managed-by",
+	 * "endpointslice-controller.k8s.io", "kubernetes.io/service-name".
+	 */
+	strtab_stats(&st);
+	assert_int_equal(st.strings, 8);
+	assert_int_equal(st.refs, 4 + 2 * 3 + 2 * 4 + 4); /* namespaces, labels, ports */
+	kube_obj_unref(a);
+	kube_obj_unref(b);
+	kube_obj_unref(c);
+	kube_obj_unref(d);
+	assert_table_empty();
+}
+
+/* The last record that holds a shared string frees it, and not before. */
+static void last_unref_frees_shared_strings(void **state)
+{
+	struct kube_obj *a = decode(kobj_service_decode, scale_service("svc-1"));
+	struct kube_obj *b = decode(kobj_slice_decode, scale_slice("svc-1-x", "svc-1"));
+	const struct kube_obj *held = kube_obj_ref(a);
+	struct strtab_stats st;
+	const char *again;
+
+	kube_obj_unref(a); /* the reference taken above still holds it */
+	strtab_stats(&st);
+	assert_int_equal(st.strings, 8);
+	kube_obj_unref(b);
+	strtab_stats(&st);
+	/* Gone with the slice: its two label keys and the managed-by value. */
+	assert_int_equal(st.strings, 5);
+	assert_string_equal(held->ns, "scale");
+	assert_string_equal(kobj_as_service(held)->ports[0].name, "http");
+	again = strtab_intern("scale");
+	assert_ptr_equal(again, held->ns);
+	kube_obj_unref(held);
+	strtab_stats(&st);
+	assert_int_equal(st.strings, 1);
+	assert_int_equal(st.refs, 1);
+	strtab_release(again);
+	assert_table_empty();
+	/* "" and NULL are one static copy that holds nothing. */
+	assert_ptr_equal(strtab_intern(""), strtab_intern(NULL));
+	assert_true(strtab_owns(strtab_intern("")));
+	strtab_release(strtab_intern(""));
+	strtab_release(NULL);
+	assert_table_empty();
+}
+
+#define INTERN_THREADS 4
+#define INTERN_ROUNDS  20000
+#define INTERN_TEXTS   40
+
+static const char *shared_first[INTERN_TEXTS];
+
+/* Takes and drops references on texts other threads take too; every copy is the first one. */
+static void *intern_release_many(void *arg)
+{
+	size_t seed = (size_t)(uintptr_t)arg;
+	char text[32];
+	bool ok = true;
+
+	for (size_t i = 0; i < INTERN_ROUNDS; i++) {
+		size_t k = (i * 7 + seed) % (INTERN_TEXTS * 2);
+		const char *s;
+
+		snprintf(text, sizeof(text), "text-%zu", k);
+		s = strtab_intern(text);
+		ok = ok && s && strcmp(s, text) == 0;
+		/* The first half is held by the test all along: always the same copy. */
+		if (k < INTERN_TEXTS)
+			ok = ok && s == shared_first[k];
+		strtab_release(s);
+	}
+	return ok ? arg : NULL;
+}
+
+/* Threads intern and release the same texts at once: counts stay exact, nothing leaks. */
+static void intern_and_release_from_threads(void **state)
+{
+	pthread_t t[INTERN_THREADS];
+	struct strtab_stats st;
+	char text[32];
+
+	for (size_t k = 0; k < INTERN_TEXTS; k++) {
+		snprintf(text, sizeof(text), "text-%zu", k);
+		shared_first[k] = strtab_intern(text);
+		assert_non_null(shared_first[k]);
+	}
+	for (size_t i = 0; i < INTERN_THREADS; i++)
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, intern_release_many, (void *)(uintptr_t)(i + 1)),
+		    0);
+	for (size_t i = 0; i < INTERN_THREADS; i++) {
+		void *res;
+
+		assert_int_equal(pthread_join(t[i], &res), 0);
+		assert_ptr_equal(res, (void *)(uintptr_t)(i + 1));
+	}
+	strtab_stats(&st);
+	assert_int_equal(st.strings, INTERN_TEXTS);
+	assert_int_equal(st.refs, INTERN_TEXTS);
+	for (size_t k = 0; k < INTERN_TEXTS; k++)
+		strtab_release(shared_first[k]);
+	assert_table_empty();
+}
+
+#define DECODE_ROUNDS 2000
+
+static void *decode_unref_many(void *arg)
+{
+	const char *ns = NULL;
+	bool ok = true;
+
+	for (size_t i = 0; i < DECODE_ROUNDS; i++) {
+		struct kube_obj *o = NULL;
+		struct json_object *obj = scale_slice("s", "svc");
+
+		ok = ok && kobj_slice_decode(NULL, obj, &o) == 0;
+		json_object_put(obj);
+		if (!o)
+			break;
+		ok = ok && strcmp(o->ns, "scale") == 0 &&
+		     strcmp(kobj_as_slice(o)->ports[0].name, "http") == 0;
+		if (!ns)
+			ns = strtab_intern(o->ns);
+		ok = ok && o->ns == ns; /* held below: the same copy every time */
+		kube_obj_unref(o);
+	}
+	strtab_release(ns);
+	return ok ? arg : NULL;
+}
+
+/* Informers decode on their own threads: records made and dropped at once share correctly. */
+static void records_decoded_on_many_threads(void **state)
+{
+	pthread_t t[INTERN_THREADS];
+
+	for (size_t i = 0; i < INTERN_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, decode_unref_many, (void *)(i + 1)),
+		                 0);
+	for (size_t i = 0; i < INTERN_THREADS; i++) {
+		void *res;
+
+		assert_int_equal(pthread_join(t[i], &res), 0);
+		assert_ptr_equal(res, (void *)(i + 1));
+	}
+	assert_table_empty();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +486,10 @@ int main(void)
 	    cmocka_unit_test(default_record_keeps_the_text_and_a_cluster_scoped_key),
 	    cmocka_unit_test(nameless_objects_are_refused),
 	    cmocka_unit_test(references_are_atomic),
+	    cmocka_unit_test(records_share_repeated_strings),
+	    cmocka_unit_test(last_unref_frees_shared_strings),
+	    cmocka_unit_test(intern_and_release_from_threads),
+	    cmocka_unit_test(records_decoded_on_many_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
