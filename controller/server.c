@@ -24,8 +24,11 @@ struct server {
 
 /*
  * Connection limits: the server answers probes and scrapes, nothing else.
- * The listening address is reused (SO_REUSEADDR) so a restarted controller
- * binds while the last one's connections sit in TIME_WAIT.
+ * libmicrohttpd sets SO_REUSEADDR on its listening socket by default, so a
+ * restarted controller binds while the last one's connections sit in
+ * TIME_WAIT. MHD_OPTION_LISTENING_ADDRESS_REUSE is not given: it also sets
+ * SO_REUSEPORT, with which a second process binds the same port without an
+ * error and the probes and scrapes go to either.
  */
 #define SERVER_CONNECTION_LIMIT 32
 #define SERVER_TIMEOUT_S        10
@@ -134,8 +137,7 @@ int server_start(const char *bind, unsigned paths, const struct server_handlers 
 		s->daemon = MHD_start_daemon(
 		    flags | MHD_USE_DUAL_STACK, b.port, NULL, NULL, handle, s,
 		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVER_CONNECTION_LIMIT,
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVER_TIMEOUT_S,
-		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVER_TIMEOUT_S, MHD_OPTION_END);
 	} else {
 		const struct sockaddr *sa = (const struct sockaddr *)&b.addr;
 		bool v6 = b.addr.ss_family == AF_INET6;
@@ -144,8 +146,7 @@ int server_start(const char *bind, unsigned paths, const struct server_handlers 
 		    flags | (v6 ? MHD_USE_IPv6 : 0), b.port, NULL, NULL, handle, s,
 		    MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT,
 		    (unsigned)SERVER_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-		    (unsigned)SERVER_TIMEOUT_S, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-		    MHD_OPTION_END);
+		    (unsigned)SERVER_TIMEOUT_S, MHD_OPTION_END);
 	}
 	if (!s->daemon) {
 		int r = errno ? -errno : -EADDRINUSE;
