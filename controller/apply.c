@@ -57,14 +57,48 @@ static void copy_str(char *out, size_t size, const char *s)
 	out[n] = '\0';
 }
 
-/* A resourceVersion into a memo; one too long for it becomes one that matches nothing. */
-static void copy_rv(char *out, size_t size, const char *rv)
+uint64_t apply_rv_parse(const char *rv)
 {
-	if (rv && strlen(rv) >= size) {
-		snprintf(out, size, "%s", "\x7f"); /* never a resourceVersion, never "" */
-		return;
+	uint64_t v = 0;
+	size_t n = rv ? strlen(rv) : 0;
+
+	if (n == 0)
+		return 0;
+	/* Decimal, 19 digits at most, no leading zero: anything else matches nothing. */
+	if (n > 19 || (rv[0] == '0' && n > 1))
+		return APPLY_RV_NEVER;
+	for (size_t i = 0; i < n; i++) {
+		if (rv[i] < '0' || rv[i] > '9')
+			return APPLY_RV_NEVER;
+		v = v * 10 + (uint64_t)(rv[i] - '0');
 	}
-	copy_str(out, size, rv);
+	return v + 1; /* at most 10^19, below APPLY_RV_NEVER */
+}
+
+bool apply_rv_equal(uint64_t a, uint64_t b)
+{
+	return a == b && a != APPLY_RV_NEVER;
+}
+
+/* A hex SHA-256 into its 32 bytes; false when it is not one. */
+static bool digest_raw(const char *hex, unsigned char out[32])
+{
+	for (size_t i = 0; i < 32; i++) {
+		unsigned v = 0;
+
+		for (size_t j = 0; j < 2; j++) {
+			char c = hex[2 * i + j];
+
+			if (c >= '0' && c <= '9')
+				v = v * 16 + (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v = v * 16 + (unsigned)(c - 'a' + 10);
+			else
+				return false;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return hex[64] == '\0';
 }
 
 static const char *resource_version(const struct json_object *o)
@@ -90,16 +124,17 @@ static void deployment_applied(struct apply_run *run, struct child_memo *m, cons
 	const char *before = NULL;
 
 	/* The hash HAProxy ran before: the cache's, or our own write the cache has not seen. */
-	if (live && strcmp(live_rv, m->rv_before) == 0 && m->hash[0] && m->name &&
-	    strcmp(m->name, name) == 0)
-		before = m->hash;
+	if (live && apply_rv_equal(apply_rv_parse(live_rv), m->rv_before) && run->memo_hash &&
+	    run->memo_hash[0] && m->name && strcmp(m->name, name) == 0)
+		before = run->memo_hash;
 	else if (live)
 		before = apply_template_hash(live);
 	if (before && strcmp(before, run->hash) != 0) {
 		run->rolled = true;
 		copy_str(run->rolled_from, sizeof(run->rolled_from), before);
 	}
-	copy_str(m->hash, sizeof(m->hash), run->hash);
+	if (run->memo_hash)
+		copy_str(run->memo_hash, APPLY_HASH_SIZE, run->hash);
 	json_object_put(run->deployment);
 	run->deployment = json_object_get(got);
 }
@@ -345,8 +380,12 @@ static bool needs_apply(const struct child_kind *k, const struct child_memo *m, 
                         const char *digest, const struct json_object *live, const char *live_rv,
                         const struct json_object *want)
 {
-	if (m->name && strcmp(m->name, name) == 0 && strcmp(m->digest, digest) == 0 &&
-	    (strcmp(live_rv, m->rv_before) == 0 || strcmp(live_rv, m->rv_after) == 0))
+	unsigned char raw[32];
+	uint64_t rv = apply_rv_parse(live_rv);
+
+	if (m->name && strcmp(m->name, name) == 0 && digest_raw(digest, raw) &&
+	    memcmp(m->digest, raw, sizeof(raw)) == 0 &&
+	    (apply_rv_equal(rv, m->rv_before) || apply_rv_equal(rv, m->rv_after)))
 		return false;
 	if (live && k->metadata_only)
 		return !subset(json_field_get(want, "metadata"), json_field_get(live, "metadata"));
@@ -392,9 +431,10 @@ static int write_child(struct apply_run *run, enum child i, const char *name,
 		free(m->name);
 		m->name = strdup(name); /* NULL out of memory: the memo then matches nothing */
 	}
-	memcpy(m->digest, digest, sizeof(m->digest));
-	copy_rv(m->rv_before, sizeof(m->rv_before), live_rv);
-	copy_rv(m->rv_after, sizeof(m->rv_after), resource_version(got));
+	m->rv_before = apply_rv_parse(live_rv);
+	m->rv_after = apply_rv_parse(resource_version(got));
+	if (!digest_raw(digest, m->digest))
+		m->rv_before = m->rv_after = APPLY_RV_NEVER; /* not a digest: matches nothing */
 out:
 	json_object_put(got);
 	return r;

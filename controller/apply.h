@@ -5,10 +5,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/limits.h"
 
 struct json_object;
+
+/* A configuration hash as text, with its NUL. */
+#define APPLY_HASH_SIZE 65
 
 /* The kinds of children a Kanary has. */
 enum child {
@@ -37,24 +41,26 @@ bool apply_child_kind(const char *kind, enum child *ret);
 
 /*
  * What a memo keeps of a resourceVersion: etcd's are decimal int64, 19
- * digits at most. A longer one is remembered as one that never matches
- * (the memo then only costs a comparison with the cache). Each Kanary has a
- * memo of five: 257 bytes each were 2 KiB of every Kanary's 3.9.
+ * digits at most, kept as a number (one more than it; 0 is "no object").
+ * Anything else, or longer, is APPLY_RV_NEVER, which matches nothing (the
+ * memo then only costs a comparison with the cache).
  */
-#define APPLY_RV_SIZE 32
+#define APPLY_RV_NEVER UINT64_MAX
+uint64_t apply_rv_parse(const char *rv);
+/* True when a and b are the same resourceVersion; APPLY_RV_NEVER equals nothing. */
+bool apply_rv_equal(uint64_t a, uint64_t b);
 
 /*
  * What this process last wrote for one child, kept between reconciles. The
  * object at the "before" version is our write not yet seen by the cache; at
  * the "after" version it is our write. resourceVersions are only compared
- * for equality.
+ * for equality. 56 bytes: hex digests and text versions were 208.
  */
 struct child_memo {
 	char *name; /* NULL until the first write; the memo's, freed by apply_memo_clear */
-	char digest[65];
-	char rv_before[APPLY_RV_SIZE];
-	char rv_after[APPLY_RV_SIZE];
-	char hash[65]; /* the Deployment's: the config hash its template carries */
+	unsigned char digest[32]; /* SHA-256 of what was written */
+	uint64_t rv_before;       /* apply_rv_parse's */
+	uint64_t rv_after;
 };
 
 /* Why a write failed, for the log and the retry. */
@@ -110,6 +116,8 @@ struct apply_run {
 	const char *uid;         /* the Kanary's: its controller reference makes a child ours */
 	const char *hash;        /* the configuration hash being applied */
 	struct child_memo *memo; /* CHILD_N entries, the caller's, kept between reconciles */
+	/* The config hash of the Deployment last written (the caller's, kept with memo). */
+	char *memo_hash; /* APPLY_HASH_SIZE bytes */
 	const struct apply_io *io;
 
 	/* Written by apply_child. */

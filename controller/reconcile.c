@@ -66,9 +66,11 @@ static const enum watched child_cache[CHILD_N] = {
 
 struct memo {
 	struct child_memo child[CHILD_N];
-	char kanary_rv[APPLY_RV_SIZE]; /* the Kanary our last status write was computed from */
-	char *status;                  /* that write, as JSON text (a json-c tree is ~20x larger) */
-	bool pods_unreadable;          /* the last LIST of its pods failed (told once) */
+	char deployment_hash[APPLY_HASH_SIZE]; /* the config hash of our last Deployment write */
+	uint64_t
+	    kanary_rv; /* the Kanary our last status write was computed from (apply_rv_parse) */
+	char *status;  /* that write, as JSON text (a json-c tree is ~20x larger) */
+	bool pods_unreadable; /* the last LIST of its pods failed (told once) */
 };
 
 static void memo_free(void *v)
@@ -583,9 +585,8 @@ static int write_status(struct rc *rc, struct json_object *st)
 		return r;
 	}
 	rv = resource_version(rc->obj);
-	/* A resourceVersion past the ceiling is not remembered (the memo then never matches). */
-	snprintf(rc->memo->kanary_rv, sizeof(rc->memo->kanary_rv), "%s",
-	         strlen(rv) < sizeof(rc->memo->kanary_rv) ? rv : "\x7f");
+	/* A resourceVersion that is not etcd's is not remembered (the memo then never matches). */
+	rc->memo->kanary_rv = apply_rv_parse(rv);
 	text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
 	free(rc->memo->status);
 	/* Out of memory the memo stays empty: the next reconcile writes the status again. */
@@ -854,6 +855,7 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		rc.run.key = key;
 		rc.run.ns = rc.ns;
 		rc.run.memo = rc.memo->child;
+		rc.run.memo_hash = rc.memo->deployment_hash;
 		rc.io = (struct apply_io){
 		    .lookup = io_lookup, .may_write = io_may_write, .apply = io_apply, .ctx = &rc};
 		rc.run.io = &rc.io;
@@ -874,7 +876,8 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 
 	/* The status in force: ours when the cache has not caught up with our last write. */
 	old_st = json_object_get(json_field_path(rc.obj, status_path));
-	if (rc.memo->status && strcmp(rc.memo->kanary_rv, resource_version(rc.obj)) == 0) {
+	if (rc.memo->status &&
+	    apply_rv_equal(rc.memo->kanary_rv, apply_rv_parse(resource_version(rc.obj)))) {
 		json_object_put(old_st);
 		/* Out of memory this is NULL: the status is then written again, no harm. */
 		old_st = json_tokener_parse(rc.memo->status);

@@ -82,6 +82,7 @@ struct world {
 	struct fake f;
 	struct apply_io io;
 	struct child_memo memo[CHILD_N];
+	char memo_hash[APPLY_HASH_SIZE];
 	struct apply_run run;
 };
 
@@ -100,6 +101,7 @@ static int setup(void **state)
 	w->run.uid = UID;
 	w->run.hash = "bbbbbbbb";
 	w->run.memo = w->memo;
+	w->run.memo_hash = w->memo_hash;
 	w->run.io = &w->io;
 	*state = w;
 	return 0;
@@ -179,8 +181,8 @@ static void apply_child_creates_what_is_missing_without_force(void **state)
 	assert_int_equal(w->f.applies, 1);
 	assert_false(w->f.last_force);
 	assert_string_equal(w->memo[CHILD_CONFIGMAP].name, "myapp-haproxy-bbbbbbbb");
-	assert_string_equal(w->memo[CHILD_CONFIGMAP].rv_before, "");
-	assert_string_equal(w->memo[CHILD_CONFIGMAP].rv_after, "101");
+	assert_true(w->memo[CHILD_CONFIGMAP].rv_before == apply_rv_parse(""));
+	assert_true(w->memo[CHILD_CONFIGMAP].rv_after == apply_rv_parse("101"));
 	json_object_put(want);
 }
 
@@ -252,7 +254,7 @@ static void apply_child_trusts_the_applied_digest_of_a_reduced_child(void **stat
 	assert_int_equal(apply_child(&w->run, CHILD_DEPLOYMENT, want), 0);
 	assert_int_equal(w->f.applies, 1);
 	assert_true(w->f.last_force);
-	assert_string_equal(w->memo[CHILD_DEPLOYMENT].rv_before, "42");
+	assert_true(w->memo[CHILD_DEPLOYMENT].rv_before == apply_rv_parse("42"));
 	json_object_put(want);
 }
 
@@ -269,7 +271,7 @@ static void apply_child_takes_back_a_changed_owned_child_with_force(void **state
 	assert_int_equal(apply_child(&w->run, CHILD_SERVICE, want), 0);
 	assert_int_equal(w->f.applies, 1);
 	assert_true(w->f.last_force);
-	assert_string_equal(w->memo[CHILD_SERVICE].rv_before, "100");
+	assert_true(w->memo[CHILD_SERVICE].rv_before == apply_rv_parse("100"));
 	assert_string_equal(w->run.conflict, "");
 	json_object_put(want);
 }
@@ -409,7 +411,7 @@ static void apply_child_tells_a_deployment_rollout(void **state)
 	assert_int_equal(w->f.applies, 1);
 	assert_true(w->run.rolled);
 	assert_string_equal(w->run.rolled_from, "aaaaaaaa");
-	assert_string_equal(w->memo[CHILD_DEPLOYMENT].hash, "bbbbbbbb");
+	assert_string_equal(w->memo_hash, "bbbbbbbb");
 	/* The freshest view is the server's answer to the apply. */
 	assert_non_null(w->run.deployment);
 	assert_non_null(json_object_object_get(w->run.deployment, "defaultedByServer"));
@@ -488,7 +490,7 @@ static void apply_child_remembers_an_overlong_resource_version_as_no_match(void 
 {
 	struct world *w = *state;
 	struct json_object *want = want_configmap();
-	char rv[APPLY_RV_SIZE + 8];
+	char rv[28]; /* 27 digits: past int64 */
 
 	memset(rv, '9', sizeof(rv) - 1);
 	rv[sizeof(rv) - 1] = '\0';
@@ -503,13 +505,66 @@ static void apply_child_remembers_an_overlong_resource_version_as_no_match(void 
 	                       "resourceVersion", json_object_new_string(rv));
 	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), 0);
 	assert_int_equal(w->f.applies, 1);
-	assert_string_not_equal(w->memo[CHILD_CONFIGMAP].rv_before, "");
+	assert_true(w->memo[CHILD_CONFIGMAP].rv_before == APPLY_RV_NEVER);
 	/* Deleted meanwhile: absent from the cache, so it is written again. */
 	json_object_put(w->f.cache[CHILD_CONFIGMAP]);
 	w->f.cache[CHILD_CONFIGMAP] = NULL;
 	assert_int_equal(apply_child(&w->run, CHILD_CONFIGMAP, want), 0);
 	assert_int_equal(w->f.applies, 2);
 	json_object_put(want);
+}
+
+/* etcd's resourceVersions are decimal int64; anything else matches nothing, not even itself. */
+static void apply_rv_parse_keeps_only_decimal_versions(void **state)
+{
+	(void)state;
+	assert_true(apply_rv_parse("") == 0);
+	assert_true(apply_rv_parse(NULL) == 0);
+	assert_true(apply_rv_parse("0") == 1);
+	assert_true(apply_rv_parse("101") == 102);
+	assert_true(apply_rv_parse("9999999999999999999") == 10000000000000000000ULL);
+	assert_true(apply_rv_equal(apply_rv_parse("101"), apply_rv_parse("101")));
+	assert_false(apply_rv_equal(apply_rv_parse("101"), apply_rv_parse("1010")));
+	assert_false(apply_rv_equal(apply_rv_parse(""), apply_rv_parse("0")));
+	assert_true(apply_rv_parse("10000000000000000000") == APPLY_RV_NEVER); /* 20 digits */
+	assert_true(apply_rv_parse("12a") == APPLY_RV_NEVER);
+	assert_true(apply_rv_parse("-1") == APPLY_RV_NEVER);
+	assert_true(apply_rv_parse("007") == APPLY_RV_NEVER);
+	assert_true(apply_rv_parse(" 7") == APPLY_RV_NEVER);
+	assert_false(apply_rv_equal(apply_rv_parse("abc"), apply_rv_parse("abc")));
+	assert_false(apply_rv_equal(APPLY_RV_NEVER, APPLY_RV_NEVER));
+}
+
+/*
+ * A write is remembered: the same want at the version we wrote is skipped even
+ * when the cache lacks a field of it; a different want (another digest) writes.
+ */
+static void apply_child_remembers_a_write_by_its_digest(void **state)
+{
+	struct world *w = *state;
+	struct json_object *want = want_service(), *other = want_service(), *spec, *ports;
+
+	assert_int_equal(apply_child(&w->run, CHILD_SERVICE, want), 0);
+	assert_int_equal(w->f.applies, 1);
+	/* The cache now has our write at its version, without one field of want. */
+	cache_answer(w, CHILD_SERVICE, want);
+	json_object_object_add(json_object_object_get(w->f.cache[CHILD_SERVICE], "metadata"),
+	                       "resourceVersion", json_object_new_string("101"));
+	json_object_object_get_ex(w->f.cache[CHILD_SERVICE], "spec", &spec);
+	json_object_object_get_ex(spec, "ports", &ports);
+	json_object_object_add(json_object_array_get_idx(ports, 0), "port",
+	                       json_object_new_int(81));
+	assert_int_equal(apply_child(&w->run, CHILD_SERVICE, want), 0);
+	assert_int_equal(w->f.applies, 1);
+	/* Another want: another digest, written. */
+	json_object_object_get_ex(other, "spec", &spec);
+	json_object_object_get_ex(spec, "ports", &ports);
+	json_object_object_add(json_object_array_get_idx(ports, 0), "port",
+	                       json_object_new_int(82));
+	assert_int_equal(apply_child(&w->run, CHILD_SERVICE, other), 0);
+	assert_int_equal(w->f.applies, 2);
+	json_object_put(want);
+	json_object_put(other);
 }
 
 int main(void)
@@ -534,6 +589,8 @@ int main(void)
 	    T(apply_child_compares_only_the_metadata_of_a_configmap),
 	    T(apply_child_remembers_an_overlong_resource_version_as_no_match),
 	    cmocka_unit_test(apply_child_kind_knows_the_four_kinds),
+	    cmocka_unit_test(apply_rv_parse_keeps_only_decimal_versions),
+	    T(apply_child_remembers_a_write_by_its_digest),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
