@@ -267,6 +267,17 @@ static const char *const service_kept[] = {"spec.ports", NULL};
 /* ReplicaSets: which ConfigMaps their template mounts (the GC's question); no digest. */
 static const char *const replicaset_kept[] = {"spec.template.spec.volumes[].configMap.name", NULL};
 
+/*
+ * ConfigMaps, metadata only: what apply compares (the metadata of want: its
+ * labels, owner and hash annotation), the GC and wake_owner read. No digest:
+ * a PartialObjectMetadata's managedFields list f:data, which its text lacks.
+ */
+static const char *const configmap_kept[] = {"metadata.annotations", NULL};
+
+static const struct kobj_child_options configmap_records = {
+    .keep = configmap_kept,
+};
+
 static const struct kobj_child_options replicaset_records = {
     .keep = replicaset_kept,
 };
@@ -312,6 +323,9 @@ int watches_create(struct controller *c)
 		} else if (w == WATCH_KANARIES) {
 			o.decode = kobj_trimmed_decode;
 			o.decode_ctx = (void *)kanary_dropped;
+		} else if (w == WATCH_CONFIGMAPS) {
+			o.decode = kobj_child_decode;
+			o.decode_ctx = (void *)&configmap_records;
 		} else if (w == WATCH_REPLICASETS) {
 			o.decode = kobj_child_decode;
 			o.decode_ctx = (void *)&replicaset_records;

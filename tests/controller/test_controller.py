@@ -687,7 +687,10 @@ def snapshot(cluster, ns):
 
 
 def test_a_restarted_controller_changes_nothing(cluster, ns, start_controller):
-    first = start_controller()
+    # -v 1 logs every apply ("applied ConfigMap x"): a no-op apply changes no
+    # resourceVersion, so the log is what shows the second controller sent none.
+    applied = re.compile(r"applied (ConfigMap|Deployment|PodDisruptionBudget|Service) ")
+    first = start_controller("--v=1")
     first.wait_ready()
     apply_example(cluster, ns)
     converged(cluster, ns, endpoints=[3, 2])
@@ -696,7 +699,8 @@ def test_a_restarted_controller_changes_nothing(cluster, ns, start_controller):
     assert first.terminate() == 0
     lease = cluster.get(ns, "lease", "kanary-controller")
     assert lease["spec"]["holderIdentity"] == "", "SIGTERM releases the lease"
-    second = start_controller()
+    assert applied.search(first.log_path.read_text()), first.log_tail()
+    second = start_controller("--v=1")
     second.wait_ready()
     eventually(lambda: second.leading(), "the new controller to lead")
     eventually(lambda: second.metrics()['kanary_controller_reconcile_total{result="success"}'] >= 1,
@@ -704,6 +708,7 @@ def test_a_restarted_controller_changes_nothing(cluster, ns, start_controller):
     # A reconcile is counted once it has written whatever it writes; its Events follow.
     events_settled(second)
     assert snapshot(cluster, ns) == before
+    assert not applied.search(second.log_path.read_text()), second.log_tail()
     assert second.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
 
 
