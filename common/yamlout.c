@@ -153,11 +153,9 @@ static int yout_double(struct yout *y, double d)
 	char text[40];
 	int n = 0;
 
-	if (isnan(d))
-		return yout_scalar(y, ".nan", 4, true, YAML_PLAIN_SCALAR_STYLE);
-	if (isinf(d))
-		return d > 0 ? yout_scalar(y, ".inf", 4, true, YAML_PLAIN_SCALAR_STYLE)
-		             : yout_scalar(y, "-.inf", 5, true, YAML_PLAIN_SCALAR_STYLE);
+	/* JSON holds no infinity or NaN, nor does the reader (or kubectl) take .inf back. */
+	if (!isfinite(d))
+		return -EINVAL;
 	for (int prec = 15; prec <= 17; prec++) {
 		n = snprintf(text, sizeof(text), "%.*g", prec, d);
 		if (n < 0 || (size_t)n >= sizeof(text))

@@ -13,7 +13,8 @@ struct json_object;
  * "yes", "null", "", "10.244.1.11") quoted. Deterministic. On failure out is
  * left as it was.
  * Returns 0, -E2BIG when out's ceiling is reached, -EINVAL for a string that
- * is not UTF-8 or nesting deeper than KANARY_MAX_DEPTH, -ENOMEM.
+ * is not UTF-8, a number that is infinite or NaN (JSON has none), or nesting
+ * deeper than KANARY_MAX_DEPTH, -ENOMEM.
  */
 int yamlout_document(const struct json_object *obj, struct buf *out);
 
