@@ -172,10 +172,8 @@ int kobj_child_decode(void *ctx, struct json_object *obj, struct kube_obj **ret)
 	struct json_object *reduced = NULL;
 	int r;
 
-	if (!is_child(o, obj)) {
-		json_object_object_del(json_field_get(obj, "metadata"), "managedFields");
-		return kube_obj_new(obj, sizeof(struct kube_obj), 0, true, ret, NULL);
-	}
+	if (!is_child(o, obj))
+		return kobj_trimmed_decode(NULL, obj, ret);
 	r = kobj_child_reduce(o, obj, &reduced);
 	if (r < 0)
 		return r;
@@ -208,7 +206,7 @@ int kobj_trimmed_decode(void *ctx, struct json_object *obj, struct kube_obj **re
 	struct json_object *annotations = json_field_get(md, "annotations");
 
 	json_object_object_del(md, "managedFields");
-	if (json_object_is_type(annotations, json_type_object)) {
+	if (dropped && json_object_is_type(annotations, json_type_object)) {
 		for (size_t i = 0; dropped && dropped[i]; i++)
 			json_object_object_del(annotations, dropped[i]);
 		if (json_object_object_length(annotations) == 0)

@@ -58,8 +58,8 @@ int kobj_child_reduce(const struct kobj_child_options *o, const struct json_obje
 #define KOBJ_KUBECTL_LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 
 /*
- * A kube_decode_fn (ctx: NULL-terminated annotation keys) that keeps the
- * object's whole text but those annotations (and managedFields). -ENOMEM,
+ * A kube_decode_fn (ctx: NULL-terminated annotation keys, or NULL) that
+ * keeps the object's whole text but those annotations (and managedFields). -ENOMEM,
  * -EBADMSG without metadata.name.
  */
 int kobj_trimmed_decode(void *ctx, struct json_object *obj, struct kube_obj **ret);
