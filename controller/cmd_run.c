@@ -520,6 +520,21 @@ static int extra_metrics(void *ctx, struct buf *out)
 		               ss.bytes);
 	}
 	if (r == 0) {
+		struct heap_stats hs;
+
+		heap_stats(&hs);
+		if (hs.known)
+			r = buf_printf(
+			    out,
+			    "# HELP kanary_controller_heap_bytes What malloc holds: in use by "
+			    "the controller, or free inside its arenas (kept between "
+			    "trims, or pages shared with live blocks).\n"
+			    "# TYPE kanary_controller_heap_bytes gauge\n"
+			    "kanary_controller_heap_bytes{state=\"in_use\"} %zu\n"
+			    "kanary_controller_heap_bytes{state=\"free\"} %zu\n",
+			    hs.in_use, hs.free);
+	}
+	if (r == 0) {
 		struct kube_recorder_stats es;
 
 		kube_recorder_stats(run->c->recorder, &es);

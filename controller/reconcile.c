@@ -881,6 +881,14 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		json_object_put(old_st);
 		/* Out of memory this is NULL: the status is then written again, no harm. */
 		old_st = json_tokener_parse(rc.memo->status);
+	} else if (rc.memo->status) {
+		/*
+		 * The cache holds a newer Kanary than the one our write was computed
+		 * from, so it holds that write (or what came after it): the copy is
+		 * no longer needed (at 10,000 Kanaries they took 7 MiB).
+		 */
+		free(rc.memo->status);
+		rc.memo->status = NULL;
 	}
 
 	if (!kerr_any(&errs)) {
