@@ -861,27 +861,61 @@ def test_superseded_configmaps_go_once_no_replicaset_uses_them(cluster, ns, star
     assert len(configmaps(cluster, ns)) < 4
 
 
-def test_a_service_of_someone_else_is_never_taken(cluster, ns, start_controller):
+FOREIGN = "Service myapp exists and is not owned by this Kanary"
+
+
+def foreign_service(cluster, ns):
+    """Someone else's Service of the destination's name; returns it as the API server has it."""
     foreign = service("myapp", 80)
     foreign["metadata"]["labels"] = {"owner": "someone-else"}
     cluster.apply(ns, foreign)
-    before = cluster.get(ns, "service", "myapp")
-    ctl = start_controller()
-    ctl.wait_ready()
-    apply_example(cluster, ns)
+    return cluster.get(ns, "service", "myapp")
 
+
+def service_conflict(cluster, ns, ctl):
+    """Ready=False with ServiceConflict, told by one Warning Event after six failed attempts.
+
+    Returns the attempts logged: [(retry number, delay in ms, text)].
+    """
     def conflict():
         c = condition(kanary_obj(cluster, ns), "Ready")
         return c if c and c["reason"] == "ServiceConflict" else None
     ready = eventually(conflict, "Ready=False with ServiceConflict")
+    print(f"Ready: {ready['status']} {ready['reason']}: {ready['message']}")
     assert ready["status"] == "False"
-    assert "Service myapp exists and is not owned by this Kanary" in ready["message"]
+    assert ready["message"] == (f"{FOREIGN}; it is left alone until it is deleted or handed "
+                                "over; retrying with backoff")
+    # The controller keeps trying, backing off; several attempts go by.
+    eventually(lambda: len(retries_logged(ctl, FOREIGN)) >= 6, "six failed attempts")
+    # Told once: one Warning Event, however many attempts failed the same way.
     assert events(cluster, ns, "ServiceConflict", ctl) == 1
-    # The reconcile that wrote the conflict left the Service alone, as every later one does.
+    warnings = kanary_events(cluster, ns, "ServiceConflict")
+    assert [(e["type"], e.get("count")) for e in warnings] == [("Warning", 1)], warnings
+    assert FOREIGN in warnings[0]["message"]
+    # Logged once per attempt, with the retry's number and delay; the delay doubles. The
+    # Event is not logged a second time.
+    tries = retries_logged(ctl, FOREIGN)
+    print("retries logged (number, delay in ms):", [(n, d) for n, d, _ in tries])
+    assert [n for n, _, _ in tries] == list(range(1, len(tries) + 1)), tries
+    delays = [d for _, d, _ in tries]
+    assert all(b == 2 * a for a, b in zip(delays, delays[1:])), delays
+    log = ctl.log_path.read_text()
+    assert sum(1 for line in log.splitlines() if FOREIGN in line) == len(tries)
+    return tries
+
+
+def test_a_service_of_someone_else_is_never_taken(cluster, ns, start_controller):
+    before = foreign_service(cluster, ns)
+    ctl = start_controller()
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+    service_conflict(cluster, ns, ctl)
+    # Every attempt left the Service alone.
     after = cluster.get(ns, "service", "myapp")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert "ownerReferences" not in after["metadata"]
-    # Once it is gone, the Kanary makes its own.
+    # Once it is gone, the Kanary makes its own (its deletion wakes the Kanary, and so
+    # would the next attempt).
     cluster.kubectl("delete", "service", "myapp", "-n", ns)
 
     def ours():
@@ -889,6 +923,38 @@ def test_a_service_of_someone_else_is_never_taken(cluster, ns, start_controller)
         return s if s and s["metadata"].get("ownerReferences") else None
     svc = eventually(ours, "the Kanary's own Service")
     assert svc["spec"]["selector"]["kanary.pyxida.io/name"] == KANARY
+    ready = eventually(lambda: (lambda c: c if c and c["reason"] != "ServiceConflict" else None)(
+        condition(kanary_obj(cluster, ns), "Ready")), "Ready without ServiceConflict")
+    assert ready["reason"] == "RolloutInProgress", ready
+    assert events(cluster, ns, "Applied", ctl) == 1
+    assert events(cluster, ns, "ServiceConflict") == 1
+
+
+def test_a_service_of_someone_else_is_taken_up_by_a_retry_once_it_is_gone(
+        cluster, ns, start_controller):
+    # Everything is there before the controller starts, so its first reconcile finds it all.
+    foreign_service(cluster, ns)
+    apply_example(cluster, ns)
+    # A Service change wakes its Kanaries only after an hour, and no resync comes: the
+    # deletion below reaches the controller's cache, but only a retry reconciles it.
+    ctl = start_controller("--endpoint-updates-batch-period=1h", "--resync-period=0")
+    ctl.wait_ready()
+    tries = service_conflict(cluster, ns, ctl)
+    cluster.kubectl("delete", "service", "myapp", "-n", ns)
+
+    def ours():
+        s = cluster.get(ns, "service", "myapp", check=False)
+        return s if s and s["metadata"].get("ownerReferences") else None
+    svc = eventually(ours, "the Kanary's own Service, made by a retry")
+    assert svc["spec"]["selector"]["kanary.pyxida.io/name"] == KANARY
+    ready = eventually(lambda: (lambda c: c if c and c["reason"] != "ServiceConflict" else None)(
+        condition(kanary_obj(cluster, ns), "Ready")), "Ready without ServiceConflict")
+    assert ready["reason"] == "RolloutInProgress", ready
+    assert events(cluster, ns, "Applied", ctl) == 1
+    assert events(cluster, ns, "ServiceConflict") == 1
+    later = retries_logged(ctl, FOREIGN)
+    print("retries logged before success (number, delay in ms):", [(n, d) for n, d, _ in later])
+    assert len(later) >= len(tries)
 
 
 def haproxy_pods(cluster, ns):
