@@ -69,6 +69,14 @@ bool objects_pull_policy_valid(const char *p);
 bool objects_secret_name_valid(const char *name);
 
 /*
+ * Whether the options make objects that Kubernetes and HAProxy take, so a
+ * daemon can refuse them at start instead of failing every Kanary: 0, or
+ * -EINVAL with *ret_why (when ret_why is not NULL; static text) saying what is
+ * wrong, for the cases objects_desired lists below.
+ */
+int objects_options_check(const struct objects_options *o, const char **ret_why);
+
+/*
  * The objects the controller applies for k, in this order:
  * ConfigMap <name>-haproxy-<hash8> (immutable, data haproxy.cfg: the
  * structure), ConfigMap <name>-haproxy-state (data state.json, the weights and

@@ -326,6 +326,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 	    {NULL, 0, NULL, 0},
 	};
 	struct render_options *ro = &o->ctl.objects.render;
+	const char *why = "";
 	int c, r = 0;
 
 	optind = 1;
@@ -441,6 +442,11 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 	if (optind < argc) {
 		fprintf(stderr, "kanary-controller run: unexpected argument \"%s\"\n",
 		        argv[optind]);
+		return -EINVAL;
+	}
+	/* Options that would fail every Kanary's reconcile, for ever, are refused now. */
+	if (objects_options_check(&o->ctl.objects, &why) < 0) {
+		fprintf(stderr, "kanary-controller run: the HAProxy options do not fit: %s\n", why);
 		return -EINVAL;
 	}
 	if (o->leader_elect && !(o->lease_ms > o->renew_ms && o->renew_ms > o->retry_ms)) {

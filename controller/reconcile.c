@@ -304,10 +304,21 @@ static int io_lookup(void *ctx, enum child i, const char *ns, const char *name,
 		*ret = NULL;
 		return 0;
 	}
-	/* Told by the worker's one line for this attempt, with the retry. */
-	if (r < 0)
+	if (r < 0) {
+		/*
+		 * A read the controller may not make (403) is a permission it
+		 * lacks, as for a write: the status says so (ApplyForbidden).
+		 */
+		if (res.http_status == 403 && !rc->run.failed[0]) {
+			rc->run.failed_reason = APPLY_REASON_FORBIDDEN;
+			snprintf(rc->run.failed, sizeof(rc->run.failed), "cannot get %s %s: %s: %s",
+			         d->kind, name, kube_reason_name(res.reason),
+			         res.message[0] ? res.message : "no message");
+		}
+		/* Told by the worker's one line for this attempt, with the retry. */
 		fail(rc, "get %s %s: %s (%s)", d->kind, name, kube_reason_name(res.reason),
 		     res.message);
+	}
 	return r;
 }
 

@@ -1010,11 +1010,17 @@ def two_haproxy_pods(cluster, ns):
 def test_an_image_that_cannot_be_pulled_keeps_ready_false_and_says_why(
         cluster, ns, start_controller):
     image = "localhost/haproxy:nope"
-    ctl = start_controller(f"--haproxy-image={image}")
+    ctl = start_controller(f"--haproxy-image={image}",
+                           "--haproxy-image-pull-secrets=regcred,mirror.example")
     ctl.wait_ready()
     apply_example(cluster, ns)
     converged(cluster, ns, endpoints=[3, 2])
+    # The pull Secrets are the pod's, for both images, as the API server stores them.
+    assert deployment(cluster, ns)["spec"]["template"]["spec"]["imagePullSecrets"] == \
+        [{"name": "regcred"}, {"name": "mirror.example"}]
     pods = two_haproxy_pods(cluster, ns)
+    assert all(p["spec"]["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror.example"}]
+               for p in haproxy_pods(cluster, ns))
     # Pods that no kubelet ran yet are starting: the rollout is just in progress.
     ready = condition(kanary_obj(cluster, ns), "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "RolloutInProgress"), ready
@@ -1060,6 +1066,25 @@ def test_an_image_that_cannot_be_pulled_keeps_ready_false_and_says_why(
     assert ready["reason"] == "Ready"
     assert "HAProxy serves configuration" in ready["message"]
     assert ctl.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
+
+
+def test_options_that_would_fail_every_kanary_are_refused_at_start(binary):
+    cases = [
+        (["--agent-metrics-port=8080"], "the agent's metrics port is one of HAProxy's ports"),
+        (["--haproxy-runtime-dir=/tmp"], "the runtime directory is not absolute"),
+        (["--haproxy-image-pull-secrets=regcred,Not_A_Name"],
+         '"Not_A_Name" is not a Secret name (a DNS-1123 subdomain'),
+        (["--haproxy-image-pull-secrets=regcred,regcred"], '"regcred" is named twice'),
+        (["--haproxy-image-pull-secrets=" + ",".join(f"s{i}" for i in range(17))],
+         "more than 16 Secrets"),
+    ]
+    for args, message in cases:
+        out = subprocess.run([binary, "run", "--kubeconfig=/nonexistent", *args],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2, (args, out.returncode, out.stderr)
+        assert message in out.stderr, (args, out.stderr)
+    assert "--haproxy-image-pull-secrets NAME[,NAME...]" in subprocess.run(
+        [binary, "run", "--help"], capture_output=True, text=True, timeout=30).stdout
 
 
 # ---- failures that retrying alone does not end ---------------------------------------------------
@@ -1223,6 +1248,44 @@ def test_a_child_the_controller_may_not_write_is_reported_until_it_may(
     # The permission comes: the next attempt goes through.
     cluster.apply(ns, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                        "metadata": {"name": "kanary-cut-short"},
+                       "rules": RULES_WITHOUT_EVENTS + [events_rule]})
+    obj = converged(cluster, ns, endpoints=[3, 2])
+    assert condition(obj, "Ready")["reason"] == "RolloutInProgress"
+    assert events(cluster, ns, "Applied", ctl) == 1
+    assert events(cluster, ns, "ApplyForbidden") == 1
+
+
+def test_a_child_the_controller_may_not_read_is_reported_until_it_may(
+        cluster, ns, start_controller, tmp_path):
+    # The controller may list and watch ConfigMaps but not get one: it cannot read the state
+    # ConfigMap (its informer keeps no data), so it cannot apply anything.
+    events_rule = {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}
+    cut = [dict(r, verbs=[v for v in r["verbs"] if v != "get"])
+           if r["resources"] == ["configmaps"] else r
+           for r in RULES_WITHOUT_EVENTS] + [events_rule]
+    cfg = kubeconfig_for(cluster, ns, "kanary-no-get", cut, tmp_path / "kubeconfig")
+    ctl = start_controller(f"--kubeconfig={cfg}", "--leader-elect=false")
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+
+    def forbidden():
+        c = condition(kanary_obj(cluster, ns), "Ready")
+        return c if c and c["reason"] == "ApplyForbidden" else None
+    ready = eventually(forbidden, "Ready=False with ApplyForbidden")
+    print(f"Ready: {ready['status']} {ready['reason']}: {ready['message']}")
+    assert ready["status"] == "False"
+    assert ready["message"].startswith(f"cannot get ConfigMap {STATE_CM}: Forbidden: ")
+    assert ready["message"].endswith("; nothing is applied yet; retrying with backoff")
+    what = f"get ConfigMap {STATE_CM}: Forbidden"
+    eventually(lambda: len(retries_logged(ctl, what)) >= 3, "three failed attempts")
+    assert events(cluster, ns, "ApplyForbidden", ctl) == 1
+    # One line per attempt, nothing besides.
+    tries = retries_logged(ctl, what)
+    log = ctl.log_path.read_text()
+    assert sum(1 for line in log.splitlines() if f"ConfigMap {STATE_CM}" in line) == len(tries)
+    # The permission comes: the next attempt goes through.
+    cluster.apply(ns, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                       "metadata": {"name": "kanary-no-get"},
                        "rules": RULES_WITHOUT_EVENTS + [events_rule]})
     obj = converged(cluster, ns, endpoints=[3, 2])
     assert condition(obj, "Ready")["reason"] == "RolloutInProgress"

@@ -681,6 +681,7 @@ static void test_refused_input(void **state)
 	struct json_object *sentinel = json_object_new_object();
 	struct json_object *objs = sentinel;
 	char long_name[KANARY_MAX_DNS_LABEL + 2];
+	const char *why;
 	char *saved;
 
 	assert_int_equal(objects_desired(NULL, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
@@ -720,6 +721,20 @@ static void test_refused_input(void **state)
 	/* The admin socket's emptyDir would sit on /tmp's. */
 	f->o.render.runtime_dir = "/tmp";
 	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	/* What a daemon checks at start says why, and is what objects_desired refuses. */
+	why = NULL;
+	assert_int_equal(objects_options_check(&f->o, &why), -EINVAL);
+	assert_non_null(strstr(why, "runtime directory"));
+	objects_options_init(&f->o);
+	f->o.agent_metrics_port = f->o.render.proxy_port;
+	assert_int_equal(objects_options_check(&f->o, &why), -EINVAL);
+	assert_string_equal(why, "the agent's metrics port is one of HAProxy's ports");
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	objects_options_init(&f->o);
+	why = "untouched";
+	assert_int_equal(objects_options_check(&f->o, &why), 0);
+	assert_string_equal(why, "untouched");
+	assert_int_equal(objects_options_check(&f->o, NULL), 0);
 	objects_options_init(&f->o);
 	/* A name that cannot be a label value. */
 	memset(long_name, 'a', sizeof(long_name) - 1);
