@@ -86,19 +86,18 @@ static bool add_str(struct json_object *to, const char *key, const char *v)
 	return true;
 }
 
-/* The metadata a record always keeps, as a json-c tree. */
-static int metadata_tree(const struct kube_obj *o, struct json_object **ret)
+/* Adds the metadata of what (KUBE_OBJ_TEXT_*) the record holds to md; false out of memory. */
+static bool add_metadata(struct json_object *md, const struct kube_obj *o, unsigned int what)
 {
-	struct json_object *obj = json_object_new_object(), *md = json_object_new_object();
 	struct json_object *labels = NULL;
-	bool ok = obj && md && json_object_object_add(obj, "metadata", md) == 0;
+	bool ok = true;
 
-	if (!ok)
-		json_object_put(md);
-	ok = ok && add_str(md, "name", o->name) && (!o->ns[0] || add_str(md, "namespace", o->ns)) &&
-	     (!o->rv[0] || add_str(md, "resourceVersion", o->rv)) &&
-	     (!o->uid[0] || add_str(md, "uid", o->uid));
-	if (ok && o->labels) {
+	if (what & KUBE_OBJ_TEXT_IDENTITY)
+		ok = add_str(md, "name", o->name) &&
+		     (!o->ns[0] || add_str(md, "namespace", o->ns)) &&
+		     (!o->rv[0] || add_str(md, "resourceVersion", o->rv)) &&
+		     (!o->uid[0] || add_str(md, "uid", o->uid));
+	if (ok && (what & KUBE_OBJ_TEXT_LABELS) && o->labels) {
 		labels = json_object_new_object();
 		ok = labels && json_object_object_add(md, "labels", labels) == 0;
 		if (!ok)
@@ -106,6 +105,18 @@ static int metadata_tree(const struct kube_obj *o, struct json_object **ret)
 		for (size_t i = 0; ok && o->labels[i]; i += 2)
 			ok = add_str(labels, o->labels[i], o->labels[i + 1]);
 	}
+	return ok;
+}
+
+/* The metadata a record always keeps, as a json-c tree. */
+static int metadata_tree(const struct kube_obj *o, struct json_object **ret)
+{
+	struct json_object *obj = json_object_new_object(), *md = json_object_new_object();
+	bool ok = obj && md && json_object_object_add(obj, "metadata", md) == 0;
+
+	if (!ok)
+		json_object_put(md);
+	ok = ok && add_metadata(md, o, KUBE_OBJ_TEXT_IDENTITY | KUBE_OBJ_TEXT_LABELS);
 	if (!ok) {
 		json_object_put(obj);
 		return -ENOMEM;
@@ -128,8 +139,95 @@ int kube_obj_parse(const struct kube_obj *o, struct json_object **ret)
 	json_tokener_free(tok);
 	if (!obj)
 		return -ENOMEM; /* the text was written by json-c: only memory can fail */
+	if (o->text_omits) {
+		struct json_object *md;
+
+		if (!json_object_object_get_ex(obj, "metadata", &md)) {
+			md = json_object_new_object();
+			if (!md || json_object_object_add(obj, "metadata", md) != 0) {
+				json_object_put(md);
+				json_object_put(obj);
+				return -ENOMEM;
+			}
+		}
+		if (!add_metadata(md, o, o->text_omits)) {
+			json_object_put(obj);
+			return -ENOMEM;
+		}
+	}
 	*ret = obj;
 	return 0;
+}
+
+/* Shares value v of obj (alive while to is) as member key of to; false out of memory. */
+static bool share(struct json_object *to, const char *key, struct json_object *v)
+{
+	if (json_object_object_add_ex(to, key, json_object_get(v),
+	                              JSON_C_OBJECT_ADD_KEY_IS_NEW |
+	                                  JSON_C_OBJECT_KEY_IS_CONSTANT) != 0) {
+		json_object_put(v);
+		return false;
+	}
+	return true;
+}
+
+static bool omitted(const char *key, unsigned int what)
+{
+	if ((what & KUBE_OBJ_TEXT_IDENTITY) &&
+	    (strcmp(key, "name") == 0 || strcmp(key, "namespace") == 0 ||
+	     strcmp(key, "resourceVersion") == 0 || strcmp(key, "uid") == 0))
+		return true;
+	return (what & KUBE_OBJ_TEXT_LABELS) && strcmp(key, "labels") == 0;
+}
+
+/*
+ * obj without the metadata of what, sharing everything else with obj
+ * (which must outlive it). NULL out of memory.
+ */
+static struct json_object *without_metadata(struct json_object *obj, unsigned int what)
+{
+	struct json_object *top = json_object_new_object();
+	bool ok = top != NULL;
+
+	if (!ok)
+		return NULL;
+	json_object_object_foreach(obj, k, v)
+	{
+		struct json_object *md;
+
+		if (!ok)
+			break;
+		if (strcmp(k, "metadata") != 0 || !json_object_is_type(v, json_type_object)) {
+			ok = share(top, k, v);
+			continue;
+		}
+		md = json_object_new_object();
+		ok = md && json_object_object_add_ex(top, k, md,
+		                                     JSON_C_OBJECT_ADD_KEY_IS_NEW |
+		                                         JSON_C_OBJECT_KEY_IS_CONSTANT) == 0;
+		if (!ok) {
+			json_object_put(md);
+			break;
+		}
+		json_object_object_foreach(v, mk, mv)
+		{
+			if (ok && !omitted(mk, what))
+				ok = share(md, mk, mv);
+		}
+	}
+	if (!ok) {
+		json_object_put(top);
+		return NULL;
+	}
+	return top;
+}
+
+/* Is v absent (NULL) or a string? */
+static bool string_or_absent(const struct json_object *md, const char *key)
+{
+	struct json_object *v;
+
+	return !json_object_object_get_ex(md, key, &v) || json_object_is_type(v, json_type_string);
 }
 
 static size_t str_size(const char *s)
@@ -161,8 +259,9 @@ static const char *put_str(char **p, const char *s)
 int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_text,
                  struct kube_obj **ret, void **ret_extra)
 {
-	struct json_object *md = NULL, *labels = NULL;
+	struct json_object *md = NULL, *labels = NULL, *stripped = NULL;
 	const char *ns, *name, *rv, *uid, *text = NULL, *service = NULL;
+	unsigned int omits = 0;
 	size_t need, text_len = 0, n_labels = 0, labels_size, ns_len, key_size;
 	const char **lp = NULL;
 	struct kube_obj *o;
@@ -191,9 +290,22 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 		}
 	}
 	if (keep_text) {
-		text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &text_len);
-		if (!text)
+		/* What the record holds is left out of the text, when it can be put back as it was. */
+		if (string_or_absent(md, "namespace") && string_or_absent(md, "resourceVersion") &&
+		    string_or_absent(md, "uid"))
+			omits |= KUBE_OBJ_TEXT_IDENTITY;
+		if (labels && json_object_is_type(labels, json_type_object) &&
+		    (size_t)json_object_object_length(labels) == n_labels)
+			omits |= KUBE_OBJ_TEXT_LABELS;
+		stripped = omits ? without_metadata(obj, omits) : NULL;
+		if (omits && !stripped)
 			return -ENOMEM;
+		text = json_object_to_json_string_length(stripped ? stripped : obj,
+		                                         JSON_C_TO_STRING_PLAIN, &text_len);
+		if (!text) {
+			json_object_put(stripped);
+			return -ENOMEM;
+		}
 	}
 	/* The decoder's part first, aligned, then the labels' pointers, then the strings. */
 	size = (size + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
@@ -205,10 +317,13 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 	need = size + extra + labels_size + key_size + str_size(rv) + str_size(uid) +
 	       (service ? strlen(service) + 1 : 0) + (text ? text_len + 1 : 0);
 	o = calloc(1, need);
-	if (!o)
+	if (!o) {
+		json_object_put(stripped);
 		return -ENOMEM;
+	}
 	atomic_init(&o->refs, 1);
 	o->size = need;
+	o->text_omits = (uint16_t)omits;
 	p = (char *)o + size + extra;
 	if (n_labels) {
 		lp = (const char **)(void *)p;
@@ -255,12 +370,15 @@ int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_t
 		o->text = p;
 		o->text_len = text_len;
 	}
+	json_object_put(stripped);
+	stripped = NULL;
 	if (ret_extra)
 		*ret_extra = extra ? (char *)o + size : NULL;
 	*ret = o;
 	return 0;
 
 out_unref:
+	json_object_put(stripped);
 	kube_obj_unref(o);
 	return -ENOMEM;
 }

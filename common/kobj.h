@@ -17,7 +17,12 @@ struct json_object;
  */
 struct kube_obj {
 	atomic_uint refs;
-	unsigned int type; /* the decoder's tag (KUBE_OBJ_*); 0 for the default record */
+	uint16_t type; /* the decoder's tag (KUBE_OBJ_*); 0 for the default record */
+	/*
+	 * KUBE_OBJ_TEXT_*: the metadata text leaves out because the record holds
+	 * it (kube_obj_parse puts it back).
+	 */
+	uint16_t text_omits;
 	void (*destroy)(struct kube_obj *o); /* NULL: free(o) */
 	const char *key;                     /* "namespace/name", or "name" when cluster-scoped */
 	const char *ns;                      /* "" when cluster-scoped */
@@ -25,10 +30,19 @@ struct kube_obj {
 	const char *rv;            /* metadata.resourceVersion */
 	const char *uid;           /* metadata.uid, "" when absent */
 	const char *const *labels; /* key, value, key, value, ..., NULL; NULL when none */
-	const char *text;          /* the object as JSON text, or NULL when the decoder kept none */
+	/*
+	 * The object as JSON text, or NULL when the decoder kept none; without
+	 * the metadata of text_omits. Read it through kube_obj_parse.
+	 */
+	const char *text;
 	size_t text_len;
 	size_t size; /* bytes of the record's one allocation, not the shared strings */
 };
+
+/* Of text_omits: metadata.name, namespace, resourceVersion and uid. */
+#define KUBE_OBJ_TEXT_IDENTITY 1u
+/* Of text_omits: metadata.labels (every value a string, all in labels). */
+#define KUBE_OBJ_TEXT_LABELS 2u
 
 #define KUBE_OBJ_DEFAULT 0u
 #define KUBE_OBJ_SERVICE 1u /* struct kobj_service */
@@ -43,7 +57,8 @@ void kube_objs_unref(const struct kube_obj **objs, size_t n);
 /* The value of label key, or NULL. */
 const char *kube_obj_label(const struct kube_obj *o, const char *key);
 /*
- * A private json-c tree of the object, parsed from its text; when the
+ * A private json-c tree of the object, parsed from its text with the
+ * metadata the text left out put back (at the end of metadata); when the
  * decoder kept no text, its metadata only (name, namespace,
  * resourceVersion, uid, labels). -ENOMEM. Ownership: *ret is the caller's.
  */
@@ -54,8 +69,9 @@ int kube_obj_parse(const struct kube_obj *o, struct json_object **ret);
  * kube_obj): the decoder's own struct, which starts with one) followed by
  * extra bytes for the decoder's strings and arrays (*ret_extra, aligned for
  * pointers), with the common part filled from obj: key, namespace, name,
- * resourceVersion, uid, labels, and the text when keep_text. One allocation,
- * freed by kube_obj_unref. -EBADMSG without metadata.name.
+ * resourceVersion, uid, labels, and the text when keep_text (without that
+ * metadata, which the record holds once). One allocation, freed by
+ * kube_obj_unref. -EBADMSG without metadata.name.
  */
 int kube_obj_new(struct json_object *obj, size_t size, size_t extra, bool keep_text,
                  struct kube_obj **ret, void **ret_extra);

@@ -16,6 +16,8 @@
 #define KANARY_DEFAULT_REPLICAS 2
 #define KANARY_MAX_DNS_LABEL    63
 #define KANARY_MAX_NAME         253
+/* Image pull Secrets named for the HAProxy pods (--haproxy-image-pull-secrets). */
+#define KANARY_MAX_PULL_SECRETS 16
 #define KANARY_MAX_PORT_NAME    15
 
 /* Input: one file or stdin, one admission body, nesting, documents per stream. */

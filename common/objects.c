@@ -38,6 +38,8 @@ void objects_options_init(struct objects_options *o)
 	o->agent_image = OBJECTS_DEFAULT_AGENT_IMAGE;
 	o->agent_metrics_port = OBJECTS_DEFAULT_AGENT_METRICS_PORT;
 	o->image_pull_policy = NULL;
+	o->image_pull_secrets = NULL;
+	o->n_image_pull_secrets = 0;
 	o->prestop_sleep_s = OBJECTS_DEFAULT_PRESTOP_SLEEP;
 	o->termination_grace_s =
 	    OBJECTS_DEFAULT_PRESTOP_SLEEP + RENDER_DEFAULT_HARD_STOP_AFTER + OBJECTS_STOP_MARGIN;
@@ -48,6 +50,24 @@ bool objects_pull_policy_valid(const char *p)
 {
 	return p && (strcmp(p, "Always") == 0 || strcmp(p, "IfNotPresent") == 0 ||
 	             strcmp(p, "Never") == 0);
+}
+
+bool objects_secret_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > KANARY_MAX_NAME)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		/* A part's first and last character: the name's ends, and around each dot. */
+		bool edge = i == 0 || i == n - 1 || name[i - 1] == '.' || name[i + 1] == '.';
+
+		if (c == '.' ? edge : !(alnum || (c == '-' && !edge)))
+			return false;
+	}
+	return true;
 }
 
 int objects_configmap_name(const struct kanary *k, const char *hash, char *out, size_t size)
@@ -525,6 +545,18 @@ static struct json_object *pod_spec(int *err, const struct kanary *k, const char
 	jset(err, anti, "preferredDuringSchedulingIgnoredDuringExecution", pref);
 	jset(err, aff, "podAntiAffinity", anti);
 	jset(err, spec, "affinity", aff);
+	/* Both images; each Secret must exist in the Kanary's namespace. */
+	if (o->n_image_pull_secrets > 0) {
+		struct json_object *secrets = json_object_new_array();
+
+		for (size_t i = 0; i < o->n_image_pull_secrets; i++) {
+			struct json_object *ref = json_object_new_object();
+
+			jset_str(err, ref, "name", o->image_pull_secrets[i]);
+			jpush(err, secrets, ref);
+		}
+		jset(err, spec, "imagePullSecrets", secrets);
+	}
 	jpush(err, containers, haproxy_container(err, o));
 	if (o->render.runtime_dir)
 		jpush(err, containers, agent_container(err, k, state_name, o));
@@ -628,31 +660,49 @@ static bool objects_hash_ok(const char *hash)
 	return true;
 }
 
-static bool objects_options_ok(const struct objects_options *o)
+int objects_options_check(const struct objects_options *o, const char **ret_why)
 {
+	const char *why = NULL;
+
 	if (!o->image || !o->image[0] || !o->agent_image || !o->agent_image[0])
-		return false;
-	if (o->agent_metrics_port < 1 || o->agent_metrics_port > 65535 ||
-	    o->agent_metrics_port == o->render.proxy_port ||
-	    o->agent_metrics_port == o->render.probe_port ||
-	    o->agent_metrics_port == o->render.metrics_port)
-		return false;
-	if (o->image_pull_policy && !objects_pull_policy_valid(o->image_pull_policy))
-		return false;
-	if (o->prestop_sleep_s < 0 || o->min_ready_s < 0 || o->render.hard_stop_after_s < 1)
-		return false;
-	if (o->render.proxy_port < 1 || o->render.proxy_port > 65535 || o->render.probe_port < 1 ||
-	    o->render.probe_port > 65535 || o->render.metrics_port < 1 ||
-	    o->render.metrics_port > 65535)
-		return false;
+		why = "the HAProxy image and the agent image must be named";
+	else if (o->render.proxy_port < 1 || o->render.proxy_port > 65535 ||
+	         o->render.probe_port < 1 || o->render.probe_port > 65535 ||
+	         o->render.metrics_port < 1 || o->render.metrics_port > 65535 ||
+	         o->agent_metrics_port < 1 || o->agent_metrics_port > 65535)
+		why = "a port is out of 1..65535";
+	else if (o->agent_metrics_port == o->render.proxy_port ||
+	         o->agent_metrics_port == o->render.probe_port ||
+	         o->agent_metrics_port == o->render.metrics_port)
+		why = "the agent's metrics port is one of HAProxy's ports";
+	else if (o->image_pull_policy && !objects_pull_policy_valid(o->image_pull_policy))
+		why = "the pull policy is not Always, IfNotPresent or Never";
+	else if (o->n_image_pull_secrets > KANARY_MAX_PULL_SECRETS ||
+	         (o->n_image_pull_secrets > 0 && !o->image_pull_secrets))
+		why = "too many image pull Secrets";
+	else if (o->prestop_sleep_s < 0 || o->min_ready_s < 0 || o->render.hard_stop_after_s < 1)
+		why = "a stop or readiness time is out of range";
 	/* Its emptyDir must not sit on another mount. */
-	if (o->render.runtime_dir &&
-	    (o->render.runtime_dir[0] != '/' || strcmp(o->render.runtime_dir, "/tmp") == 0 ||
-	     strcmp(o->render.runtime_dir, CONFIG_DIR) == 0))
-		return false;
+	else if (o->render.runtime_dir &&
+	         (o->render.runtime_dir[0] != '/' || strcmp(o->render.runtime_dir, "/tmp") == 0 ||
+	          strcmp(o->render.runtime_dir, CONFIG_DIR) == 0))
+		why = "the runtime directory is not absolute, or is /tmp or " CONFIG_DIR;
 	/* The soft stop must end before the kubelet's SIGKILL. */
-	return (int64_t)o->termination_grace_s >=
-	       (int64_t)o->prestop_sleep_s + o->render.hard_stop_after_s + OBJECTS_STOP_MARGIN;
+	else if ((int64_t)o->termination_grace_s <
+	         (int64_t)o->prestop_sleep_s + o->render.hard_stop_after_s + OBJECTS_STOP_MARGIN)
+		why = "the grace period ends before the preStop sleep and hard-stop-after";
+	for (size_t i = 0; !why && i < o->n_image_pull_secrets; i++) {
+		if (!objects_secret_name_valid(o->image_pull_secrets[i]))
+			why = "an image pull Secret's name is not a DNS-1123 subdomain";
+		for (size_t j = 0; !why && j < i; j++)
+			if (strcmp(o->image_pull_secrets[i], o->image_pull_secrets[j]) == 0)
+				why = "an image pull Secret is named twice";
+	}
+	if (!why)
+		return 0;
+	if (ret_why)
+		*ret_why = why;
+	return -EINVAL;
 }
 
 int objects_desired(const struct kanary *k, const char *cfg, const char *hash, const char *state,
@@ -666,7 +716,7 @@ int objects_desired(const struct kanary *k, const char *cfg, const char *hash, c
 	if (!k || !cfg || !hash || !o || !ret || !k->name || !k->name[0] || !k->namespace ||
 	    !k->destination || !k->port_set || k->port < 1 || k->port > 65535 || !k->replicas_set ||
 	    k->replicas < 1 || k->replicas > KANARY_MAX_REPLICAS || !objects_hash_ok(hash) ||
-	    !objects_options_ok(o))
+	    objects_options_check(o, NULL) < 0)
 		return -EINVAL;
 	/* The name is also a label value. */
 	if (strlen(k->name) > LABEL_VALUE_MAX)

@@ -16,6 +16,13 @@ struct objects_options {
 	int agent_metrics_port; /* the agent's /metrics in the pod */
 	/* "Always", "IfNotPresent" or "Never"; NULL leaves Kubernetes' default. */
 	const char *image_pull_policy;
+	/*
+	 * Secrets of the Kanary's namespace the kubelet pulls both images of a
+	 * HAProxy pod with (HAProxy's and the agent's), in this order; none when
+	 * n_image_pull_secrets is 0. Borrowed.
+	 */
+	const char *const *image_pull_secrets;
+	size_t n_image_pull_secrets;
 	int termination_grace_s; /* > preStop + hard-stop-after */
 	int prestop_sleep_s;
 	int min_ready_s;
@@ -55,13 +62,29 @@ void objects_options_init(struct objects_options *o);
 bool objects_pull_policy_valid(const char *p);
 
 /*
+ * Whether name can name a Secret: a DNS-1123 subdomain (at most 253
+ * characters of a-z, 0-9, '-' and '.', dot-separated parts each starting and
+ * ending with a letter or digit), as Kubernetes checks object names.
+ */
+bool objects_secret_name_valid(const char *name);
+
+/*
+ * Whether the options make objects that Kubernetes and HAProxy take, so a
+ * daemon can refuse them at start instead of failing every Kanary: 0, or
+ * -EINVAL with *ret_why (when ret_why is not NULL; static text) saying what is
+ * wrong, for the cases objects_desired lists below.
+ */
+int objects_options_check(const struct objects_options *o, const char **ret_why);
+
+/*
  * The objects the controller applies for k, in this order:
  * ConfigMap <name>-haproxy-<hash8> (immutable, data haproxy.cfg: the
  * structure), ConfigMap <name>-haproxy-state (data state.json, the weights and
  * endpoints the agent applies) when state is not NULL, ServiceAccount, Role
  * and RoleBinding <name>-haproxy (the agent may get, list and watch the state
  * ConfigMap and nothing else), Deployment <name>-haproxy (HAProxy and the
- * agent sidecar, the token mounted only into the agent),
+ * agent sidecar, the token mounted only into the agent, and the image pull
+ * Secrets of o in its pod template when there are any),
  * PodDisruptionBudget <name>-haproxy and Service <destination>.
  * Each carries the managed-by and kanary.pyxida.io/name labels and, when k has
  * a uid, a controller ownerReference to it.
@@ -70,7 +93,9 @@ bool objects_pull_policy_valid(const char *p);
  * the state.json text (NULL leaves the state ConfigMap out).
  * Returns 0; -EINVAL for a NULL argument, an unset or out-of-range field, a
  * hash that is not 64 lower-case hex digits, options out of range (an empty
- * image or agent image, a pull policy objects_pull_policy_valid refuses, a
+ * image or agent image, a pull policy objects_pull_policy_valid refuses,
+ * more than KANARY_MAX_PULL_SECRETS image pull Secrets, one whose name
+ * objects_secret_name_valid refuses or that is named twice, a
  * runtime_dir that is not absolute or is /tmp or the config directory or is
  * unset, an agent metrics port out of 1..65535 or equal to another port,
  * termination_grace_s below prestop_sleep_s + hard_stop_after_s +

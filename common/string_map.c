@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STRING_MAP_MIN_BUCKETS 16
+/* Most maps are small sets (a Kanary's Services, a Service's slices): start at 4 buckets. */
+#define STRING_MAP_MIN_BUCKETS 4
 
 void string_map_init(struct string_map *m, size_t max)
 {

@@ -59,6 +59,9 @@ struct run_options {
 	int workers;
 	int verbosity;
 	struct controller_options ctl;
+	/* --haproxy-image-pull-secrets: its text, cut at the commas, and the names in it. */
+	char pull_secrets_text[KANARY_MAX_PULL_SECRETS * (KANARY_MAX_NAME + 1)];
+	const char *pull_secrets[KANARY_MAX_PULL_SECRETS];
 };
 
 enum run_opt {
@@ -74,6 +77,7 @@ enum run_opt {
 	OPT_LEASE_NAMESPACE,
 	OPT_IMAGE,
 	OPT_IMAGE_PULL_POLICY,
+	OPT_IMAGE_PULL_SECRETS,
 	OPT_AGENT_IMAGE,
 	OPT_AGENT_METRICS_PORT,
 	OPT_HAP_BIND,
@@ -131,6 +135,10 @@ static void run_usage(FILE *out)
 	    "  --haproxy-image-pull-policy POLICY\n"
 	    "                                 Always, IfNotPresent or Never (default: unset, so\n"
 	    "                                 Kubernetes' default for the image's tag)\n"
+	    "  --haproxy-image-pull-secrets NAME[,NAME...]\n"
+	    "                                 Secrets the HAProxy pods pull both their images\n"
+	    "                                 with (HAProxy's and the agent's); each must exist\n"
+	    "                                 in every Kanary's namespace (default: none)\n"
 	    "  --agent-image IMAGE            image of the agent sidecar in each HAProxy pod,\n"
 	    "                                 the Kanary image (the chart passes the\n"
 	    "                                 controller's own; default %s)\n"
@@ -141,7 +149,13 @@ static void run_usage(FILE *out)
 	    "  --haproxy-probe-port PORT      its /healthz and /ready port (default %d)\n"
 	    "  --haproxy-metrics-port PORT    its Prometheus /metrics port (default %d)\n"
 	    "  --haproxy-runtime-dir DIR      directory of its admin socket, \"\" for none\n"
-	    "                                 (default %s)\n"
+	    "                                 (default %s)\n",
+	    RUN_DEFAULT_LEASE_NAME, OBJECTS_DEFAULT_IMAGE, OBJECTS_DEFAULT_AGENT_IMAGE,
+	    OBJECTS_DEFAULT_AGENT_METRICS_PORT, RENDER_DEFAULT_PROXY_PORT,
+	    RENDER_DEFAULT_PROBE_PORT, RENDER_DEFAULT_METRICS_PORT, RENDER_DEFAULT_RUNTIME_DIR);
+	/* Two calls: one string literal may not pass 4,095 characters (C99). */
+	fprintf(
+	    out,
 	    "\n"
 	    "Behaviour:\n"
 	    "  --endpoint-updates-batch-period DURATION\n"
@@ -166,9 +180,6 @@ static void run_usage(FILE *out)
 	    "DURATION: a number with a unit, ms, s, m or h (\"1500ms\", \"15s\"). ADDR: "
 	    "\":8080\",\n"
 	    "\"127.0.0.1:8080\" or \"[::1]:8080\".\n",
-	    RUN_DEFAULT_LEASE_NAME, OBJECTS_DEFAULT_IMAGE, OBJECTS_DEFAULT_AGENT_IMAGE,
-	    OBJECTS_DEFAULT_AGENT_METRICS_PORT, RENDER_DEFAULT_PROXY_PORT,
-	    RENDER_DEFAULT_PROBE_PORT, RENDER_DEFAULT_METRICS_PORT, RENDER_DEFAULT_RUNTIME_DIR,
 	    RUN_DEFAULT_METRICS_BIND, RUN_DEFAULT_HEALTH_BIND);
 }
 
@@ -228,6 +239,59 @@ static int parse_bind(const char *opt, const char *s)
 	return server_parse_bind(s, &off) < 0 ? bad(opt, s, "an address (\":8080\", \"0\")") : 0;
 }
 
+/*
+ * --haproxy-image-pull-secrets NAME[,NAME...]: Secret names, each a DNS-1123
+ * subdomain, none twice, at most KANARY_MAX_PULL_SECRETS; "" names none. The
+ * last use of the flag wins.
+ */
+static int parse_pull_secrets(const char *s, struct run_options *o)
+{
+	const char *opt = "--haproxy-image-pull-secrets";
+	size_t len = strlen(s), n = 0;
+	char *p = o->pull_secrets_text;
+
+	o->ctl.objects.image_pull_secrets = NULL;
+	o->ctl.objects.n_image_pull_secrets = 0;
+	if (len == 0)
+		return 0;
+	if (len >= sizeof(o->pull_secrets_text))
+		return bad(opt, s, "a list that short");
+	memcpy(p, s, len + 1);
+	for (;;) {
+		char *comma = strchr(p, ',');
+
+		if (comma)
+			*comma = '\0';
+		if (n == KANARY_MAX_PULL_SECRETS) {
+			fprintf(stderr, "kanary-controller run: %s: more than %d Secrets\n", opt,
+			        KANARY_MAX_PULL_SECRETS);
+			return -EINVAL;
+		}
+		if (!objects_secret_name_valid(p)) {
+			fprintf(
+			    stderr,
+			    "kanary-controller run: %s: \"%s\" is not a Secret name (a DNS-1123 "
+			    "subdomain: lower-case letters, digits, '-' and '.', at most %d)\n",
+			    opt, p, KANARY_MAX_NAME);
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(o->pull_secrets[i], p) == 0) {
+				fprintf(stderr,
+				        "kanary-controller run: %s: \"%s\" is named twice\n", opt,
+				        p);
+				return -EINVAL;
+			}
+		o->pull_secrets[n++] = p;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	o->ctl.objects.image_pull_secrets = o->pull_secrets;
+	o->ctl.objects.n_image_pull_secrets = n;
+	return 0;
+}
+
 /* Returns 0 to run, 1 when --help was shown, or -EINVAL. */
 static int parse_options(int argc, char **argv, struct run_options *o)
 {
@@ -244,6 +308,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 	    {"leader-elect-resource-namespace", required_argument, NULL, OPT_LEASE_NAMESPACE},
 	    {"haproxy-image", required_argument, NULL, OPT_IMAGE},
 	    {"haproxy-image-pull-policy", required_argument, NULL, OPT_IMAGE_PULL_POLICY},
+	    {"haproxy-image-pull-secrets", required_argument, NULL, OPT_IMAGE_PULL_SECRETS},
 	    {"agent-image", required_argument, NULL, OPT_AGENT_IMAGE},
 	    {"agent-metrics-port", required_argument, NULL, OPT_AGENT_METRICS_PORT},
 	    {"haproxy-bind-address", required_argument, NULL, OPT_HAP_BIND},
@@ -261,6 +326,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 	    {NULL, 0, NULL, 0},
 	};
 	struct render_options *ro = &o->ctl.objects.render;
+	const char *why = "";
 	int c, r = 0;
 
 	optind = 1;
@@ -321,6 +387,9 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 				r = bad("--haproxy-image-pull-policy", optarg,
 				        "Always, IfNotPresent or Never");
 			break;
+		case OPT_IMAGE_PULL_SECRETS:
+			r = parse_pull_secrets(optarg, o);
+			break;
 		case OPT_HAP_BIND:
 			ro->bind_address = optarg;
 			break;
@@ -373,6 +442,11 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 	if (optind < argc) {
 		fprintf(stderr, "kanary-controller run: unexpected argument \"%s\"\n",
 		        argv[optind]);
+		return -EINVAL;
+	}
+	/* Options that would fail every Kanary's reconcile, for ever, are refused now. */
+	if (objects_options_check(&o->ctl.objects, &why) < 0) {
+		fprintf(stderr, "kanary-controller run: the HAProxy options do not fit: %s\n", why);
 		return -EINVAL;
 	}
 	if (o->leader_elect && !(o->lease_ms > o->renew_ms && o->renew_ms > o->retry_ms)) {
@@ -518,6 +592,21 @@ static int extra_metrics(void *ctx, struct buf *out)
 		               "# TYPE kanary_controller_informer_shared_bytes gauge\n"
 		               "kanary_controller_informer_shared_bytes %zu\n",
 		               ss.bytes);
+	}
+	if (r == 0) {
+		struct heap_stats hs;
+
+		heap_stats(&hs);
+		if (hs.known)
+			r = buf_printf(
+			    out,
+			    "# HELP kanary_controller_heap_bytes What malloc holds: in use by "
+			    "the controller, or free inside its arenas (kept between "
+			    "trims, or pages shared with live blocks).\n"
+			    "# TYPE kanary_controller_heap_bytes gauge\n"
+			    "kanary_controller_heap_bytes{state=\"in_use\"} %zu\n"
+			    "kanary_controller_heap_bytes{state=\"free\"} %zu\n",
+			    hs.in_use, hs.free);
 	}
 	if (r == 0) {
 		struct kube_recorder_stats es;

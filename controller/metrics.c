@@ -17,13 +17,19 @@
 static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
+/*
+ * One Kanary's routes, in one allocation at their own size: at 10,000
+ * Kanaries a fixed array of KANARY_MAX_ROUTES names cost 13 MiB.
+ */
+struct series_route {
+	const char *service; /* in the series' allocation */
+	int64_t weight;
+	int64_t endpoints;
+};
+
 struct series {
 	size_t n;
-	struct {
-		char service[KANARY_MAX_DNS_LABEL + 1];
-		int64_t weight;
-		int64_t endpoints;
-	} routes[KANARY_MAX_ROUTES];
+	struct series_route routes[]; /* n of them, then their names */
 };
 
 struct metrics {
@@ -78,6 +84,8 @@ int metrics_set_routes(struct metrics *m, const char *key, const struct metrics_
                        size_t n)
 {
 	struct series *s, *old = NULL;
+	size_t names = 0;
+	char *text;
 	int r;
 
 	if (n == 0) {
@@ -86,17 +94,25 @@ int metrics_set_routes(struct metrics *m, const char *key, const struct metrics_
 	}
 	if (n > KANARY_MAX_ROUTES)
 		return -E2BIG;
-	s = calloc(1, sizeof(*s));
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(routes[i].service);
+
+		if (len > KANARY_MAX_DNS_LABEL)
+			return -E2BIG;
+		names += len + 1;
+	}
+	s = malloc(sizeof(*s) + n * sizeof(s->routes[0]) + names);
 	if (!s)
 		return -ENOMEM;
+	text = (char *)&s->routes[n];
 	for (size_t i = 0; i < n; i++) {
-		if (strlen(routes[i].service) > KANARY_MAX_DNS_LABEL) {
-			free(s);
-			return -E2BIG;
-		}
-		memcpy(s->routes[i].service, routes[i].service, strlen(routes[i].service) + 1);
+		size_t len = strlen(routes[i].service);
+
+		memcpy(text, routes[i].service, len + 1);
+		s->routes[i].service = text;
 		s->routes[i].weight = routes[i].weight;
 		s->routes[i].endpoints = routes[i].endpoints;
+		text += len + 1;
 	}
 	s->n = n;
 	pthread_mutex_lock(&m->lock);

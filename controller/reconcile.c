@@ -266,6 +266,17 @@ static void record_unlogged(struct rc *rc, enum kube_record_type type, const cha
 		(void)kube_record(rc->c->recorder, rc->obj, type, reason, "%s", msg);
 }
 
+/*
+ * True for a Ready reason that retrying alone does not end and that the
+ * worker's failure line tells with each attempt: a child the API server keeps
+ * refusing, or a destination Service someone else has.
+ */
+static bool retried_failure(const char *reason)
+{
+	return apply_is_failure_reason(reason) ||
+	       (reason && strcmp(reason, STATUS_REASON_SERVICE_CONFLICT) == 0);
+}
+
 /* ---- what apply_child reaches the cluster through ---- */
 
 static int io_lookup(void *ctx, enum child i, const char *ns, const char *name,
@@ -293,9 +304,21 @@ static int io_lookup(void *ctx, enum child i, const char *ns, const char *name,
 		*ret = NULL;
 		return 0;
 	}
-	if (r < 0)
-		log_msg(LOG_WARNING, rc->key, "get %s %s: %s (%s); will retry", d->kind, name,
-		        kube_reason_name(res.reason), res.message);
+	if (r < 0) {
+		/*
+		 * A read the controller may not make (403) is a permission it
+		 * lacks, as for a write: the status says so (ApplyForbidden).
+		 */
+		if (res.http_status == 403 && !rc->run.failed[0]) {
+			rc->run.failed_reason = APPLY_REASON_FORBIDDEN;
+			snprintf(rc->run.failed, sizeof(rc->run.failed), "cannot get %s %s: %s: %s",
+			         d->kind, name, kube_reason_name(res.reason),
+			         res.message[0] ? res.message : "no message");
+		}
+		/* Told by the worker's one line for this attempt, with the retry. */
+		fail(rc, "get %s %s: %s (%s)", d->kind, name, kube_reason_name(res.reason),
+		     res.message);
+	}
 	return r;
 }
 
@@ -659,17 +682,16 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 		const char *reason = json_field_str_path(ready, k_reason);
 
 		/* Missing references were told above; a rollout in progress is no warning. */
-		if (strcmp(reason, STATUS_REASON_INVALID_SPEC) == 0 ||
-		    strcmp(reason, STATUS_REASON_SERVICE_CONFLICT) == 0)
+		if (strcmp(reason, STATUS_REASON_INVALID_SPEC) == 0)
 			record(rc, KUBE_RECORD_WARNING, reason, "%s",
 			       json_field_str_path(ready, k_msg));
-		else if (apply_is_failure_reason(reason))
+		else if (retried_failure(reason))
 			record_unlogged(rc, KUBE_RECORD_WARNING, reason,
 			                json_field_str_path(ready, k_msg));
 	}
-	if (apply_is_failure_reason(
+	if (retried_failure(
 	        json_field_str_path(status_condition(old_st, STATUS_COND_READY), k_reason)) &&
-	    !apply_is_failure_reason(json_field_str_path(ready, k_reason)))
+	    !retried_failure(json_field_str_path(ready, k_reason)))
 		record(rc, KUBE_RECORD_NORMAL, "Applied",
 		       "every child is applied again; Ready is %s: %s: %s",
 		       json_field_str_path(ready, k_status), json_field_str_path(ready, k_reason),
@@ -881,6 +903,14 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 		json_object_put(old_st);
 		/* Out of memory this is NULL: the status is then written again, no harm. */
 		old_st = json_tokener_parse(rc.memo->status);
+	} else if (rc.memo->status) {
+		/*
+		 * The cache holds a newer Kanary than the one our write was computed
+		 * from, so it holds that write (or what came after it): the copy is
+		 * no longer needed (at 10,000 Kanaries they took 7 MiB).
+		 */
+		free(rc.memo->status);
+		rc.memo->status = NULL;
 	}
 
 	if (!kerr_any(&errs)) {
@@ -957,8 +987,16 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	update_metrics(&rc, st);
 	if (status_waits_on_rollout(st))
 		ret_outcome->recheck_ms = RECONCILE_ROLLOUT_RECHECK_MS;
-	/* The status says it; the queue's backoff retries it. */
+	/*
+	 * The status says it; the queue's backoff retries it. A destination
+	 * Service of someone else is retried too, so it is taken up once it is
+	 * gone even if the watch missed that (its deletion also wakes us).
+	 */
 	r = apply_r;
+	if (r == 0 && facts.conflict) {
+		fail(&rc, "%s", facts.conflict);
+		r = -EEXIST;
+	}
 out_res:
 	ret_outcome->retry_after_s = rc.run.retry_after_s;
 	json_object_put(old_st);

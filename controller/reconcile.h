@@ -31,8 +31,9 @@ struct reconcile_outcome {
  * not log a failure it returns: the worker does, once, with the retry), and
  * after a success whether to look again (RECONCILE_ROLLOUT_RECHECK_MS while
  * the rollout is pending). A child the API server refuses for good (409,
- * 403, 422) is retried too, after the status says so (Ready=False,
- * ApplyConflict, ...) and one Warning event told it.
+ * 403, 422), or a destination Service someone else has, is retried too
+ * (-EEXIST for the Service), after the status says so (Ready=False,
+ * ApplyConflict, ..., ServiceConflict) and one Warning event told it.
  */
 int reconcile(struct controller *c, struct kube_client *kc, const char *key,
               struct reconcile_outcome *ret_outcome);

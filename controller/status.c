@@ -214,8 +214,8 @@ static void decide(const struct status_facts *f, const char *kept_hash, struct c
 	else if (p->missing_services + p->missing_ports > 0)
 		cond_set(ready, STATUS_COND_READY, "False", refs_reason, "%s; %s", errors, keeps);
 	else if (f->conflict)
-		cond_set(ready, STATUS_COND_READY, "False", STATUS_REASON_SERVICE_CONFLICT, "%s",
-		         f->conflict);
+		cond_set(ready, STATUS_COND_READY, "False", STATUS_REASON_SERVICE_CONFLICT,
+		         "%s; retrying with backoff", f->conflict);
 	else if (f->apply_reason)
 		cond_set(ready, STATUS_COND_READY, "False", f->apply_reason,
 		         "%s; %s; retrying with backoff",

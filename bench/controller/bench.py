@@ -450,6 +450,9 @@ def main():
         time.sleep(5)
         results["rss_settled_kib"] = rss_kib(ctl.proc.pid)
         m = ctl.metrics()
+        results["heap"] = {k.split('"')[1]: v for k, v in m.items()
+                           if k.startswith("kanary_controller_heap_bytes{")}
+        results["shared_bytes"] = m.get("kanary_controller_informer_shared_bytes", 0)
         results["settle_reconciles"] = (m["kanary_controller_reconcile_duration_seconds_count"]
                                         - results["converge_reconciles"])
         n = m["kanary_controller_reconcile_duration_seconds_count"]
@@ -494,6 +497,10 @@ def main():
               f"{sum(results['cache_bytes'].values()) / 1048576:.1f} MiB: "
               + ", ".join(f"{k} {v / 1048576:.1f}" for k, v in
                           sorted(results["cache_bytes"].items(), key=lambda kv: -kv[1])) + " |")
+    if results.get("heap"):
+        print(f"| malloc, 5 s after convergence | {results['heap'].get('in_use', 0) / 1048576:.1f} MiB "
+              f"in use, {results['heap'].get('free', 0) / 1048576:.1f} MiB free in its arenas; "
+              f"shared strings {results['shared_bytes'] / 1048576:.1f} MiB |")
     print(f"| reconciles in the 5 s after convergence | {results['settle_reconciles']:.0f} "
           f"(Kanaries whose rollout waits are checked again every 5 s) |")
     print("\nAPI server writes while converging, by verb and resource:")

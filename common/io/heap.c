@@ -21,3 +21,16 @@ void heap_trim(void)
 	(void)malloc_trim(0);
 #endif
 }
+
+void heap_stats(struct heap_stats *st)
+{
+	*st = (struct heap_stats){0};
+#ifndef __SANITIZE_ADDRESS__
+	struct mallinfo2 mi = mallinfo2();
+
+	st->in_use = mi.uordblks + mi.hblkhd;
+	st->free = mi.fordblks;
+	st->mmapped = mi.hblkhd;
+	st->known = true;
+#endif
+}

@@ -433,6 +433,42 @@ def test_haproxy_pull_policy_reaches_the_controller_and_is_checked(cluster):
     assert out.returncode != 0 and "pullPolicy" in out.stderr, out.stderr
 
 
+def test_image_pull_secrets_reach_the_haproxy_pods_through_the_controller(cluster):
+    def controller_args(*values):
+        _, docs = template(cluster, *values)
+        (controller,) = by_kind(docs, "Deployment", f"{RELEASE}-controller")
+        return controller["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    def pull_secrets_flags(args):
+        return [a for a in args if a.startswith("--haproxy-image-pull-secrets")]
+
+    # None by default: the controller's default, no flag.
+    assert pull_secrets_flags(controller_args()) == []
+    # The daemons' Secrets by default, since the agent sidecar runs their image.
+    daemons = ["--set", "imagePullSecrets[0].name=regcred"]
+    args = controller_args(*daemons)
+    assert pull_secrets_flags(args) == ["--haproxy-image-pull-secrets=regcred"]
+    # haproxy.imagePullSecrets instead, when set.
+    own = ["--set", "haproxy.imagePullSecrets[0].name=haproxy-mirror",
+           "--set", "haproxy.imagePullSecrets[1].name=kanary.images"]
+    args = controller_args(*daemons, *own)
+    assert pull_secrets_flags(args) == ["--haproxy-image-pull-secrets=haproxy-mirror,kanary.images"]
+    # The controller takes what the chart renders (it checks its flags before --help).
+    assert "--haproxy-image-pull-secrets" in help_flags(CONTROLLER, "run")
+    run = subprocess.run([str(CONTROLLER), "run", *pull_secrets_flags(args), "--help"],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    bad = subprocess.run([str(CONTROLLER), "run", "--haproxy-image-pull-secrets=ok,Not_A_Name"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2
+    assert '"Not_A_Name" is not a Secret name (a DNS-1123 subdomain' in bad.stderr, bad.stderr
+    # A name Kubernetes would refuse stops helm, with the value's path.
+    for value in ("haproxy.imagePullSecrets[0].name=Not_A_Name", "imagePullSecrets[0].name=x."):
+        out = cluster.helm("template", RELEASE, CHART, "--set", value, check=False)
+        assert out.returncode != 0, value
+        assert "imagePullSecrets/0/name" in out.stderr, out.stderr
+
+
 def test_cert_manager_mode_renders_a_ca_chain_and_ca_injection(cluster):
     _, docs = template(cluster, *CERT_MANAGER)
     assert not by_kind(docs, "Secret")

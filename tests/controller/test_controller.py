@@ -861,27 +861,61 @@ def test_superseded_configmaps_go_once_no_replicaset_uses_them(cluster, ns, star
     assert len(configmaps(cluster, ns)) < 4
 
 
-def test_a_service_of_someone_else_is_never_taken(cluster, ns, start_controller):
+FOREIGN = "Service myapp exists and is not owned by this Kanary"
+
+
+def foreign_service(cluster, ns):
+    """Someone else's Service of the destination's name; returns it as the API server has it."""
     foreign = service("myapp", 80)
     foreign["metadata"]["labels"] = {"owner": "someone-else"}
     cluster.apply(ns, foreign)
-    before = cluster.get(ns, "service", "myapp")
-    ctl = start_controller()
-    ctl.wait_ready()
-    apply_example(cluster, ns)
+    return cluster.get(ns, "service", "myapp")
 
+
+def service_conflict(cluster, ns, ctl):
+    """Ready=False with ServiceConflict, told by one Warning Event after six failed attempts.
+
+    Returns the attempts logged: [(retry number, delay in ms, text)].
+    """
     def conflict():
         c = condition(kanary_obj(cluster, ns), "Ready")
         return c if c and c["reason"] == "ServiceConflict" else None
     ready = eventually(conflict, "Ready=False with ServiceConflict")
+    print(f"Ready: {ready['status']} {ready['reason']}: {ready['message']}")
     assert ready["status"] == "False"
-    assert "Service myapp exists and is not owned by this Kanary" in ready["message"]
+    assert ready["message"] == (f"{FOREIGN}; it is left alone until it is deleted or handed "
+                                "over; retrying with backoff")
+    # The controller keeps trying, backing off; several attempts go by.
+    eventually(lambda: len(retries_logged(ctl, FOREIGN)) >= 6, "six failed attempts")
+    # Told once: one Warning Event, however many attempts failed the same way.
     assert events(cluster, ns, "ServiceConflict", ctl) == 1
-    # The reconcile that wrote the conflict left the Service alone, as every later one does.
+    warnings = kanary_events(cluster, ns, "ServiceConflict")
+    assert [(e["type"], e.get("count")) for e in warnings] == [("Warning", 1)], warnings
+    assert FOREIGN in warnings[0]["message"]
+    # Logged once per attempt, with the retry's number and delay; the delay doubles. The
+    # Event is not logged a second time.
+    tries = retries_logged(ctl, FOREIGN)
+    print("retries logged (number, delay in ms):", [(n, d) for n, d, _ in tries])
+    assert [n for n, _, _ in tries] == list(range(1, len(tries) + 1)), tries
+    delays = [d for _, d, _ in tries]
+    assert all(b == 2 * a for a, b in zip(delays, delays[1:])), delays
+    log = ctl.log_path.read_text()
+    assert sum(1 for line in log.splitlines() if FOREIGN in line) == len(tries)
+    return tries
+
+
+def test_a_service_of_someone_else_is_never_taken(cluster, ns, start_controller):
+    before = foreign_service(cluster, ns)
+    ctl = start_controller()
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+    service_conflict(cluster, ns, ctl)
+    # Every attempt left the Service alone.
     after = cluster.get(ns, "service", "myapp")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert "ownerReferences" not in after["metadata"]
-    # Once it is gone, the Kanary makes its own.
+    # Once it is gone, the Kanary makes its own (its deletion wakes the Kanary, and so
+    # would the next attempt).
     cluster.kubectl("delete", "service", "myapp", "-n", ns)
 
     def ours():
@@ -889,6 +923,38 @@ def test_a_service_of_someone_else_is_never_taken(cluster, ns, start_controller)
         return s if s and s["metadata"].get("ownerReferences") else None
     svc = eventually(ours, "the Kanary's own Service")
     assert svc["spec"]["selector"]["kanary.pyxida.io/name"] == KANARY
+    ready = eventually(lambda: (lambda c: c if c and c["reason"] != "ServiceConflict" else None)(
+        condition(kanary_obj(cluster, ns), "Ready")), "Ready without ServiceConflict")
+    assert ready["reason"] == "RolloutInProgress", ready
+    assert events(cluster, ns, "Applied", ctl) == 1
+    assert events(cluster, ns, "ServiceConflict") == 1
+
+
+def test_a_service_of_someone_else_is_taken_up_by_a_retry_once_it_is_gone(
+        cluster, ns, start_controller):
+    # Everything is there before the controller starts, so its first reconcile finds it all.
+    foreign_service(cluster, ns)
+    apply_example(cluster, ns)
+    # A Service change wakes its Kanaries only after an hour, and no resync comes: the
+    # deletion below reaches the controller's cache, but only a retry reconciles it.
+    ctl = start_controller("--endpoint-updates-batch-period=1h", "--resync-period=0")
+    ctl.wait_ready()
+    tries = service_conflict(cluster, ns, ctl)
+    cluster.kubectl("delete", "service", "myapp", "-n", ns)
+
+    def ours():
+        s = cluster.get(ns, "service", "myapp", check=False)
+        return s if s and s["metadata"].get("ownerReferences") else None
+    svc = eventually(ours, "the Kanary's own Service, made by a retry")
+    assert svc["spec"]["selector"]["kanary.pyxida.io/name"] == KANARY
+    ready = eventually(lambda: (lambda c: c if c and c["reason"] != "ServiceConflict" else None)(
+        condition(kanary_obj(cluster, ns), "Ready")), "Ready without ServiceConflict")
+    assert ready["reason"] == "RolloutInProgress", ready
+    assert events(cluster, ns, "Applied", ctl) == 1
+    assert events(cluster, ns, "ServiceConflict") == 1
+    later = retries_logged(ctl, FOREIGN)
+    print("retries logged before success (number, delay in ms):", [(n, d) for n, d, _ in later])
+    assert len(later) >= len(tries)
 
 
 def haproxy_pods(cluster, ns):
@@ -944,11 +1010,17 @@ def two_haproxy_pods(cluster, ns):
 def test_an_image_that_cannot_be_pulled_keeps_ready_false_and_says_why(
         cluster, ns, start_controller):
     image = "localhost/haproxy:nope"
-    ctl = start_controller(f"--haproxy-image={image}")
+    ctl = start_controller(f"--haproxy-image={image}",
+                           "--haproxy-image-pull-secrets=regcred,mirror.example")
     ctl.wait_ready()
     apply_example(cluster, ns)
     converged(cluster, ns, endpoints=[3, 2])
+    # The pull Secrets are the pod's, for both images, as the API server stores them.
+    assert deployment(cluster, ns)["spec"]["template"]["spec"]["imagePullSecrets"] == \
+        [{"name": "regcred"}, {"name": "mirror.example"}]
     pods = two_haproxy_pods(cluster, ns)
+    assert all(p["spec"]["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror.example"}]
+               for p in haproxy_pods(cluster, ns))
     # Pods that no kubelet ran yet are starting: the rollout is just in progress.
     ready = condition(kanary_obj(cluster, ns), "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "RolloutInProgress"), ready
@@ -994,6 +1066,25 @@ def test_an_image_that_cannot_be_pulled_keeps_ready_false_and_says_why(
     assert ready["reason"] == "Ready"
     assert "HAProxy serves configuration" in ready["message"]
     assert ctl.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
+
+
+def test_options_that_would_fail_every_kanary_are_refused_at_start(binary):
+    cases = [
+        (["--agent-metrics-port=8080"], "the agent's metrics port is one of HAProxy's ports"),
+        (["--haproxy-runtime-dir=/tmp"], "the runtime directory is not absolute"),
+        (["--haproxy-image-pull-secrets=regcred,Not_A_Name"],
+         '"Not_A_Name" is not a Secret name (a DNS-1123 subdomain'),
+        (["--haproxy-image-pull-secrets=regcred,regcred"], '"regcred" is named twice'),
+        (["--haproxy-image-pull-secrets=" + ",".join(f"s{i}" for i in range(17))],
+         "more than 16 Secrets"),
+    ]
+    for args, message in cases:
+        out = subprocess.run([binary, "run", "--kubeconfig=/nonexistent", *args],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2, (args, out.returncode, out.stderr)
+        assert message in out.stderr, (args, out.stderr)
+    assert "--haproxy-image-pull-secrets NAME[,NAME...]" in subprocess.run(
+        [binary, "run", "--help"], capture_output=True, text=True, timeout=30).stdout
 
 
 # ---- failures that retrying alone does not end ---------------------------------------------------
@@ -1157,6 +1248,44 @@ def test_a_child_the_controller_may_not_write_is_reported_until_it_may(
     # The permission comes: the next attempt goes through.
     cluster.apply(ns, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                        "metadata": {"name": "kanary-cut-short"},
+                       "rules": RULES_WITHOUT_EVENTS + [events_rule]})
+    obj = converged(cluster, ns, endpoints=[3, 2])
+    assert condition(obj, "Ready")["reason"] == "RolloutInProgress"
+    assert events(cluster, ns, "Applied", ctl) == 1
+    assert events(cluster, ns, "ApplyForbidden") == 1
+
+
+def test_a_child_the_controller_may_not_read_is_reported_until_it_may(
+        cluster, ns, start_controller, tmp_path):
+    # The controller may list and watch ConfigMaps but not get one: it cannot read the state
+    # ConfigMap (its informer keeps no data), so it cannot apply anything.
+    events_rule = {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}
+    cut = [dict(r, verbs=[v for v in r["verbs"] if v != "get"])
+           if r["resources"] == ["configmaps"] else r
+           for r in RULES_WITHOUT_EVENTS] + [events_rule]
+    cfg = kubeconfig_for(cluster, ns, "kanary-no-get", cut, tmp_path / "kubeconfig")
+    ctl = start_controller(f"--kubeconfig={cfg}", "--leader-elect=false")
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+
+    def forbidden():
+        c = condition(kanary_obj(cluster, ns), "Ready")
+        return c if c and c["reason"] == "ApplyForbidden" else None
+    ready = eventually(forbidden, "Ready=False with ApplyForbidden")
+    print(f"Ready: {ready['status']} {ready['reason']}: {ready['message']}")
+    assert ready["status"] == "False"
+    assert ready["message"].startswith(f"cannot get ConfigMap {STATE_CM}: Forbidden: ")
+    assert ready["message"].endswith("; nothing is applied yet; retrying with backoff")
+    what = f"get ConfigMap {STATE_CM}: Forbidden"
+    eventually(lambda: len(retries_logged(ctl, what)) >= 3, "three failed attempts")
+    assert events(cluster, ns, "ApplyForbidden", ctl) == 1
+    # One line per attempt, nothing besides.
+    tries = retries_logged(ctl, what)
+    log = ctl.log_path.read_text()
+    assert sum(1 for line in log.splitlines() if f"ConfigMap {STATE_CM}" in line) == len(tries)
+    # The permission comes: the next attempt goes through.
+    cluster.apply(ns, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                       "metadata": {"name": "kanary-no-get"},
                        "rules": RULES_WITHOUT_EVENTS + [events_rule]})
     obj = converged(cluster, ns, endpoints=[3, 2])
     assert condition(obj, "Ready")["reason"] == "RolloutInProgress"

@@ -153,6 +153,44 @@ static void metrics_render_counts_histogram_and_routes(void **state)
 	buf_reset(&out);
 	assert_int_equal(metrics_render(m, NULL, NULL, &out), 0);
 	assert_null(strstr(out.data, "kanary=\"rule\""));
+
+	/* Series at their own size: names up to 63 characters, replaced by fewer routes. */
+	{
+		static const char long_name[] =
+		    "s23456789012345678901234567890123456789012345678901234567890123";
+		const struct metrics_route three[] = {
+		    {.service = long_name, .weight = 10, .endpoints = 1},
+		    {.service = "b", .weight = 20, .endpoints = 2},
+		    {.service = "c", .weight = 70, .endpoints = 3},
+		};
+		const struct metrics_route one[] = {
+		    {.service = "only", .weight = 100, .endpoints = 4}};
+		const struct metrics_route too_long[] = {
+		    {.service = "s234567890123456789012345678901234567890123456789012345678901234",
+		     .weight = 100}};
+
+		assert_int_equal(metrics_set_routes(m, "ns/k", three, 3), 0);
+		buf_reset(&out);
+		assert_int_equal(metrics_render(m, NULL, NULL, &out), 0);
+		assert_non_null(strstr(out.data,
+		                       "kanary_route_weight{namespace=\"ns\",kanary=\"k\","
+		                       "service=\"s23456789012345678901234567890123456789"
+		                       "012345678901234567890123\"} 10\n"));
+		assert_non_null(strstr(out.data, "kanary_route_ready_endpoints{namespace=\"ns\","
+		                                 "kanary=\"k\",service=\"c\"} 3\n"));
+		assert_int_equal(metrics_set_routes(m, "ns/k", one, 1), 0);
+		buf_reset(&out);
+		assert_int_equal(metrics_render(m, NULL, NULL, &out), 0);
+		assert_null(strstr(out.data, "service=\"b\""));
+		assert_non_null(strstr(out.data,
+		                       "kanary_route_weight{namespace=\"ns\",kanary=\"k\","
+		                       "service=\"only\"} 100\n"));
+		/* A name past 63 characters is refused and the series in force stays. */
+		assert_int_equal(metrics_set_routes(m, "ns/k", too_long, 1), -E2BIG);
+		buf_reset(&out);
+		assert_int_equal(metrics_render(m, NULL, NULL, &out), 0);
+		assert_non_null(strstr(out.data, "service=\"only\"} 100\n"));
+	}
 	buf_finish(&out);
 	metrics_destroy(m);
 

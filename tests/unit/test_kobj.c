@@ -95,6 +95,59 @@ static void service_keeps_its_text_when_labelled(void **state)
 	kube_obj_unref(b);
 }
 
+/*
+ * A kept text leaves out the metadata the record holds once (name,
+ * namespace, resourceVersion, uid, labels); parsing puts it back, so a
+ * reader sees the object as it came.
+ */
+static void text_leaves_out_what_the_record_holds(void **state)
+{
+	static const char *const kept_text =
+	    "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{"
+	    "\"name\":\"shop-haproxy-0123456789\",\"namespace\":\"shop\","
+	    "\"uid\":\"0b0d6a5e-9d3c-4c59-9b4e-2f3b1c6d7e8f\",\"resourceVersion\":\"4242\","
+	    "\"labels\":{\"app.kubernetes.io/managed-by\":\"kanary\",\"kanary.pyxida.io/name\":"
+	    "\"shop\"},\"annotations\":{\"a\":\"b\"},\"generation\":3},\"data\":{\"k\":\"v\"}}";
+	struct json_object *obj = J(kept_text), *back = NULL, *md;
+	struct kube_obj *o;
+
+	assert_int_equal(kube_obj_new(obj, sizeof(*o), 0, true, &o, NULL), 0);
+	assert_int_equal(o->text_omits, KUBE_OBJ_TEXT_IDENTITY | KUBE_OBJ_TEXT_LABELS);
+	assert_non_null(o->text);
+	assert_null(strstr(o->text, "shop-haproxy-0123456789"));
+	assert_null(strstr(o->text, "0b0d6a5e"));
+	assert_null(strstr(o->text, "4242"));
+	assert_null(strstr(o->text, "managed-by"));
+	assert_non_null(strstr(o->text, "\"annotations\""));
+	assert_int_equal(kube_obj_parse(o, &back), 0);
+	/* The same object, members in any order. */
+	assert_true(json_object_equal(back, obj));
+	md = json_field_get(back, "metadata");
+	assert_string_equal(json_field_str(md, "uid"), "0b0d6a5e-9d3c-4c59-9b4e-2f3b1c6d7e8f");
+	json_object_put(back);
+	kube_obj_unref(o);
+	json_object_put(obj);
+
+	/* A label value that is not a string stays in the text, as it came. */
+	obj = J("{\"metadata\":{\"name\":\"x\",\"labels\":{\"a\":\"1\",\"b\":2}}}");
+	assert_int_equal(kube_obj_new(obj, sizeof(*o), 0, true, &o, NULL), 0);
+	assert_int_equal(o->text_omits, KUBE_OBJ_TEXT_IDENTITY);
+	assert_int_equal(kube_obj_parse(o, &back), 0);
+	assert_true(json_object_equal(back, obj));
+	json_object_put(back);
+	kube_obj_unref(o);
+	json_object_put(obj);
+
+	/* A cluster-scoped object without resourceVersion or uid comes back without them. */
+	obj = J("{\"metadata\":{\"name\":\"c\"},\"spec\":{}}");
+	assert_int_equal(kube_obj_new(obj, sizeof(*o), 0, true, &o, NULL), 0);
+	assert_int_equal(kube_obj_parse(o, &back), 0);
+	assert_true(json_object_equal(back, obj));
+	json_object_put(back);
+	kube_obj_unref(o);
+	json_object_put(obj);
+}
+
 static void slice_keeps_usable_endpoints_with_their_conditions(void **state)
 {
 	struct json_object *obj = J(
@@ -485,6 +538,7 @@ int main(void)
 	    cmocka_unit_test(fqdn_slice_and_unlabelled_slice),
 	    cmocka_unit_test(default_record_keeps_the_text_and_a_cluster_scoped_key),
 	    cmocka_unit_test(nameless_objects_are_refused),
+	    cmocka_unit_test(text_leaves_out_what_the_record_holds),
 	    cmocka_unit_test(references_are_atomic),
 	    cmocka_unit_test(records_share_repeated_strings),
 	    cmocka_unit_test(last_unref_frees_shared_strings),

@@ -597,12 +597,91 @@ static void test_agent_container(void **state)
 	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 }
 
+/* The HAProxy pod template names the pull Secrets given, in order, and none by default. */
+static void test_image_pull_secrets(void **state)
+{
+	static const char *const secrets[] = {"regcred", "mirror.example-2"};
+	struct fixture *f = *state;
+	struct json_object *none, *objs, *pod;
+
+	none = desired(f);
+	assert_non_null(J(at(none, I_DEP), "spec", "template", "spec", "containers"));
+	assert_null(J(at(none, I_DEP), "spec", "template", "spec", "imagePullSecrets"));
+
+	f->o.image_pull_secrets = secrets;
+	f->o.n_image_pull_secrets = 2;
+	objs = desired(f);
+	pod = J(at(objs, I_DEP), "spec", "template", "spec");
+	assert_int_equal(json_object_array_length(J(pod, "imagePullSecrets")), 2);
+	assert_str_at(J(pod, "imagePullSecrets", "0", "name"), "regcred");
+	assert_str_at(J(pod, "imagePullSecrets", "1", "name"), "mirror.example-2");
+	assert_int_equal(json_object_object_length(J(pod, "imagePullSecrets", "0")), 1);
+	/* The pod's, so both containers pull with them: HAProxy and the agent. */
+	assert_int_equal(json_object_array_length(J(pod, "containers")), 2);
+	/* Nothing else changes: not the Deployment's other fields, not the other objects. */
+	json_object_object_del(pod, "imagePullSecrets");
+	for (size_t i = 0; i < I_N; i++)
+		assert_true(json_object_equal(at(objs, i), at(none, i)));
+	json_object_put(objs);
+	json_object_put(none);
+}
+
+static void test_secret_names(void **state)
+{
+	static const char *const good[] = {"a", "regcred", "my-secret.v2", "0", "a.b.c", "a-b"};
+	static const char *const bad[] = {"",     "Regcred", "-a",   "a-",  ".a",  "a.",
+	                                  "a..b", "a.-b",    "a-.b", "a_b", "a b", "a/b"};
+	static const char *dup[] = {"regcred", "regcred"};
+	static const char *one_bad[] = {"regcred", "Bad"};
+	struct fixture *f = *state;
+	struct json_object *sentinel = json_object_new_object();
+	struct json_object *objs = sentinel;
+	const char *many[KANARY_MAX_PULL_SECRETS + 1];
+	char names[KANARY_MAX_PULL_SECRETS + 1][8];
+	char longest[KANARY_MAX_NAME + 2];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(objects_secret_name_valid(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(objects_secret_name_valid(bad[i]));
+	assert_false(objects_secret_name_valid(NULL));
+	memset(longest, 'a', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	assert_false(objects_secret_name_valid(longest));
+	longest[KANARY_MAX_NAME] = '\0';
+	assert_true(objects_secret_name_valid(longest));
+
+	/* objects_desired refuses what the flag would: a bad name, a name twice, too many. */
+	f->o.image_pull_secrets = one_bad;
+	f->o.n_image_pull_secrets = 2;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	f->o.image_pull_secrets = dup;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	for (size_t i = 0; i <= KANARY_MAX_PULL_SECRETS; i++) {
+		snprintf(names[i], sizeof(names[i]), "s%zu", i);
+		many[i] = names[i];
+	}
+	f->o.image_pull_secrets = many;
+	f->o.n_image_pull_secrets = KANARY_MAX_PULL_SECRETS + 1;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	f->o.image_pull_secrets = NULL;
+	f->o.n_image_pull_secrets = 1;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	assert_ptr_equal(objs, sentinel);
+	json_object_put(sentinel);
+	f->o.image_pull_secrets = many;
+	f->o.n_image_pull_secrets = KANARY_MAX_PULL_SECRETS;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), 0);
+	json_object_put(objs);
+}
+
 static void test_refused_input(void **state)
 {
 	struct fixture *f = *state;
 	struct json_object *sentinel = json_object_new_object();
 	struct json_object *objs = sentinel;
 	char long_name[KANARY_MAX_DNS_LABEL + 2];
+	const char *why;
 	char *saved;
 
 	assert_int_equal(objects_desired(NULL, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
@@ -642,6 +721,20 @@ static void test_refused_input(void **state)
 	/* The admin socket's emptyDir would sit on /tmp's. */
 	f->o.render.runtime_dir = "/tmp";
 	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	/* What a daemon checks at start says why, and is what objects_desired refuses. */
+	why = NULL;
+	assert_int_equal(objects_options_check(&f->o, &why), -EINVAL);
+	assert_non_null(strstr(why, "runtime directory"));
+	objects_options_init(&f->o);
+	f->o.agent_metrics_port = f->o.render.proxy_port;
+	assert_int_equal(objects_options_check(&f->o, &why), -EINVAL);
+	assert_string_equal(why, "the agent's metrics port is one of HAProxy's ports");
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	objects_options_init(&f->o);
+	why = "untouched";
+	assert_int_equal(objects_options_check(&f->o, &why), 0);
+	assert_string_equal(why, "untouched");
+	assert_int_equal(objects_options_check(&f->o, NULL), 0);
 	objects_options_init(&f->o);
 	/* A name that cannot be a label value. */
 	memset(long_name, 'a', sizeof(long_name) - 1);
@@ -693,6 +786,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_state_configmap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_agent_rbac, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_agent_container, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_image_pull_secrets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secret_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_configmap_name, setup, teardown),
 	};

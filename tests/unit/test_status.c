@@ -312,7 +312,9 @@ static void status_reports_conflict_and_no_endpoints(void **state)
 	assert_int_equal(status_build(&f, NULL, &st), 0);
 	assert_string_equal(cond_field(st, STATUS_COND_READY, "reason"),
 	                    STATUS_REASON_SERVICE_CONFLICT);
-	assert_string_equal(cond_field(st, STATUS_COND_READY, "message"), f.conflict);
+	assert_string_equal(cond_field(st, STATUS_COND_READY, "message"),
+	                    "Service myapp exists and is not owned by this Kanary; retrying with "
+	                    "backoff");
 	json_object_put(st);
 	checked_finish(&c);
 
