@@ -315,7 +315,7 @@ def configmaps(cluster, ns):
 
 
 def state(cluster, ns):
-    """The state the agent applies (STATE-FORMAT.md): weights and endpoints; None when absent."""
+    """The state the agent applies (docs/agent.md): weights and endpoints; None when absent."""
     cm = cluster.get(ns, "configmap", STATE_CM, check=False)
     return json.loads(cm["data"]["state.json"]) if cm else None
 
