@@ -1329,6 +1329,28 @@ static int watch_nothing(void *ctx, const struct kube_event *ev)
  * API server's back, with etcd compacted) is found by the relist that the
  * 410 forces, and reported deleted with its final state unknown.
  */
+
+/* What kube_list_each handed over: pages, items, the largest page, restarts. */
+struct page_count {
+	size_t pages, items, largest, restarts;
+};
+
+static int count_page(void *ctx, struct json_object *page, bool restart)
+{
+	struct page_count *pc = ctx;
+	size_t n = json_object_array_length(json_object_object_get(page, "items"));
+
+	if (restart) {
+		pc->restarts++;
+		pc->pages = pc->items = pc->largest = 0;
+	}
+	pc->pages++;
+	pc->items += n;
+	if (n > pc->largest)
+		pc->largest = n;
+	return 0;
+}
+
 static void test_relist_after_410_reports_what_vanished(void **state)
 {
 	struct kube_watch_options wo = {.timeout_s = 5};
@@ -1380,12 +1402,25 @@ static void test_relist_after_410_reports_what_vanished(void **state)
 	assert_int_equal(res.reason, KUBE_REASON_GONE);
 	fprintf(stderr, "  watch from %s: %d %s\n", rv, res.http_status, res.message);
 
-	/* An expired continue token: the LIST starts over in one piece. */
+	/*
+	 * An expired continue token: the LIST starts over from the start, still
+	 * page by page (never the whole collection in one answer).
+	 */
 	lo.continue_token = cont;
 	lo.page_size = 1;
 	check(kube_list(T.c, coll, &lo, &got, &res), &res, "list from an expired token");
 	assert_int_equal(json_object_array_length(json_object_object_get(got, "items")), 2);
 	json_object_put(got);
+	{
+		struct page_count pc = {0};
+
+		check(kube_list_each(T.c, coll, &lo, count_page, &pc, &res), &res,
+		      "list page by page from an expired token");
+		assert_int_equal(pc.restarts, 1);
+		assert_int_equal(pc.items, 2);
+		assert_int_equal(pc.pages, 2);
+		assert_int_equal(pc.largest, 1);
+	}
 }
 
 /* ---- credentials ---- */
