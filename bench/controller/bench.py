@@ -2,7 +2,7 @@
 """Controller benchmark: apply-to-ConfigMap latency, convergence of many Kanaries, memory.
 
 Usage: /usr/bin/python3 bench/controller/bench.py [--controller PATH] [--latency N]
-           [--scale N] [--endpoints N] [--workers N]
+           [--scale N] [--endpoints N] [--workers N] [--settle SECONDS]
 
 Starts a throw-away control plane (tests/cluster/up, with a Service range wide enough for
 every destination Service), then:
@@ -17,7 +17,10 @@ every destination Service), then:
    Kanaries (default 1,000) are created with two backend Services of endpoints/2 ready
    endpoints each (default 10 endpoints per Kanary), and a fresh controller is started: the
    time from its start until every Kanary's status names its applied configuration
-   (status.configHash, observedGeneration), and its memory then.
+   (status.configHash, observedGeneration), and its memory then. No rollout ever completes
+   (no deployment controller runs), so every Kanary's rollout waits and is looked at again:
+   the reconciles in the 5 s after convergence, and in the --settle seconds (default 60)
+   after those.
 
 The numbers go to standard output as a Markdown table. Nothing leaves 127.0.0.1: endpoint
 addresses are only stored in EndpointSlices, never contacted. Every process started is
@@ -329,6 +332,8 @@ def main():
     ap.add_argument("--scale", type=int, default=1000, help="Kanaries for the convergence phase")
     ap.add_argument("--endpoints", type=int, default=10, help="ready endpoints per Kanary")
     ap.add_argument("--workers", type=int, default=1, help="--concurrent-kanary-syncs")
+    ap.add_argument("--settle", type=int, default=60,
+                    help="seconds to count reconciles for, from 5 s after convergence")
     args = ap.parse_args()
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="kanary-bench."))
@@ -456,6 +461,11 @@ def main():
         results["settle_reconciles"] = (m["kanary_controller_reconcile_duration_seconds_count"]
                                         - results["converge_reconciles"])
         n = m["kanary_controller_reconcile_duration_seconds_count"]
+        # Nothing changes any more: what is reconciled now are looks at rollouts that wait.
+        time.sleep(args.settle)
+        results["settle_window_reconciles"] = (
+            ctl.metrics()["kanary_controller_reconcile_duration_seconds_count"] - n)
+        results["rss_after_settle_kib"] = rss_kib(ctl.proc.pid)
         results["scale_reconciles"] = n
         results["scale_reconcile_mean_ms"] = m["kanary_controller_reconcile_duration_seconds_sum"] / n * 1000
         results["scale_errors"] = m['kanary_controller_reconcile_total{result="error"}']
@@ -502,7 +512,11 @@ def main():
               f"in use, {results['heap'].get('free', 0) / 1048576:.1f} MiB free in its arenas; "
               f"shared strings {results['shared_bytes'] / 1048576:.1f} MiB |")
     print(f"| reconciles in the 5 s after convergence | {results['settle_reconciles']:.0f} "
-          f"(Kanaries whose rollout waits are checked again every 5 s) |")
+          f"(every Kanary's rollout waits: each is looked at again, from 5 s on) |")
+    if args.settle > 0:
+        print(f"| reconciles in the {args.settle} s after that | {results['settle_window_reconciles']:.0f} "
+              f"({results['settle_window_reconciles'] / args.settle:.1f}/s; resident memory "
+              f"then {results['rss_after_settle_kib'] / 1024:.1f} MiB) |")
     print("\nAPI server writes while converging, by verb and resource:")
     for (verb, res), n in results["writes_by"][:12]:
         print(f"  {verb} {res}: {n:.0f}")
