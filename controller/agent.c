@@ -426,12 +426,15 @@ static void decide_offer(struct agent *a)
 
 static int fail(struct agent *a, int r, const char *what, const char *why)
 {
+	/* Before the first state is accepted, the one offered (it waits for a read back). */
+	const struct agent_state *st = a->have_current ? &a->current : &a->offered;
+
 	count(a, &a->errors, 1);
-	if (a->logged_error_generation != a->current.generation || log_enabled(1)) {
-		log_msg(LOG_WARNING, a->current.kanary,
+	if (a->logged_error_generation != st->generation || log_enabled(1)) {
+		log_msg(LOG_WARNING, st->kanary,
 		        "applying state generation %lld: %s: %s; retrying on the next pass",
-		        (long long)a->current.generation, what, why && why[0] ? why : strerror(-r));
-		a->logged_error_generation = a->current.generation;
+		        (long long)st->generation, what, why && why[0] ? why : strerror(-r));
+		a->logged_error_generation = st->generation;
 	}
 	return r;
 }
