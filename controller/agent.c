@@ -595,8 +595,7 @@ int agent_metrics(struct agent *a, struct buf *out)
 	    "# HELP kanary_agent_commands_total Runtime API commands sent.\n"
 	    "# TYPE kanary_agent_commands_total counter\n"
 	    "kanary_agent_commands_total %lu\n"
-	    "# HELP kanary_agent_unplaced_endpoints Ready endpoints of the state in force without "
-	    "a "
+	    "# HELP kanary_agent_unplaced_endpoints Ready endpoints of the state in force with no "
 	    "slot in this HAProxy.\n"
 	    "# TYPE kanary_agent_unplaced_endpoints gauge\n"
 	    "kanary_agent_unplaced_endpoints %lu\n",
