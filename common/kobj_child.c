@@ -205,7 +205,8 @@ int kobj_trimmed_decode(void *ctx, struct json_object *obj, struct kube_obj **re
 	struct json_object *md = json_field_get(obj, "metadata");
 	struct json_object *annotations = json_field_get(md, "annotations");
 
-	json_object_object_del(md, "managedFields");
+	if (json_object_is_type(md, json_type_object))
+		json_object_object_del(md, "managedFields");
 	if (dropped && json_object_is_type(annotations, json_type_object)) {
 		for (size_t i = 0; dropped && dropped[i]; i++)
 			json_object_object_del(annotations, dropped[i]);

@@ -400,8 +400,7 @@ static struct json_object *haproxy_container(int *err, const struct objects_opti
 	jset(err, sc, "capabilities", caps);
 	jset(err, c, "securityContext", sc);
 	jpush(err, mounts, mount(err, "config", CONFIG_DIR, true));
-	if (o->render.runtime_dir)
-		jpush(err, mounts, mount(err, "run", o->render.runtime_dir, false));
+	jpush(err, mounts, mount(err, "run", o->render.runtime_dir, false));
 	jpush(err, mounts, mount(err, "tmp", "/tmp", false));
 	jset(err, c, "volumeMounts", mounts);
 	return c;
@@ -526,8 +525,7 @@ static struct json_object *pod_spec(int *err, const struct kanary *k, const char
 	 * The agent's identity is the pod's; its token is a projected volume
 	 * mounted into the agent alone.
 	 */
-	if (o->render.runtime_dir)
-		jset_str(err, spec, "serviceAccountName", name);
+	jset_str(err, spec, "serviceAccountName", name);
 	jset_bool(err, spec, "automountServiceAccountToken", false);
 	jset_bool(err, spec, "enableServiceLinks", false);
 	jset_bool(err, sc, "runAsNonRoot", true);
@@ -558,19 +556,16 @@ static struct json_object *pod_spec(int *err, const struct kanary *k, const char
 		jset(err, spec, "imagePullSecrets", secrets);
 	}
 	jpush(err, containers, haproxy_container(err, o));
-	if (o->render.runtime_dir)
-		jpush(err, containers, agent_container(err, k, state_name, o));
+	jpush(err, containers, agent_container(err, k, state_name, o));
 	jset(err, spec, "containers", containers);
 	jset_str(err, cmvol, "name", "config");
 	jset_str(err, cmsrc, "name", cm_name);
 	jset(err, cmvol, "configMap", cmsrc);
 	jpush(err, vols, cmvol);
 	/* The admin socket and /tmp: the root filesystem is read-only. */
-	if (o->render.runtime_dir)
-		jpush(err, vols, empty_dir(err, "run", "Memory", "1Mi"));
+	jpush(err, vols, empty_dir(err, "run", "Memory", "1Mi"));
 	jpush(err, vols, empty_dir(err, "tmp", NULL, "16Mi"));
-	if (o->render.runtime_dir)
-		jpush(err, vols, token_volume(err));
+	jpush(err, vols, token_volume(err));
 	jset(err, spec, "volumes", vols);
 	return spec;
 }
@@ -682,10 +677,17 @@ int objects_options_check(const struct objects_options *o, const char **ret_why)
 		why = "too many image pull Secrets";
 	else if (o->prestop_sleep_s < 0 || o->min_ready_s < 0 || o->render.hard_stop_after_s < 1)
 		why = "a stop or readiness time is out of range";
+	/*
+	 * The agent needs the admin socket: without one the route map stays
+	 * empty, /ready answers 503 for ever and every connection would go to
+	 * the fallback's disabled slots.
+	 */
+	else if (!o->render.runtime_dir || !o->render.runtime_dir[0])
+		why = "a runtime directory is needed: the agent applies the state through the "
+		      "admin socket there";
 	/* Its emptyDir must not sit on another mount. */
-	else if (o->render.runtime_dir &&
-	         (o->render.runtime_dir[0] != '/' || strcmp(o->render.runtime_dir, "/tmp") == 0 ||
-	          strcmp(o->render.runtime_dir, CONFIG_DIR) == 0))
+	else if (o->render.runtime_dir[0] != '/' || strcmp(o->render.runtime_dir, "/tmp") == 0 ||
+	         strcmp(o->render.runtime_dir, CONFIG_DIR) == 0)
 		why = "the runtime directory is not absolute, or is /tmp or " CONFIG_DIR;
 	/* The soft stop must end before the kubelet's SIGKILL. */
 	else if ((int64_t)o->termination_grace_s <
@@ -737,11 +739,9 @@ int objects_desired(const struct kanary *k, const char *cfg, const char *hash, c
 	jpush(&err, arr, configmap(&err, k, cm_name, cfg, hash));
 	if (state)
 		jpush(&err, arr, state_configmap(&err, k, state_name, state));
-	if (o->render.runtime_dir) {
-		jpush(&err, arr, service_account(&err, k, name));
-		jpush(&err, arr, role(&err, k, name, state_name));
-		jpush(&err, arr, role_binding(&err, k, name));
-	}
+	jpush(&err, arr, service_account(&err, k, name));
+	jpush(&err, arr, role(&err, k, name, state_name));
+	jpush(&err, arr, role_binding(&err, k, name));
 	jpush(&err, arr, deployment(&err, k, name, cm_name, state_name, hash, o));
 	jpush(&err, arr, pdb(&err, k, name));
 	jpush(&err, arr, service(&err, k));

@@ -75,8 +75,8 @@ static void render_usage(FILE *out)
 	    "  --proxy-port PORT        HAProxy's traffic port in the pod (default %d)\n"
 	    "  --probe-port PORT        /healthz and /ready port (default %d)\n"
 	    "  --metrics-port PORT      Prometheus /metrics port (default %d)\n"
-	    "  --runtime-dir DIR        directory of HAProxy's admin socket, \"\" for none\n"
-	    "                           (default /var/run/haproxy)\n"
+	    "  --runtime-dir DIR        directory of HAProxy's admin socket, where the agent\n"
+	    "                           applies the state (default /var/run/haproxy)\n"
 	    "  -h, --help               show this help\n"
 	    "\n"
 	    "Exit status: 0 rendered, 1 a Kanary is invalid (every field error on standard\n"
@@ -228,7 +228,7 @@ int cmd_render_main(int argc, char **argv)
 	};
 	struct objects_options opts;
 	struct json_object *docs = NULL, *prev = NULL;
-	const char *prev_file = NULL;
+	const char *prev_file = NULL, *why = NULL;
 	struct catalog *cat = NULL;
 	struct input_err ierr = {{0}};
 	struct buf out;
@@ -292,7 +292,17 @@ int cmd_render_main(int argc, char **argv)
 				goto out_free_files;
 			break;
 		case OPT_RUNTIME_DIR:
-			opts.render.runtime_dir = optarg[0] ? optarg : NULL;
+			/*
+			 * No directory would render a structure without an admin
+			 * socket, whose routes the agent could never fill.
+			 */
+			if (!optarg[0]) {
+				fprintf(stderr, "kanary-controller render: --runtime-dir: \"\" is "
+				                "not a directory; the agent applies the state "
+				                "through the admin socket there\n");
+				goto out_free_files;
+			}
+			opts.render.runtime_dir = optarg;
 			break;
 		case 'h':
 			render_usage(stdout);
@@ -308,6 +318,12 @@ int cmd_render_main(int argc, char **argv)
 		    stderr,
 		    "kanary-controller render: unexpected argument \"%s\" (files go after -f)\n",
 		    argv[optind]);
+		goto out_free_files;
+	}
+	/* The objects need options the Deployment can run with; say which do not. */
+	if (what == RENDER_WHAT_OBJECTS && objects_options_check(&opts, &why) < 0) {
+		fprintf(stderr, "kanary-controller render: the HAProxy options do not fit: %s\n",
+		        why);
 		goto out_free_files;
 	}
 	if (prev_file) {

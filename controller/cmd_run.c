@@ -148,8 +148,8 @@ static void run_usage(FILE *out)
 	    "  --haproxy-proxy-port PORT      HAProxy's traffic port in the pod (default %d)\n"
 	    "  --haproxy-probe-port PORT      its /healthz and /ready port (default %d)\n"
 	    "  --haproxy-metrics-port PORT    its Prometheus /metrics port (default %d)\n"
-	    "  --haproxy-runtime-dir DIR      directory of its admin socket, \"\" for none\n"
-	    "                                 (default %s)\n",
+	    "  --haproxy-runtime-dir DIR      directory of its admin socket, an emptyDir shared\n"
+	    "                                 with the agent (default %s)\n",
 	    RUN_DEFAULT_LEASE_NAME, OBJECTS_DEFAULT_IMAGE, OBJECTS_DEFAULT_AGENT_IMAGE,
 	    OBJECTS_DEFAULT_AGENT_METRICS_PORT, RENDER_DEFAULT_PROXY_PORT,
 	    RENDER_DEFAULT_PROBE_PORT, RENDER_DEFAULT_METRICS_PORT, RENDER_DEFAULT_RUNTIME_DIR);
@@ -404,7 +404,8 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 			              &ro->metrics_port);
 			break;
 		case OPT_HAP_RUNTIME_DIR:
-			ro->runtime_dir = optarg[0] ? optarg : NULL;
+			/* objects_options_check says why "" or a relative path cannot do. */
+			ro->runtime_dir = optarg;
 			break;
 		case OPT_METRICS_BIND:
 			r = parse_bind("--metrics-bind-address", optarg);

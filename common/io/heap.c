@@ -5,9 +5,18 @@
 
 #include "common/io/heap.h"
 
+/* gcc defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang 14 only has __has_feature. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HEAP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HEAP_ASAN 1
+#endif
+#endif
+
 void heap_limit_arenas(int n)
 {
-#ifndef __SANITIZE_ADDRESS__
+#ifndef HEAP_ASAN
 	if (!getenv("MALLOC_ARENA_MAX"))
 		(void)mallopt(M_ARENA_MAX, n);
 #else
@@ -17,7 +26,7 @@ void heap_limit_arenas(int n)
 
 void heap_trim(void)
 {
-#ifndef __SANITIZE_ADDRESS__
+#ifndef HEAP_ASAN
 	(void)malloc_trim(0);
 #endif
 }
@@ -25,7 +34,7 @@ void heap_trim(void)
 void heap_stats(struct heap_stats *st)
 {
 	*st = (struct heap_stats){0};
-#ifndef __SANITIZE_ADDRESS__
+#ifndef HEAP_ASAN
 	struct mallinfo2 mi = mallinfo2();
 
 	st->in_use = mi.uordblks + mi.hblkhd;

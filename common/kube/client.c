@@ -1097,7 +1097,8 @@ int kube_list_each(struct kube_client *c, const char *path, const struct kube_li
 	struct json_object *page, *page_items;
 	int page_size = o && o->page_size ? o->page_size : KUBE_LIST_PAGE_SIZE;
 	char *cont = NULL;
-	bool restarted = false, restart = true;
+	bool restart = true;
+	int restarts = 0;
 	struct buf q;
 	int r;
 
@@ -1128,14 +1129,22 @@ int kube_list_each(struct kube_client *c, const char *path, const struct kube_li
 		req.query = q.len ? q.data : NULL;
 		page = NULL;
 		r = kube_request(c, &req, &page, res);
-		if (r < 0 && cont && res->reason == KUBE_REASON_GONE && !restarted) {
-			/* The continue token expired: list again in one piece (client-go pager). */
-			kube_log(c->cfg, KUBE_LOG_INFO,
-			         "LIST %s: continue token expired, listing without pagination",
-			         path);
-			restarted = true;
+		if (r < 0 && cont && res->reason == KUBE_REASON_GONE && restarts < 2) {
+			/*
+			 * The continue token expired (etcd compacted past the list's
+			 * snapshot). The first time, start over page by page from the
+			 * latest state, so that no more than a page is ever held; if
+			 * that one expires too (a list slower than compaction), list
+			 * once in one piece, as client-go's pager does, so the list
+			 * still ends.
+			 */
+			restarts++;
+			kube_log(c->cfg, KUBE_LOG_INFO, "LIST %s: continue token expired, %s", path,
+			         restarts == 1 ? "listing again from the start, page by page"
+			                       : "listing again in one piece");
 			restart = true;
-			page_size = -1;
+			if (restarts == 2)
+				page_size = -1;
 			free(cont);
 			cont = NULL;
 			continue;

@@ -1072,6 +1072,8 @@ def test_options_that_would_fail_every_kanary_are_refused_at_start(binary):
     cases = [
         (["--agent-metrics-port=8080"], "the agent's metrics port is one of HAProxy's ports"),
         (["--haproxy-runtime-dir=/tmp"], "the runtime directory is not absolute"),
+        # No admin socket: the agent could never fill the routes, /ready would stay 503.
+        (["--haproxy-runtime-dir="], "a runtime directory is needed"),
         (["--haproxy-image-pull-secrets=regcred,Not_A_Name"],
          '"Not_A_Name" is not a Secret name (a DNS-1123 subdomain'),
         (["--haproxy-image-pull-secrets=regcred,regcred"], '"regcred" is named twice'),

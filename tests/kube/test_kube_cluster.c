@@ -825,10 +825,15 @@ static void test_transport_timeout_tls_and_auth_errors(void **state)
 	assert_int_equal(
 	    kube_client_create(cfg, &(struct kube_client_options){.request_timeout_ms = 500}, &c),
 	    0);
+	/*
+	 * The reason says our 500 ms request timeout ended it (not the peer, not a
+	 * transport error); a request that hung would be the test's own timeout.
+	 */
 	t0 = now_s();
 	assert_int_equal(kube_get(c, "/api/v1/namespaces", &got, &res), -ETIMEDOUT);
 	assert_int_equal(res.reason, KUBE_REASON_TIMEOUT);
-	assert_true(now_s() - t0 < 10);
+	assert_int_equal(res.http_status, 0);
+	fprintf(stderr, "  silent server: timed out after %.2f s\n", now_s() - t0);
 	kube_client_destroy(c);
 	kube_config_destroy(cfg);
 	close(fd);
@@ -915,11 +920,14 @@ static void test_watch_sees_create_update_delete(void **state)
 	assert_int_equal(st.lists, 1);
 	assert_int_equal(st.events, 3);
 	assert_int_equal(st.objects, 1);
-	/* Stopping abandons the idle watch: libcurl polls the stop flag about once a second. */
+	/*
+	 * Stopping abandons the idle watch: libcurl polls the stop flag about once a
+	 * second. An informer that did not stop would hang here until the test's
+	 * timeout; how long it took is printed, not asserted.
+	 */
 	t0 = now_s();
 	kube_informer_destroy(inf);
 	fprintf(stderr, "  informer stopped in %.2f s\n", now_s() - t0);
-	assert_true(now_s() - t0 < 10);
 	seen_finish(&s);
 }
 
@@ -1234,7 +1242,12 @@ static void test_watch_ends_on_time_with_bookmarks(void **state)
 	assert_int_equal(w.written, 0);
 	fprintf(stderr, "  watch with timeoutSeconds=4 ended after %.1f s with %d bookmark(s)\n",
 	        now_s() - t0, bookmarks);
-	assert_true(now_s() - t0 >= 3);
+	/*
+	 * The server ended the watch by itself (kube_watch returned 0, nothing here
+	 * cancels it), and it ended at timeoutSeconds, not early: the server sends
+	 * a bookmark only at the end of a watch's time, 2 s before it. So the
+	 * bookmark is the proof, not a clock.
+	 */
 	assert_true(bookmarks >= 1);
 
 	seen_init(&s);
@@ -1316,6 +1329,28 @@ static int watch_nothing(void *ctx, const struct kube_event *ev)
  * API server's back, with etcd compacted) is found by the relist that the
  * 410 forces, and reported deleted with its final state unknown.
  */
+
+/* What kube_list_each handed over: pages, items, the largest page, restarts. */
+struct page_count {
+	size_t pages, items, largest, restarts;
+};
+
+static int count_page(void *ctx, struct json_object *page, bool restart)
+{
+	struct page_count *pc = ctx;
+	size_t n = json_object_array_length(json_object_object_get(page, "items"));
+
+	if (restart) {
+		pc->restarts++;
+		pc->pages = pc->items = pc->largest = 0;
+	}
+	pc->pages++;
+	pc->items += n;
+	if (n > pc->largest)
+		pc->largest = n;
+	return 0;
+}
+
 static void test_relist_after_410_reports_what_vanished(void **state)
 {
 	struct kube_watch_options wo = {.timeout_s = 5};
@@ -1367,12 +1402,25 @@ static void test_relist_after_410_reports_what_vanished(void **state)
 	assert_int_equal(res.reason, KUBE_REASON_GONE);
 	fprintf(stderr, "  watch from %s: %d %s\n", rv, res.http_status, res.message);
 
-	/* An expired continue token: the LIST starts over in one piece. */
+	/*
+	 * An expired continue token: the LIST starts over from the start, still
+	 * page by page (never the whole collection in one answer).
+	 */
 	lo.continue_token = cont;
 	lo.page_size = 1;
 	check(kube_list(T.c, coll, &lo, &got, &res), &res, "list from an expired token");
 	assert_int_equal(json_object_array_length(json_object_object_get(got, "items")), 2);
 	json_object_put(got);
+	{
+		struct page_count pc = {0};
+
+		check(kube_list_each(T.c, coll, &lo, count_page, &pc, &res), &res,
+		      "list page by page from an expired token");
+		assert_int_equal(pc.restarts, 1);
+		assert_int_equal(pc.items, 2);
+		assert_int_equal(pc.pages, 2);
+		assert_int_equal(pc.largest, 1);
+	}
 }
 
 /* ---- credentials ---- */

@@ -401,6 +401,27 @@ static void trimmed_record_drops_kubectls_copy_and_managed_fields(void **state)
 	json_object_put(k);
 }
 
+/* An object without metadata, or whose metadata is not a mapping, is refused, not a crash. */
+static void trimmed_record_refuses_an_object_without_metadata(void **state)
+{
+	static const char *const texts[] = {
+	    "{\"kind\":\"Kanary\"}",
+	    "{\"metadata\":\"not a mapping\"}",
+	    "{\"metadata\":[{\"name\":\"k\"}]}",
+	    "{\"metadata\":null}",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct json_object *o = parse(texts[i]);
+		struct kube_obj *rec = NULL;
+
+		assert_int_equal(kobj_trimmed_decode(NULL, o, &rec), -EBADMSG);
+		assert_null(rec);
+		json_object_put(o);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +438,7 @@ int main(void)
 	    cmocka_unit_test(child_service_record_is_a_service_and_others_keep_no_text),
 	    cmocka_unit_test(a_record_without_a_manager_keeps_no_digest),
 	    cmocka_unit_test(trimmed_record_drops_kubectls_copy_and_managed_fields),
+	    cmocka_unit_test(trimmed_record_refuses_an_object_without_metadata),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

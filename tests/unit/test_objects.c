@@ -336,18 +336,6 @@ static void test_deployment(void **state)
 	assert_str_at(J(c, "volumeMounts", "2", "mountPath"), "/tmp");
 	assert_non_null(J(pod, "volumes", "2", "emptyDir"));
 	json_object_put(objs);
-
-	/* No runtime directory: no volume for it, no agent, no identity for one. */
-	f->o.render.runtime_dir = NULL;
-	objs = desired_n(f, 5);
-	pod = J(at(objs, 2), "spec", "template", "spec");
-	assert_str_at(J(at(objs, 2), "kind"), "Deployment");
-	c = J(pod, "containers", "0");
-	assert_int_equal(json_object_array_length(J(pod, "containers")), 1);
-	assert_null(J(pod, "serviceAccountName"));
-	assert_int_equal(json_object_array_length(J(c, "volumeMounts")), 2);
-	assert_str_at(J(c, "volumeMounts", "1", "mountPath"), "/tmp");
-	json_object_put(objs);
 }
 
 static void test_pdb_and_service(void **state)
@@ -717,6 +705,23 @@ static void test_refused_input(void **state)
 	assert_true(objects_pull_policy_valid("Always") &&
 	            objects_pull_policy_valid("IfNotPresent") &&
 	            objects_pull_policy_valid("Never"));
+	objects_options_init(&f->o);
+	/*
+	 * No runtime directory: no admin socket, so no agent could fill the
+	 * route map, /ready would stay 503 and every connection go to the
+	 * fallback. Refused, unset or empty, with the reason.
+	 */
+	f->o.render.runtime_dir = NULL;
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
+	why = NULL;
+	assert_int_equal(objects_options_check(&f->o, &why), -EINVAL);
+	assert_string_equal(why, "a runtime directory is needed: the agent applies the state "
+	                         "through the admin socket there");
+	f->o.render.runtime_dir = "";
+	why = NULL;
+	assert_int_equal(objects_options_check(&f->o, &why), -EINVAL);
+	assert_non_null(strstr(why, "a runtime directory is needed"));
+	assert_int_equal(objects_desired(f->k, CFG, f->hash, STATE, &f->o, &objs), -EINVAL);
 	objects_options_init(&f->o);
 	/* The admin socket's emptyDir would sit on /tmp's. */
 	f->o.render.runtime_dir = "/tmp";
