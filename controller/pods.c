@@ -392,3 +392,55 @@ int pods_diagnose(const struct json_object *pods, int64_t now_s, struct pods_dia
 	*ret = d;
 	return 0;
 }
+
+/* ---- looking again ---- */
+
+uint32_t pods_recheck_print(const char *const *parts, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a, 32 bits */
+
+	for (size_t i = 0; i < n; i++) {
+		for (const unsigned char *p = (const unsigned char *)(parts[i] ? parts[i] : ""); *p;
+		     p++)
+			h = (h ^ *p) * 16777619u;
+		h = (h ^ 0xffu) * 16777619u; /* a byte UTF-8 text never holds */
+	}
+	return h ? h : 1;
+}
+
+long pods_recheck_delay_ms(unsigned step)
+{
+	long d = PODS_RECHECK_FIRST_MS;
+
+	for (unsigned i = 0; i < step && d < PODS_RECHECK_MAX_MS; i++)
+		d *= 2;
+	return d < PODS_RECHECK_MAX_MS ? d : PODS_RECHECK_MAX_MS;
+}
+
+long pods_recheck_next(struct pods_recheck *r, uint32_t print, int64_t now_ms, bool *ret_new)
+{
+	bool fresh = false;
+	long d;
+
+	if (r->print != print) {
+		r->print = print;
+		r->step = 0;
+		fresh = true;
+	} else if (now_ms / 1000 >= (int64_t)r->due_s) {
+		/* The look-again is due (or overdue): the same again, so wait longer. */
+		if (pods_recheck_delay_ms(r->step) < PODS_RECHECK_MAX_MS) {
+			r->step++;
+			fresh = true;
+		}
+	} else {
+		if (ret_new)
+			*ret_new = false;
+		return pods_recheck_delay_ms(r->step);
+	}
+	d = pods_recheck_delay_ms(r->step);
+	/* Rounded down: the look the work queue runs at now + d always finds itself due. */
+	r->due_s = (uint32_t)((now_ms + d) / 1000);
+	if (ret_new)
+		*ret_new = fresh;
+	return d;
+}

@@ -25,6 +25,7 @@
 #include "common/render.h"
 #include "common/resolve.h"
 #include "common/io/log.h"
+#include "common/io/monotonic.h"
 #include "common/string_map.h"
 #include "controller/apply.h"
 #include "controller/pods.h"
@@ -70,7 +71,8 @@ struct memo {
 	uint64_t
 	    kanary_rv; /* the Kanary our last status write was computed from (apply_rv_parse) */
 	char *status;  /* that write, as JSON text (a json-c tree is ~20x larger) */
-	bool pods_unreadable; /* the last LIST of its pods failed (told once) */
+	bool pods_unreadable;        /* the last LIST of its pods failed (told once) */
+	struct pods_recheck recheck; /* while its rollout waits: when to look again */
 };
 
 static void memo_free(void *v)
@@ -563,9 +565,9 @@ static bool diagnose_pods(struct rc *rc, struct pods_diagnosis *ret)
 			    LOG_WARNING, rc->key,
 			    "cannot list its HAProxy pods (%s): %s (%s); Ready will not say why "
 			    "the rollout waits (the controller needs list on pods); trying "
-			    "again in %lds",
+			    "again with the rollout's next look, from %lds up to every %lds",
 			    selector, kube_reason_name(res.reason), res.message,
-			    RECONCILE_ROLLOUT_RECHECK_MS / 1000);
+			    PODS_RECHECK_FIRST_MS / 1000, PODS_RECHECK_MAX_MS / 1000);
 		rc->memo->pods_unreadable = true;
 		return false;
 	}
@@ -698,6 +700,38 @@ static void condition_events(struct rc *rc, const struct json_object *old_st,
 		       json_field_str_path(ready, k_msg));
 	rollout_events(rc, old_st, st);
 	status_newly_empty(old_st, st, on_newly_empty, &e);
+}
+
+/*
+ * When to look again at a rollout that waits (st says it does): from
+ * PODS_RECHECK_FIRST_MS, twice as long each time a look finds what Ready
+ * says, the Kanary's generation and the Deployment as before (pods.h). The
+ * delay is logged at -v 1 when it changes, not with every look: a stuck
+ * rollout was told once already, by the Warning of its reason.
+ */
+static long recheck_after(struct rc *rc, const struct json_object *st)
+{
+	static const char *const k_status[] = {"status", NULL};
+	static const char *const k_reason[] = {"reason", NULL};
+	static const char *const k_msg[] = {"message", NULL};
+	const struct json_object *ready = status_condition(st, STATUS_COND_READY);
+	char gen[24];
+	const char *seen[5];
+	bool told;
+	long d;
+
+	snprintf(gen, sizeof(gen), "%lld", (long long)rc->k->generation);
+	seen[0] = json_field_str_path(ready, k_status);
+	seen[1] = json_field_str_path(ready, k_reason);
+	seen[2] = json_field_str_path(ready, k_msg);
+	seen[3] = gen;
+	seen[4] = resource_version(rc->run.deployment);
+	d = pods_recheck_next(&rc->memo->recheck, pods_recheck_print(seen, 5), monotonic_ms(),
+	                      &told);
+	if (told)
+		log_msg(LOG_DEBUG, rc->key, "Ready %s: next look at the rollout in %lds",
+		        seen[1] ? seen[1] : "?", d / 1000);
+	return d;
 }
 
 /* The per-route series of what is in force. */
@@ -986,7 +1020,9 @@ int reconcile(struct controller *c, struct kube_client *kc, const char *key,
 	}
 	update_metrics(&rc, st);
 	if (status_waits_on_rollout(st))
-		ret_outcome->recheck_ms = RECONCILE_ROLLOUT_RECHECK_MS;
+		ret_outcome->recheck_ms = recheck_after(&rc, st);
+	else
+		rc.memo->recheck = (struct pods_recheck){0};
 	/*
 	 * The status says it; the queue's backoff retries it. A destination
 	 * Service of someone else is retried too, so it is taken up once it is

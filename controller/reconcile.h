@@ -8,13 +8,6 @@
 
 struct kube_client;
 
-/*
- * How often a Kanary whose rollout is not done is looked at again: the pods
- * change (an image pull fails, a probe passes) without any object the
- * controller watches changing.
- */
-#define RECONCILE_ROLLOUT_RECHECK_MS 5000L
-
 struct reconcile_outcome {
 	int retry_after_s; /* the server's Retry-After of a failed call, or 0 */
 	long recheck_ms;   /* above 0: reconcile again after this long, even if nothing changes */
@@ -29,8 +22,9 @@ struct reconcile_outcome {
  * not a retry), or a negative errno to retry with backoff. *ret_outcome is
  * always written: a failure's Retry-After and what failed (reconcile does
  * not log a failure it returns: the worker does, once, with the retry), and
- * after a success whether to look again (RECONCILE_ROLLOUT_RECHECK_MS while
- * the rollout is pending). A child the API server refuses for good (409,
+ * after a success whether to look again: while the rollout is pending,
+ * from PODS_RECHECK_FIRST_MS, doubling while each look finds the same, up
+ * to PODS_RECHECK_MAX_MS (controller/pods.h). A child the API server refuses for good (409,
  * 403, 422), or a destination Service someone else has, is retried too
  * (-EEXIST for the Service), after the status says so (Ready=False,
  * ApplyConflict, ..., ServiceConflict) and one Warning event told it.

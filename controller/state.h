@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The state of one Kanary's HAProxy pods (issue #13, STATE-FORMAT.md): the
+ * The state of one Kanary's HAProxy pods (issue #13, docs/agent.md): the
  * weights and each route's ready endpoints, which the agent applies through
  * HAProxy's admin socket, apart from the structure (the hash-named
  * configuration with a fixed number of server slots per route), which rolls.

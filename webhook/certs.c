@@ -19,8 +19,8 @@
 
 #include "common/buf.h"
 #include "common/errmsg.h"
-#include "common/io/file_read.h"
 #include "common/io/monotonic.h"
+#include "common/io/secret_read.h"
 #include "common/limits.h"
 #include "common/io/log.h"
 #include "webhook/metrics.h"
@@ -125,8 +125,9 @@ void certpair_release(struct certpair *p)
 
 /*
  * Reads path whole, with what it looked like when opened (fstat: exactly the
- * file read, even when a symlink moves meanwhile).
- * Ownership: *ret is the caller's (free()).
+ * file read, even when a symlink moves meanwhile). With secret_read_fd, for
+ * the key's sake: one heap buffer, wiped on every failure, and no stack copy.
+ * Ownership: *ret is the caller's (secret_free(*ret, *ret_len) for the key).
  */
 static int read_file(const char *path, char **ret, size_t *ret_len, struct file_id *ret_id,
                      char *err, size_t err_size)
@@ -149,7 +150,7 @@ static int read_file(const char *path, char **ret, size_t *ret_len, struct file_
 		goto out_close;
 	}
 	file_id_from_stat(&st, &id);
-	r = file_read_fd(fd, KANARY_MAX_CREDENTIAL, &data, &len);
+	r = secret_read_fd(fd, KANARY_MAX_CREDENTIAL, &data, &len);
 	if (r < 0) {
 		errmsg_format(err, err_size, "%s: %s", path,
 		              r == -E2BIG ? "larger than the credential ceiling" : strerror(-r));
@@ -320,9 +321,7 @@ int certs_check_now(struct certs *c, char *err, size_t err_size)
 	if (r == 0)
 		r = pair_parse(cert_pem, cert_len, key_pem, key_len, c->cert_file, c->key_file, &p,
 		               err, err_size);
-	if (key_pem)
-		gnutls_memset(key_pem, 0, key_len);
-	free(key_pem);
+	secret_free(key_pem, key_len);
 	free(cert_pem);
 	if (r == -ENOMEM)
 		goto out_unlock;

@@ -8,6 +8,8 @@
 /*
  * Reads all of fd into a NUL-terminated buffer of at most max bytes; -E2BIG
  * past max, -errno when a read fails. ret_len may be NULL.
+ * Not for a secret: the text passes through a stack buffer and grown blocks
+ * that are freed unwiped; secret_read_fd (common/io/secret_read.h) leaves no copy.
  * Ownership: *ret is the caller's (free()); fd stays open.
  */
 int file_read_fd(int fd, size_t max, char **ret, size_t *ret_len);

@@ -23,6 +23,7 @@
 #include "common/integer.h"
 #include "common/io/file_read.h"
 #include "common/io/monotonic.h"
+#include "common/io/secret_read.h"
 #include "common/limits.h"
 
 static void cfg_errf(struct kube_config_err *err, const char *fmt, ...)
@@ -133,81 +134,6 @@ static char *trim(char *s)
 }
 
 /*
- * Reads all of fd (a file holding a secret) into one NUL-terminated buffer of
- * at most max bytes, sized from fstat. Unlike file_read_fd it leaves no copy
- * behind: a buffer outgrown (the file grew meanwhile) is wiped before it is
- * freed, and so is the buffer on failure. -E2BIG past max.
- * Ownership: *ret is the caller's, freed with kube_secret_free (or wiped
- * over *ret_len bytes when it may hold a NUL).
- */
-static int secret_read_fd(int fd, size_t max, char **ret, size_t *ret_len)
-{
-	struct stat st;
-	size_t cap, len = 0;
-	char *data, *bigger;
-	ssize_t n;
-
-	if (fstat(fd, &st) == -1)
-		return -errno;
-	cap = st.st_size > 0 && (size_t)st.st_size < max ? (size_t)st.st_size + 1 : 4096;
-	if (cap > max + 1)
-		cap = max + 1;
-	data = malloc(cap);
-	if (!data)
-		return -ENOMEM;
-	for (;;) {
-		if (len + 1 == cap) {
-			/* Full: grow by hand, so the old block is wiped, not just freed. */
-			if (cap == max + 1) {
-				/* Exactly max bytes is fine; one more is not. */
-				char extra;
-				int r;
-
-				n = read(fd, &extra, 1);
-				if (n == 0)
-					break;
-				if (n == -1 && errno == EINTR)
-					continue;
-				r = n == -1 ? -errno : -E2BIG;
-				explicit_bzero(&extra, sizeof(extra));
-				explicit_bzero(data, len);
-				free(data);
-				return r;
-			}
-			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-			bigger = malloc(cap);
-			if (!bigger) {
-				explicit_bzero(data, len);
-				free(data);
-				return -ENOMEM;
-			}
-			memcpy(bigger, data, len);
-			explicit_bzero(data, len);
-			free(data);
-			data = bigger;
-		}
-		n = read(fd, data + len, cap - 1 - len);
-		if (n == 0)
-			break;
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			int r = -errno;
-
-			explicit_bzero(data, len);
-			free(data);
-			return r;
-		}
-		len += (size_t)n;
-	}
-	data[len] = '\0';
-	*ret = data;
-	if (ret_len)
-		*ret_len = len;
-	return 0;
-}
-
-/*
  * Reads the token file, trimmed. Rejects an empty token (-ENODATA) and one
  * past KANARY_MAX_TOKEN (-E2BIG). *ret_st is the stat of what was read.
  * Ownership: *ret_token is the caller's, freed with kube_secret_free.
@@ -244,8 +170,7 @@ static int read_token_file(const char *path, char **ret_token, struct stat *ret_
 	r = 0;
 out_free:
 	/* All of it: trim cut the text with NULs. */
-	explicit_bzero(data, len);
-	free(data);
+	secret_free(data, len);
 out_close:
 	(void)close(fd);
 	return r;
@@ -261,7 +186,8 @@ static void token_remember(struct kube_config *cfg, char *token, const struct st
 	cfg->token_size = st->st_size;
 	cfg->token_mtime = st->st_mtim;
 	cfg->token_ctime = st->st_ctim;
-	cfg->token_read_at = (time_t)(monotonic_ms() / 1000);
+	cfg->token_checked_ms = monotonic_ms();
+	cfg->token_read_at = (time_t)(cfg->token_checked_ms / 1000);
 	cfg->token_reads++;
 }
 
@@ -283,21 +209,38 @@ static bool token_file_changed(const struct kube_config *cfg)
 	       !ts_equal(&st.st_ctim, &cfg->token_ctime);
 }
 
+/*
+ * True when the token file is to be read again: at most once per
+ * KUBE_TOKEN_CHECK_MS, when it changed (one stat) or KUBE_TOKEN_REFRESH_S
+ * passed since it was read. A look is recorded, so a file that cannot be
+ * read is not tried (and warned about) on every request either.
+ */
+static bool token_reread_due(struct kube_config *cfg, long long now_ms)
+{
+	if (now_ms - cfg->token_checked_ms < KUBE_TOKEN_CHECK_MS)
+		return false;
+	cfg->token_checked_ms = now_ms;
+	return (time_t)(now_ms / 1000) - cfg->token_read_at >= KUBE_TOKEN_REFRESH_S ||
+	       token_file_changed(cfg);
+}
+
 int kube_config_token(struct kube_config *cfg, char **ret_token)
 {
+	long long now_ms;
 	struct stat st;
 	char *fresh = NULL, *copy = NULL;
 	int r = 0;
 
 	pthread_mutex_lock(&cfg->token_lock);
+	now_ms = monotonic_ms();
+	/* With no token in hand at all there is nothing to send: every request tries. */
 	if (cfg->token_file &&
-	    (token_file_changed(cfg) ||
-	     (time_t)(monotonic_ms() / 1000) - cfg->token_read_at >= KUBE_TOKEN_REFRESH_S)) {
+	    ((!cfg->token && !cfg->token_stat_valid) || token_reread_due(cfg, now_ms))) {
 		r = read_token_file(cfg->token_file, &fresh, &st);
 		if (r == 0) {
 			token_remember(cfg, fresh, &st);
 		} else if (cfg->token) {
-			/* client-go keeps using the cached token; the next request tries again. */
+			/* client-go keeps using the cached token; the next look tries again. */
 			kube_log(cfg, KUBE_LOG_WARNING,
 			         "re-reading token file %s: %s; keeping the previous token",
 			         cfg->token_file, strerror(-r));
@@ -412,41 +355,24 @@ struct kc_set {
 	size_t n;
 };
 
-/* The fields of users[].user that hold a secret, wiped when the set is dropped. */
-static const char *const user_secrets[] = {"token", "client-key-data", "password"};
-
 /*
- * Wipes the secret strings of every users[].user in a parsed file. json-c
- * hands out its own storage of a string, which is heap memory of the object
- * and so may be overwritten in place before the object is freed.
+ * Wipes every string of every document of a file and puts them: not only
+ * users[].user's token, client-key-data and password of the first document
+ * (the kubeconfig), as an auth-provider's config, an exec plugin's env, a
+ * second document or one that is not a kubeconfig at all may hold a secret too.
  */
-static void kc_wipe_secrets(struct json_object *root)
+static void kc_docs_drop(struct json_object *docs)
 {
-	struct json_object *users, *user, *v;
-
-	if (!root || !json_object_object_get_ex(root, "users", &users) ||
-	    !json_object_is_type(users, json_type_array))
-		return;
-	for (size_t i = 0; i < json_object_array_length(users); i++) {
-		if (!json_object_object_get_ex(json_object_array_get_idx(users, i), "user",
-		                               &user) ||
-		    !json_object_is_type(user, json_type_object))
-			continue;
-		for (size_t j = 0; j < sizeof(user_secrets) / sizeof(user_secrets[0]); j++)
-			if (json_object_object_get_ex(user, user_secrets[j], &v) &&
-			    json_object_is_type(v, json_type_string))
-				explicit_bzero((char *)(uintptr_t)json_object_get_string(v),
-				               (size_t)json_object_get_string_len(v));
-	}
+	secret_wipe_json(docs);
+	json_object_put(docs);
 }
 
 static void kc_set_finish(struct kc_set *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		kc_wipe_secrets(s->files[i].root);
 		free(s->files[i].path);
 		free(s->files[i].dir);
-		json_object_put(s->files[i].docs);
+		kc_docs_drop(s->files[i].docs);
 	}
 	s->n = 0;
 }
@@ -475,8 +401,7 @@ static int kc_read(struct kc_set *s, const char *path, bool required, struct kub
 	}
 	memset(f, 0, sizeof(*f));
 	r = doc_parse_stream(data, len, &f->docs, &derr);
-	explicit_bzero(data, len);
-	free(data);
+	secret_free(data, len);
 	if (r < 0) {
 		cfg_errf(err, "kubeconfig %s: %s", path, derr.msg[0] ? derr.msg : strerror(-r));
 		return r == -E2BIG ? r : -EINVAL;
@@ -485,7 +410,7 @@ static int kc_read(struct kc_set *s, const char *path, bool required, struct kub
 		f->root = json_object_array_get_idx(f->docs, 0);
 		if (!json_object_is_type(f->root, json_type_object)) {
 			cfg_errf(err, "kubeconfig %s: not a mapping", path);
-			json_object_put(f->docs);
+			kc_docs_drop(f->docs);
 			return -EINVAL;
 		}
 	}
@@ -495,8 +420,7 @@ static int kc_read(struct kc_set *s, const char *path, bool required, struct kub
 	if (!f->path || !f->dir) {
 		free(f->path);
 		free(f->dir);
-		kc_wipe_secrets(f->root);
-		json_object_put(f->docs);
+		kc_docs_drop(f->docs);
 		return -ENOMEM;
 	}
 	if (f->dir[0] == '\0') {
@@ -505,8 +429,7 @@ static int kc_read(struct kc_set *s, const char *path, bool required, struct kub
 		f->dir = strdup("/");
 		if (!f->dir) {
 			free(f->path);
-			kc_wipe_secrets(f->root);
-			json_object_put(f->docs);
+			kc_docs_drop(f->docs);
 			return -ENOMEM;
 		}
 	}

@@ -31,9 +31,10 @@
  * --insecure-allow-http-token) lets it through, for a test server on
  * loopback; the client checks again before every request.
  *
- * Secrets (tokens, keys, the kubeconfig's text) are wiped with explicit_bzero,
- * which the compiler may not drop, before their memory is freed; inline
- * certificates and keys go into memory files sealed against any change.
+ * Secrets (tokens, keys, the kubeconfig's text and every string of every
+ * document parsed from it) are wiped with explicit_bzero, which the compiler
+ * may not drop, before their memory is freed; inline certificates and keys go
+ * into memory files sealed against any change.
  *
  * One kube_config is shared by every client, informer and recorder built
  * from it and must outlive them. Only the bearer token changes after loading;
@@ -66,6 +67,12 @@ struct kube_config_err {
 
 /* Re-read the token file at least this often even when it looks unchanged (client-go). */
 #define KUBE_TOKEN_REFRESH_S 60
+/*
+ * How often, at most, a request looks at the token file (one stat, under
+ * token_lock): every request from every thread asking the file system would
+ * serialise them on that lock. A rotation is seen within this much.
+ */
+#define KUBE_TOKEN_CHECK_MS 1000
 
 struct kube_config {
 	/* Read-only after loading. */
@@ -96,7 +103,8 @@ struct kube_config {
 	off_t token_size;
 	struct timespec token_mtime;
 	struct timespec token_ctime;
-	time_t token_read_at; /* CLOCK_MONOTONIC seconds */
+	time_t token_read_at;       /* CLOCK_MONOTONIC seconds */
+	long long token_checked_ms; /* CLOCK_MONOTONIC ms of the last look at token_file */
 	unsigned long token_reads;
 };
 
@@ -151,7 +159,9 @@ void kube_config_set_logger(struct kube_config *cfg, const struct kube_logger *l
 /*
  * The bearer token to send now, re-reading token_file when its inode, size,
  * mtime or ctime changed or KUBE_TOKEN_REFRESH_S passed (bound tokens expire
- * and kubelet rewrites the file). A failed re-read keeps the last good token.
+ * and kubelet rewrites the file). The file is looked at (stat) at most once
+ * per KUBE_TOKEN_CHECK_MS, so a change is seen within that. A failed re-read
+ * keeps the last good token and is tried again at the next look.
  * Returns 0 with *ret_token NULL when the config has no token; -ENOENT or
  * -EACCES when the file never could be read; -E2BIG past KANARY_MAX_TOKEN.
  * Ownership: *ret_token is the caller's, freed with kube_secret_free.

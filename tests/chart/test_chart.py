@@ -77,7 +77,7 @@ WEBHOOK_SA = f"{RELEASE}-webhook"
 CONTROLLER_SA = f"{RELEASE}-controller"
 LEASE = f"{RELEASE}-controller"
 KANARY = "simple-kanary-rule"
-STATE_CM = f"{KANARY}-haproxy-state"  # the agent's state ConfigMap (STATE-FORMAT.md)
+STATE_CM = f"{KANARY}-haproxy-state"  # the agent's state ConfigMap (docs/agent.md)
 COMMAND_TIMEOUT = 120  # seconds, for any one command
 WAIT_TIMEOUT = 60  # seconds, for anything that happens asynchronously
 CONTROLLERS = ("garbage-collector-controller,namespace-controller,serviceaccount-controller,"
@@ -749,7 +749,7 @@ def kanary_events(cluster, reason):
 
 
 def state(cluster):
-    """The state the controller keeps for the HAProxy pods' agent (STATE-FORMAT.md)."""
+    """The state the controller keeps for the HAProxy pods' agent (docs/agent.md)."""
     cm = cluster.get("configmap", STATE_CM, "-n", APP)
     return json.loads(cm["data"]["state.json"])
 

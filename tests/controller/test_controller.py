@@ -156,14 +156,24 @@ class Controller:
         self.proc = subprocess.Popen(cmd, env=cluster.env, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
-    def http(self, port, path):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-        except OSError:
-            return None, ""
+    def http(self, port, path, attempts=3):
+        """(status, body), or (None, "") when the server did not answer.
+
+        Each request is a new connection, which the server closes first, so its side keeps the
+        pair of ports in TIME-WAIT; a later connect that picks the same client port has its
+        SYN dropped and resent after 1, 3, 7 s (seen several times a minute while a test polls
+        /metrics every 0.25 s). A request that got no answer is made again, a bounded number
+        of times, before the server counts as not answering.
+        """
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+            except OSError:
+                if attempt + 1 == attempts or self.proc.poll() is not None:
+                    return None, ""
 
     def metrics(self):
         """The samples of /metrics as {'name{labels}': value}."""
@@ -315,7 +325,7 @@ def configmaps(cluster, ns):
 
 
 def state(cluster, ns):
-    """The state the agent applies (STATE-FORMAT.md): weights and endpoints; None when absent."""
+    """The state the agent applies (docs/agent.md): weights and endpoints; None when absent."""
     cm = cluster.get(ns, "configmap", STATE_CM, check=False)
     return json.loads(cm["data"]["state.json"]) if cm else None
 
@@ -967,6 +977,23 @@ def write_pod_status(cluster, ns, pod, status):
     cluster.patch(ns, f"pod {pod}", {"status": status}, subresource="status")
 
 
+def pod_runs(cluster, ns, name):
+    """The pod runs and is ready, since long enough ago for the Deployment's minReadySeconds."""
+    since = "2026-01-01T00:00:00Z"
+    containers = cluster.get(ns, "pod", name)["spec"]["containers"]
+    write_pod_status(cluster, ns, name, {
+        "phase": "Running",
+        "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": since},
+                       {"type": "Initialized", "status": "True", "lastTransitionTime": since},
+                       {"type": "ContainersReady", "status": "True",
+                        "lastTransitionTime": since},
+                       {"type": "Ready", "status": "True", "lastTransitionTime": since}],
+        "containerStatuses": [{
+            "name": c["name"], "image": c["image"], "imageID": "", "ready": True,
+            "started": True, "restartCount": 0,
+            "state": {"running": {"startedAt": since}}} for c in containers]})
+
+
 def pods_run(cluster, ns, pods):
     """The HAProxy pods run and turn ready, as a kubelet would report; returns Ready=True.
 
@@ -974,20 +1001,8 @@ def pods_run(cluster, ns, pods):
     deployment controllers count them available and the Deployment's status says the rollout
     is done.
     """
-    since = "2026-01-01T00:00:00Z"
     for name in pods:
-        containers = cluster.get(ns, "pod", name)["spec"]["containers"]
-        write_pod_status(cluster, ns, name, {
-            "phase": "Running",
-            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": since},
-                           {"type": "Initialized", "status": "True", "lastTransitionTime": since},
-                           {"type": "ContainersReady", "status": "True",
-                            "lastTransitionTime": since},
-                           {"type": "Ready", "status": "True", "lastTransitionTime": since}],
-            "containerStatuses": [{
-                "name": c["name"], "image": c["image"], "imageID": "", "ready": True,
-                "started": True, "restartCount": 0,
-                "state": {"running": {"startedAt": since}}} for c in containers]})
+        pod_runs(cluster, ns, name)
 
     def rolled():
         d = deployment(cluster, ns)
@@ -1052,8 +1067,8 @@ def test_an_image_that_cannot_be_pulled_keeps_ready_false_and_says_why(
     warning = [e for e in cluster.items(ns, "events") if e.get("reason") == "HAProxyImagePullFailed"]
     assert warning[0]["type"] == "Warning"
     assert image in warning[0]["message"]
-    # It stays so, and is told once, however often the controller looks again (every 5s
-    # while the rollout waits): two more looks.
+    # It stays so, and is told once, however often the controller looks again (from every 5 s,
+    # less often while it finds the same): two more looks.
     looks = ctl.metrics()['kanary_controller_reconcile_total{result="success"}']
     eventually(lambda: ctl.metrics()['kanary_controller_reconcile_total{result="success"}'] >=
                looks + 2, "two more looks at the pods")
@@ -1065,6 +1080,104 @@ def test_an_image_that_cannot_be_pulled_keeps_ready_false_and_says_why(
     ready = pods_run(cluster, ns, pods)
     assert ready["reason"] == "Ready"
     assert "HAProxy serves configuration" in ready["message"]
+    assert ctl.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
+
+
+RECHECK_LINE = re.compile(r"DEBUG (\S+): Ready (\w+): next look at the rollout in (\d+)s$")
+
+
+def rechecks_logged(ctl, reason):
+    """The delays (s) the controller's -v 1 lines gave the next look at a waiting rollout whose
+    Ready said reason, in order: one line each time the delay changes."""
+    out = []
+    for line in ctl.log_path.read_text().splitlines():
+        m = RECHECK_LINE.search(line)
+        if m and m.group(2) == reason:
+            out.append(int(m.group(3)))
+    return out
+
+
+def runs(delays):
+    """The delays cut where they start again at 5 s: [[5, 10, ...], [5, ...]]."""
+    out = []
+    for d in delays:
+        if d == 5 or not out:
+            out.append([])
+        out[-1].append(d)
+    return out
+
+
+def test_a_rollout_that_stays_stuck_is_looked_at_less_and_less_until_it_changes(
+        cluster, ns, start_controller):
+    image = "localhost/haproxy:nope"
+    reason = "HAProxyImagePullFailed"
+    ctl = start_controller(f"--haproxy-image={image}", "--v=1")
+    ctl.wait_ready()
+    apply_example(cluster, ns)
+    converged(cluster, ns, endpoints=[3, 2])
+    pods = two_haproxy_pods(cluster, ns)
+    never = f'Container image "{image}" is not present with pull policy of Never'
+
+    def pull_fails(name):
+        write_pod_status(cluster, ns, name, {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            "containerStatuses": [{
+                "name": "haproxy", "image": image, "imageID": "", "ready": False,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImageNeverPull", "message": never}}}]})
+    for name in pods:
+        pull_fails(name)
+
+    def stuck_on(names):
+        c = condition(kanary_obj(cluster, ns), "Ready")
+        return c if (c and c["reason"] == reason and
+                     all(f"pod {p}:" in c["message"] for p in names)) else None
+    eventually(lambda: stuck_on(pods), f"Ready=False with {reason}, both pods named")
+
+    # Nothing the controller watches changes: each look at the pods finds the same as the one
+    # before, and the next one waits twice as long (the schedule bounds the wait here).
+    def run_reached(delays):
+        last = runs(rechecks_logged(ctl, reason))[-1]
+        return len(last) >= len(delays) and last
+    reconciles = 'kanary_controller_reconcile_total{result="success"}'
+    assert eventually(lambda: run_reached([5, 10]), "the delay to double", timeout=120) == \
+        [5, 10]
+    before = ctl.metrics()[reconciles]
+    last = eventually(lambda: run_reached([5, 10, 20, 40]), "the delay to reach 40 s",
+                      timeout=180)
+    after = ctl.metrics()[reconciles]
+    print(f"next-look delays logged with {reason}: {rechecks_logged(ctl, reason)}; "
+          f"reconciles while it waited 10 s and 20 s: {after - before:.0f}")
+    assert last == [5, 10, 20, 40], rechecks_logged(ctl, reason)
+    # Started again only when what Ready says changed: the first look may have seen one pod
+    # fail, the next both.
+    delays = runs(rechecks_logged(ctl, reason))
+    assert len(delays) <= 2 and all(r == [5 * 2 ** i for i in range(len(r))] for r in delays), \
+        delays
+    # The looks after 10 s and after 20 s, and the one that logged 10 s if /metrics had not
+    # counted it yet: looking every 5 s would have made six or seven.
+    assert after - before <= 3, (before, after)
+    # Told once (one Warning), however often it looked.
+    assert events(cluster, ns, reason, ctl) == 1
+    log = ctl.log_path.read_text().splitlines()
+    assert sum(1 for line in log if " WARN " in line and f"{reason}:" in line) == 1
+
+    # One pod runs: the Deployment counts it available, its watch event wakes the Kanary at
+    # once (the next look was 40 s away), and the delay starts again at 5 s.
+    pod_runs(cluster, ns, pods[0])
+    def only_the_other():
+        c = stuck_on([pods[1]])
+        return c if c and f"pod {pods[0]}:" not in c["message"] else None
+    ready = eventually(only_the_other, "Ready to name only the pod that still cannot pull")
+    assert ready["status"] == "False"
+    eventually(lambda: rechecks_logged(ctl, reason)[-1] == 5, "the delay to start again at 5 s")
+    assert runs(rechecks_logged(ctl, reason))[-2] == [5, 10, 20, 40]
+    # The other pod runs: the rollout is done, Ready turns True, and nothing is looked at again.
+    ready = pods_run(cluster, ns, pods)
+    assert ready["reason"] == "Ready"
+    assert events(cluster, ns, reason, ctl) == 1
     assert ctl.metrics()['kanary_controller_reconcile_total{result="error"}'] == 0
 
 

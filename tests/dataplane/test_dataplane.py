@@ -19,7 +19,8 @@ for the record of what the data plane does, and asserts:
 - not-ready and terminating endpoints never reach haproxy, so no connection
   (not even a health check) reaches them;
 - haproxy logs every connection, also one where only the server speaks;
-- after haproxy restarts, the agent puts the state in again.
+- a restarted haproxy answers /ready 503 "no-state" while no agent runs, and the
+  agent, started then or already running, puts the whole state in again.
 
 The live changes of a running haproxy (weights 80/20 -> 50/50, endpoints
 3 -> 10 -> 2, a route added) run end to end in test_live_changes.py: the
@@ -1060,14 +1061,46 @@ def test_connection_where_only_the_server_speaks_is_logged(controller, tmp_path)
 # ---- the agent puts the state into a restarted haproxy ---------------------------------
 
 
+def wait_probe_answers(hap, path):
+    """(status, body) of the first answer of haproxy's probe listener to GET path."""
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while True:
+        try:
+            return http_get(hap.probe_port, path, timeout=1)
+        except (OSError, http.client.HTTPException) as e:
+            assert time.monotonic() < deadline, \
+                f"haproxy's probe port answered nothing within {READY_DEADLINE_S} s ({e}):\n{hap.log_tail()}"
+            time.sleep(0.05)
+
+
 def test_haproxy_restart_gets_the_whole_state_again(controller, tmp_path):
-    """haproxy restarts with empty slots and /ready 503; the agent beside it puts
-    the state in again on its next pass, and the split is the state's."""
+    """haproxy restarts with empty slots and /ready 503 ("no-state"), and stays so while
+    no agent runs; the agent started beside it puts the whole state in and /ready turns
+    200. Restarted again under a running agent, haproxy gets the state on the agent's
+    next pass, and the split is the state's."""
     routes = [Route("myapp-v1", 80, 3), Route("myapp-v2", 20, 2)]
     pods, by_service = start_pods(routes)
     with pods:
         stream = healthy_stream(tmp_path / "stream.yaml", routes, by_service)
         with running_haproxy(controller, stream, tmp_path, {"route_myapp-v1": 3, "route_myapp-v2": 2}) as hap:
+            # No agent: a new haproxy has no state and must not say it is ready.
+            stop_process(hap.agent)
+            assert hap.agent.returncode == 0, f"the agent exited with {hap.agent.returncode}"
+            stop_process(hap.proc)
+            assert hap.start_haproxy(), "haproxy could not bind its ports again"
+            first = wait_probe_answers(hap, "/ready")
+            assert first == (503, "no-state"), f"/ready before any state: {first}"
+            # Its admin socket and probe are up, and still no agent: nothing changes that.
+            assert "route_myapp-v1" not in admin(hap.socket, "show map /dev/null")
+            assert not hap.live_addresses("route_myapp-v1"), "slots in use without an agent"
+            again = http_get(hap.probe_port, "/ready")
+            assert again == (503, "no-state"), f"/ready with no agent running: {again}"
+            start = time.monotonic()
+            hap.start_agent()
+            hap.wait_ready()
+            first_state_s = time.monotonic() - start
+            assert http_get(hap.probe_port, "/ready") == (200, "ready")
+            # Restarted under the running agent: it puts the state in on its next pass.
             stop_process(hap.proc)
             start = time.monotonic()
             assert hap.start_haproxy(), "haproxy could not bind its ports again"
@@ -1076,6 +1109,9 @@ def test_haproxy_restart_gets_the_whole_state_again(controller, tmp_path):
             assert hap.live_addresses("route_myapp-v1") == sorted(
                 f"{p.address}:{p.port}" for p in by_service["myapp-v1"])
             tally = drive(hap.address, CONNECTIONS)
-        print(f"\nhaproxy restarted: ready with the whole state again {ready_s:.2f} s after its start")
+        print(f"\nhaproxy restarted without its agent: /ready {first[0]} {first[1]!r} at its first answer, and"
+              f" again with the map and slots seen empty; the agent started then made it ready in {first_state_s:.2f} s;"
+              f" restarted under the running agent: ready with the whole state again {ready_s:.2f} s after"
+              " its start")
         pct = report("after the restart", tally, pods, [r.service for r in routes])
     assert_split(pct, routes, tally)

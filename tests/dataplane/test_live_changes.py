@@ -26,14 +26,21 @@ Each case prints its figures (`pytest -s`) and asserts:
   failed connection under a constant stream, the split within TOLERANCE_PP
   of the new weights;
 - a route's endpoints 3 -> 10 -> 2 under a constant stream: no failed
-  connection, every new endpoint serves connections (the time from the
-  ConfigMap write to each one's first connection is printed, not asserted),
-  the removed ones take no new connection, PIDs unchanged;
+  connection, every new endpoint serves connections within
+  NEW_ENDPOINT_DEADLINE_S (1 s, the issue's bound) of the start of the
+  ConfigMap write (each time is printed), the removed ones take no new
+  connection, PIDs unchanged;
+- the agent restarted alone: stopped, a state with new weights and
+  endpoints written while it is away, started again: it applies that state
+  (its applied generation), the split follows, no connection of a constant
+  stream fails, haproxy's PIDs unchanged; restarted with the state unchanged,
+  it applies nothing (kanary_agent_applies_total 0, only read-back commands);
 - a route added is a new structure: the running agent refuses the state
   computed for it (the split in force stays), and a new haproxy and agent on
   the new structure (the pod roll) apply that same ConfigMap.
 
-Needs root for the namespace; skipped with the reason otherwise.
+Needs root for the namespace, and fails with the reason otherwise (meson
+would count a run that skipped every case as passed).
 """
 
 import contextlib
@@ -68,6 +75,10 @@ KANARY = "myapp-split"
 STATE_CM = KANARY + "-haproxy-state"
 # How often the time to a new endpoint's first connection is sampled (show stat).
 SAMPLE_S = 0.02
+# Issue #13: "a new ready pod gets traffic within a second of its EndpointSlice saying so".
+# Measured 0.03-0.11 s from the start of the state write here (HAProxy 2.6 and 3.0), so the
+# bound has 9-33x headroom; it is the acceptance criterion itself, not a benchmark (bench/).
+NEW_ENDPOINT_DEADLINE_S = 1.0
 REJECTED = re.compile(r'^kanary_agent_states_rejected_total\{reason="structure"\} (\d+)$', re.M)
 
 
@@ -78,7 +89,8 @@ REJECTED = re.compile(r'^kanary_agent_states_rejected_total\{reason="structure"\
 def net():
     why = backendnet.why_not_root()
     if why:
-        pytest.skip(why)
+        # Not a skip: meson counts a run whose every case was skipped as passed.
+        pytest.fail(f"the live changes cannot run: {why}")
     n = backendnet.BackendNet()
     n.open()
     print(f"\npods in network namespace {n.netns} on {n.subnet}, host end {n.veth} {n.host_address}")
@@ -253,6 +265,31 @@ class WatchingHaproxy(dp.Haproxy):
         m = dp.AGENT_APPLIED.search(self.agent_metrics())
         return int(m.group(1)) if m else None
 
+    def agent_counters(self):
+        """{metric name: value} of the agent's unlabelled series, from one scrape."""
+        return {m.group(1): int(float(m.group(2)))
+                for m in re.finditer(r"^(kanary_agent_[a-z_]+) (\S+)$", self.agent_metrics(), re.M)}
+
+    def wait_new_agent_applied(self, generation):
+        """Waits until a just started agent serves /metrics and reports generation read back;
+        its counters then."""
+        deadline = time.monotonic() + dp.READY_DEADLINE_S
+        seen = None
+        while True:
+            assert self.agent.poll() is None, \
+                f"the agent exited with {self.agent.returncode}:\n{self.agent_log_tail()}"
+            try:
+                counters = self.agent_counters()
+                seen = counters.get("kanary_agent_applied_generation")
+                if seen == generation:
+                    return counters
+            except (OSError, http.client.HTTPException, AssertionError):
+                pass  # its metrics listener is not up yet
+            assert time.monotonic() < deadline, \
+                f"the restarted agent applied generation {seen} after {dp.READY_DEADLINE_S} s," \
+                f" want {generation}:\n{self.agent_log_tail()}"
+            time.sleep(SAMPLE_S)
+
     def rendered(self, stream, previous=None):
         prev = self.state_path.with_name("previous.json")
         prev.write_text(json.dumps(previous or self.state))
@@ -424,7 +461,8 @@ def test_endpoints_3_to_10_to_2_written_to_the_configmap(controller, cluster, ag
               f" the agent read generation 2 back at {applied10_s:.2f} s and each new endpoint had its first"
               f" connection at (s, sampled every {SAMPLE_S:.2f} s): "
               + ", ".join(f"{new[a].name} {t:.2f}" for a, t in sorted(first.items(), key=lambda x: x[1]))
-              + f"; slowest {slowest:.2f} s, {'within' if slowest <= 1.0 else 'NOT within'} a second")
+              + f"; slowest {slowest:.2f} s, {'within' if slowest <= NEW_ENDPOINT_DEADLINE_S else 'NOT within'}"
+              f" {NEW_ENDPOINT_DEADLINE_S:.0f} s")
         print(f"ConfigMap endpoints 10 -> 2: the PUT took {put2_s:.3f} s, read back {applied2_s:.3f} s"
               f" after; {stream_tally.sent} connections during 3 -> 10 -> 2, {stream_tally.failed} failed;"
               f" master and worker PIDs {pids} before, {after_pids} after")
@@ -433,6 +471,8 @@ def test_endpoints_3_to_10_to_2_written_to_the_configmap(controller, cluster, ag
     assert stream_tally.failed == 0, f"{dict(stream_tally.failures)}"
     for p in new.values():
         assert stream_tally.answers[p.name] > 0, f"{p.name} in the namespace answered no connection"
+    late = {new[a].name: round(t, 3) for a, t in first.items() if t > NEW_ENDPOINT_DEADLINE_S}
+    assert not late, f"new endpoints first served later than {NEW_ENDPOINT_DEADLINE_S} s after the write: {late}"
     assert len(drained) == 8
     for address, n in drained.items():
         assert later[address] == n, f"{address} got {later[address] - n} connections after it was removed"
@@ -493,3 +533,92 @@ def test_route_added_is_refused_by_the_running_agent_and_rolls(controller, clust
               f" rolled: PIDs {old_pids} -> {new_pids}, the new agent applied generation 2")
         pct = dp.report("after the roll to 50/30/20", tally, pods, services)
     dp.assert_split(pct, grown, tally)
+
+
+def test_agent_restarted_alone_applies_the_state_written_while_it_was_away(
+        controller, cluster, agent_account, net, tmp_path):
+    """The agent restarts alone (a crash, an OOM kill, a new image of the sidecar) while
+    haproxy goes on: a state with new weights and endpoints written while it was away is
+    applied by the new agent from the ConfigMap, haproxy's master and worker stay, and no
+    connection of a constant stream fails. Restarted again with the state unchanged, the
+    agent reads haproxy back and changes nothing."""
+    before = [Route("myapp-v1", 80, 3), Route("myapp-v2", 20, 3)]
+    after = [Route("myapp-v1", 50, 5), Route("myapp-v2", 50, 2)]
+    services = [r.service for r in after]
+    pods, by_service = start_pods(net, [after[0], before[1]])
+    v1, v2 = by_service["myapp-v1"], by_service["myapp-v2"]
+
+    def stream_with(routes, n1, n2, name):
+        return dp.healthy_stream(tmp_path / name, routes, {"myapp-v1": v1[:n1], "myapp-v2": v2[:n2]})
+
+    with pods:
+        with running_haproxy(controller, stream_with(before, 3, 3, "stream-before.yaml"), tmp_path,
+                             {"route_myapp-v1": 3, "route_myapp-v2": 3}, cluster, agent_account, net) as hap:
+            pids = hap.pids()
+            cfg2, state2 = hap.rendered(stream_with(after, 5, 2, "stream-after.yaml"))
+            assert state2["generation"] == 2
+            assert cfg2 == hap.cfg, "new weights and 5 and 2 endpoints must fit the structure"
+            removed = f"{v2[2].address}:{v2[2].port}"
+            with dp.background_load(hap.address) as load:
+                hap.wait_sessions(500)
+                hap.stop_agent()
+                # Written while no agent runs: haproxy goes on with the state in force.
+                hap.write(state2)
+                hap.state = state2
+                hap.wait_sessions(500)
+                assert hap.live_addresses("route_myapp-v1") == sorted(f"{p.address}:{p.port}" for p in v1[:3])
+                start = time.monotonic()
+                hap.start_agent()
+                changed = hap.wait_new_agent_applied(2)
+                applied_s = time.monotonic() - start
+                assert hap.live_addresses("route_myapp-v1") == sorted(f"{p.address}:{p.port}" for p in v1)
+                assert hap.live_addresses("route_myapp-v2") == sorted(f"{p.address}:{p.port}" for p in v2[:2])
+                drained = sessions_of(hap, "route_myapp-v2")[removed]
+                hap.wait_sessions(1000)
+                drained_later = sessions_of(hap, "route_myapp-v2")[removed]
+            stream_tally = load.get("tally") or dp.Tally()
+            tally = dp.drive(hap.address, dp.CONNECTIONS)
+            after_pids = hap.pids()
+
+            # Restarted with the state unchanged: read back, nothing to send.
+            hap.stop_agent()
+            log_before = len(hap.agent_log_path.read_bytes())
+            hap.start_agent()
+            unchanged = hap.wait_new_agent_applied(2)
+            # A few more passes (--interval 1s), each only reading back.
+            deadline = time.monotonic() + dp.READY_DEADLINE_S
+            while unchanged["kanary_agent_commands_total"] < 6:
+                assert time.monotonic() < deadline, f"the agent made no 3 passes: {unchanged}"
+                time.sleep(0.1)
+                unchanged = hap.agent_counters()
+            final_pids = hap.pids()
+            unchanged_log = hap.agent_log_path.read_bytes()[log_before:].decode(errors="replace")
+        print(f"\nagent restarted alone with a new state written while it was away (80/20 -> 50/50, v1 3 -> 5"
+              f" and v2 3 -> 2 endpoints): generation 2 read back {applied_s:.2f} s after its start"
+              f" (applies {changed['kanary_agent_applies_total']}, commands"
+              f" {changed['kanary_agent_commands_total']}); {stream_tally.sent} connections across the stop,"
+              f" the write and the restart, {stream_tally.failed} failed; master and worker PIDs {pids} before,"
+              f" {after_pids} after; the removed endpoint's sessions {drained} -> {drained_later}")
+        print(f"agent restarted with the state unchanged: applies {unchanged['kanary_agent_applies_total']},"
+              f" errors {unchanged['kanary_agent_apply_errors_total']},"
+              f" commands {unchanged['kanary_agent_commands_total']} (show servers state and show map, each"
+              " pass);"
+              f" PIDs {final_pids}")
+        pct = dp.report("after the agent's restart, 50/50", tally, pods, services)
+    assert after_pids == pids and final_pids == pids, "haproxy's master or worker changed"
+    assert stream_tally.failed == 0, f"{dict(stream_tally.failures)}"
+    assert stream_tally.sent >= 2000
+    assert changed["kanary_agent_applies_total"] == 1
+    assert changed["kanary_agent_apply_errors_total"] == 0
+    assert drained_later == drained, f"{removed} got {drained_later - drained} connections after it was removed"
+    dp.assert_split(pct, after, tally)
+    # A pass that sends anything beyond its read-back (`show servers state`, `show map`)
+    # ends in an apply, counted and logged, or an error: neither happened.
+    assert unchanged["kanary_agent_applies_total"] == 0, unchanged
+    assert unchanged["kanary_agent_apply_errors_total"] == 0, unchanged
+    assert "agent for " in unchanged_log and "applied state generation" not in unchanged_log, unchanged_log
+
+
+def sessions_of(hap, backend):
+    """{address:port: sessions} of backend's slots."""
+    return {a: n for a, _, n in hap.servers()[backend].values()}

@@ -287,14 +287,33 @@ static void sink_conn(int c)
 	}
 }
 
+static void *sink_serve(void *arg)
+{
+	int c = (int)(intptr_t)arg;
+
+	sink_conn(c);
+	close(c);
+	return NULL;
+}
+
+/*
+ * Each connection on a thread of its own: a stray client of the machine
+ * that happens to connect to this ephemeral port (a retrying client of a
+ * server that had it before) must not hold up the test's requests.
+ */
 static void *sink_main(void *arg)
 {
 	int c;
 
 	(void)arg;
 	while ((c = accept(sink.fd, NULL, NULL)) >= 0) {
-		sink_conn(c);
-		close(c);
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, sink_serve, (void *)(intptr_t)c) != 0) {
+			close(c);
+			continue;
+		}
+		pthread_detach(t);
 	}
 	return NULL;
 }

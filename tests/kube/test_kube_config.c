@@ -247,6 +247,35 @@ static void test_context_flag_overrides_current_context(void **state)
 	assert_non_null(strstr(err.msg, "context \"three\" not found"));
 }
 
+/*
+ * A file whose first document is not a mapping is refused, and every document
+ * of it, secrets and all, is wiped and freed (ASan and valgrind see the frees);
+ * so is a kubeconfig followed by more documents, once loaded.
+ */
+static void test_kubeconfig_not_a_mapping_is_refused(void **state)
+{
+	struct kube_config_err err = {{0}};
+	struct kube_config *cfg;
+	int r;
+
+	write_file("kc", "- token: secret-one\n- client-key-data: secret-two\n"
+	                 "---\nusers:\n- name: u\n  user:\n    token: secret-three\n");
+	assert_null(load_one("kc", NULL, &err, &r));
+	assert_int_equal(r, -EINVAL);
+	assert_non_null(strstr(err.msg, "not a mapping"));
+
+	write_file("kc", "current-context: x\n"
+	                 "clusters:\n- name: c\n  cluster:\n    server: https://h\n"
+	                 "users:\n- name: u\n  user:\n    token: inline\n"
+	                 "contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n"
+	                 "---\n- password: secret-four\n");
+	cfg = load_one("kc", NULL, &err, &r);
+	if (!cfg)
+		fail_msg("load: %d %s", r, err.msg);
+	assert_string_equal(cfg->server, "https://h");
+	kube_config_destroy(cfg);
+}
+
 /* Each refusal names the file and the field, and says why. */
 static void test_unsupported_auth_is_refused_by_field(void **state)
 {
@@ -519,6 +548,12 @@ static void test_in_cluster(void **state)
  * The token file is re-read when it is replaced (new inode) or rewritten in
  * place (size, mtime), and a vanished file keeps the last good token.
  */
+/* As if the last look at the token file were KUBE_TOKEN_CHECK_MS ago: the next request looks. */
+static void token_look_due(struct kube_config *cfg)
+{
+	cfg->token_checked_ms -= KUBE_TOKEN_CHECK_MS;
+}
+
 static void test_token_file_reread(void **state)
 {
 	struct kube_config_err err = {{0}};
@@ -541,7 +576,21 @@ static void test_token_file_reread(void **state)
 	free(token);
 	assert_int_equal(cfg->token_reads, reads);
 
+	/*
+	 * Replaced, but the file was looked at less than KUBE_TOKEN_CHECK_MS ago
+	 * (here: a look an hour ahead): no stat, no read, the token in hand. Every
+	 * request of every thread would otherwise stat the file under token_lock.
+	 */
 	replace_file("sa/token", "second-token");
+	cfg->token_checked_ms += 3600 * 1000;
+	assert_int_equal(kube_config_token(cfg, &token), 0);
+	assert_string_equal(token, "first-token");
+	free(token);
+	assert_int_equal(cfg->token_reads, reads);
+
+	/* The next look, a second on: the new token. */
+	cfg->token_checked_ms -= 3600 * 1000;
+	token_look_due(cfg);
 	assert_int_equal(kube_config_token(cfg, &token), 0);
 	assert_string_equal(token, "second-token");
 	free(token);
@@ -549,6 +598,7 @@ static void test_token_file_reread(void **state)
 
 	/* In place, same inode: the size and mtime tell. */
 	write_file("sa/token", "third-token-longer");
+	token_look_due(cfg);
 	assert_int_equal(kube_config_token(cfg, &token), 0);
 	assert_string_equal(token, "third-token-longer");
 	free(token);
@@ -557,16 +607,19 @@ static void test_token_file_reread(void **state)
 	char tok_path[300];
 	snprintf(tok_path, sizeof(tok_path), "%s/token", sa);
 	assert_int_equal(unlink(tok_path), 0);
+	token_look_due(cfg);
 	assert_int_equal(kube_config_token(cfg, &token), 0);
 	assert_string_equal(token, "third-token-longer");
 	free(token);
 
 	/* Unchanged but older than a minute: read again (client-go's period). */
 	write_file("sa/token", "fourth");
+	token_look_due(cfg);
 	assert_int_equal(kube_config_token(cfg, &token), 0);
 	free(token);
 	reads = cfg->token_reads;
 	cfg->token_read_at -= KUBE_TOKEN_REFRESH_S;
+	token_look_due(cfg);
 	assert_int_equal(kube_config_token(cfg, &token), 0);
 	assert_string_equal(token, "fourth");
 	free(token);
@@ -594,6 +647,7 @@ static void test_kubeconfig_token_file(void **state)
 	assert_string_equal(token, "from-file");
 	free(token);
 	replace_file("tok", "rotated");
+	token_look_due(cfg);
 	assert_int_equal(kube_config_token(cfg, &token), 0);
 	assert_string_equal(token, "rotated");
 	free(token);
@@ -785,6 +839,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_token_and_inline_ca, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kubeconfig_not_a_mapping_is_refused, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_client_cert_files_relative_to_kubeconfig, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_inline_client_cert_and_key, setup, teardown),

@@ -339,6 +339,110 @@ static void pods_a_long_kubelet_message_is_cut_and_marked(void **state)
 	                                  "mmm"));
 }
 
+/* ---- looking again at a rollout that waits ---- */
+
+/* A monotonic clock well past 0, in ms; the schedule only compares. */
+#define T0_MS 1000000LL
+
+static void recheck_delays_double_up_to_the_cap(void **state)
+{
+	(void)state;
+	assert_int_equal(pods_recheck_delay_ms(0), 5000);
+	assert_int_equal(pods_recheck_delay_ms(1), 10000);
+	assert_int_equal(pods_recheck_delay_ms(2), 20000);
+	assert_int_equal(pods_recheck_delay_ms(5), 160000);
+	assert_int_equal(pods_recheck_delay_ms(6), PODS_RECHECK_MAX_MS);
+	assert_int_equal(pods_recheck_delay_ms(200), PODS_RECHECK_MAX_MS);
+	assert_int_equal(pods_recheck_delay_ms(~0u), PODS_RECHECK_MAX_MS);
+}
+
+/* Each look-again that is due and finds the same waits twice as long, up to the cap. */
+static void recheck_the_same_stuck_rollout_backs_off(void **state)
+{
+	static const long want[] = {5000,   10000,  20000,  40000, 80000,
+	                            160000, 300000, 300000, 300000};
+	struct pods_recheck r = {0};
+	int64_t now = T0_MS;
+	bool told;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		long d = pods_recheck_next(&r, 42, now, &told);
+
+		assert_int_equal(d, want[i]);
+		/* Told when the delay is new: not again once it stays at the cap. */
+		assert_true(told == (i == 0 || want[i] != want[i - 1]));
+		now += d; /* the work queue runs it then */
+	}
+}
+
+/* A look woken by something else before the look-again is due keeps the schedule. */
+static void recheck_an_early_look_keeps_the_schedule(void **state)
+{
+	struct pods_recheck r = {0};
+	bool told;
+
+	(void)state;
+	assert_int_equal(pods_recheck_next(&r, 7, T0_MS, &told), 5000);
+	assert_true(told);
+	assert_int_equal(pods_recheck_next(&r, 7, T0_MS + 5000, &told), 10000);
+	/* Our own status write, an EndpointSlice: woken at once, twice, nothing doubles. */
+	assert_int_equal(pods_recheck_next(&r, 7, T0_MS + 5100, &told), 10000);
+	assert_false(told);
+	assert_int_equal(pods_recheck_next(&r, 7, T0_MS + 9000, &told), 10000);
+	assert_false(told);
+	/* The look-again itself, scheduled at T0 + 5 s for 10 s. */
+	assert_int_equal(pods_recheck_next(&r, 7, T0_MS + 15000, &told), 20000);
+	assert_true(told);
+	/* Late (a busy worker) still counts as due. */
+	assert_int_equal(pods_recheck_next(&r, 7, T0_MS + 60000, &told), 40000);
+	assert_true(told);
+	/* A queue that ran it within the same second (its clock in ms, ours rounded) too. */
+	assert_int_equal(pods_recheck_next(&r, 7, T0_MS + 100999, &told), 80000);
+	assert_int_equal(pods_recheck_next(&r, 7, T0_MS + 180999, NULL), 160000);
+}
+
+/* Anything different starts again at the first delay. */
+static void recheck_a_change_starts_again(void **state)
+{
+	struct pods_recheck r = {0};
+	int64_t now = T0_MS;
+	bool told;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		now += pods_recheck_next(&r, 7, now, NULL);
+	assert_int_equal(pods_recheck_delay_ms(r.step), 40000);
+	/* Seen at once (a watch event), long before the look-again is due. */
+	assert_int_equal(pods_recheck_next(&r, 8, now + 100, &told), 5000);
+	assert_true(told);
+	assert_int_equal(pods_recheck_next(&r, 8, now + 5100, &told), 10000);
+	assert_true(told);
+	/* Back to what it was: that is a change too. */
+	assert_int_equal(pods_recheck_next(&r, 7, now + 6000, &told), 5000);
+	assert_true(told);
+	/* All zero is no look yet: the first look schedules the first delay. */
+	r = (struct pods_recheck){0};
+	assert_int_equal(pods_recheck_next(&r, 7, now, &told), 5000);
+	assert_true(told);
+}
+
+static void recheck_prints_tell_what_was_seen(void **state)
+{
+	const char *a[] = {"False", "HAProxyImagePullFailed", "pod p: ...", "3", "1234"};
+	const char *b[] = {"False", "HAProxyImagePullFailed", "pod p: ...", "3", "1235"};
+	const char *c[] = {"False", "HAProxyImagePullFailed", "pod p: ...", "3", NULL};
+	const char *d[] = {"False", "HAProxyImagePullFailed", "pod p: ...", "3", ""};
+	const char *split1[] = {"ab", "c"}, *split2[] = {"a", "bc"};
+
+	(void)state;
+	assert_int_equal(pods_recheck_print(a, 5), pods_recheck_print(a, 5));
+	assert_int_not_equal(pods_recheck_print(a, 5), pods_recheck_print(b, 5));
+	assert_int_equal(pods_recheck_print(c, 5), pods_recheck_print(d, 5));
+	assert_int_not_equal(pods_recheck_print(split1, 2), pods_recheck_print(split2, 2));
+	assert_int_not_equal(pods_recheck_print(NULL, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +458,11 @@ int main(void)
 	    cmocka_unit_test(pods_worst_first_then_by_name),
 	    cmocka_unit_test(pods_many_are_cut_and_counted),
 	    cmocka_unit_test(pods_a_long_kubelet_message_is_cut_and_marked),
+	    cmocka_unit_test(recheck_delays_double_up_to_the_cap),
+	    cmocka_unit_test(recheck_the_same_stuck_rollout_backs_off),
+	    cmocka_unit_test(recheck_an_early_look_keeps_the_schedule),
+	    cmocka_unit_test(recheck_a_change_starts_again),
+	    cmocka_unit_test(recheck_prints_tell_what_was_seen),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -115,7 +115,7 @@ static int64_t route_int(const struct json_object *st, size_t i, const char *key
 	return json_object_get_int64(v);
 }
 
-/* The format of STATE-FORMAT.md, field by field. */
+/* The format of docs/agent.md (the state), field by field. */
 static void test_format(void **state)
 {
 	struct fixture *f = *state;
