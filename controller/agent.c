@@ -35,7 +35,7 @@ struct agent {
 	pthread_mutex_t lock; /* guards pending and the counters */
 	char *pending;
 	size_t pending_len;
-	long long state_generation;   /* newest state read */
+	long long state_generation;   /* newest state accepted (applied or being applied) */
 	long long applied_generation; /* newest state HAProxy was seen to run */
 	unsigned long applies;        /* passes that changed HAProxy and were verified */
 	unsigned long errors;         /* passes that failed */
@@ -47,6 +47,10 @@ struct agent {
 	/* The main thread's own. */
 	struct agent_state current;
 	bool have_current;
+	struct agent_state offered; /* read, not yet checked against HAProxy */
+	bool have_offered;
+	char logged_hash[9]; /* the other structure hash last logged, and how it went */
+	bool logged_compatible;
 	struct agent_runtime rt;
 	struct agent_plan plan;
 	long long logged_error_generation;
@@ -81,6 +85,7 @@ void agent_destroy(struct agent *a)
 		return;
 	free(a->pending);
 	agent_state_finish(&a->current);
+	agent_state_finish(&a->offered);
 	agent_runtime_finish(&a->rt);
 	agent_plan_finish(&a->plan);
 	pthread_mutex_destroy(&a->lock);
@@ -338,7 +343,7 @@ static int replace_map(struct agent *a, struct buf *ans)
 	return r;
 }
 
-/* Takes the newest offered state, if any; keeps the one in force when it is refused. */
+/* Reads the newest offered state, if any, into a->offered; counts one that does not parse. */
 static void take_offer(struct agent *a)
 {
 	struct agent_state st;
@@ -362,54 +367,106 @@ static void take_offer(struct agent *a)
 		        r == -EINVAL || r == -E2BIG ? why : strerror(-r));
 		return;
 	}
-	pthread_mutex_lock(&a->lock);
-	a->state_generation = st.generation;
-	pthread_mutex_unlock(&a->lock);
-	if (strcmp(st.structure_hash, a->o.structure_hash) != 0) {
+	agent_state_finish(&a->offered);
+	a->offered = st;
+	a->have_offered = true;
+}
+
+/*
+ * Decides on a->offered with HAProxy read back into a->rt: a state for the
+ * structure HAProxy runs is taken; one for another structure is taken too
+ * when HAProxy has a backend for each of its routes (the structure rolls,
+ * this pod's is older or newer: its slots are filled as far as they go,
+ * routes it has and the state lacks get weight 0), else counted and
+ * refused, and the state in force stays. Logged once per other hash.
+ */
+static void decide_offer(struct agent *a)
+{
+	struct agent_state *st = &a->offered;
+	char why[AGENT_MAX_WHY] = "";
+	bool same, ok;
+
+	a->have_offered = false;
+	same = strcmp(st->structure_hash, a->o.structure_hash) == 0;
+	ok = same || agent_plan_compatible(st, &a->rt, why, sizeof(why));
+	if (!same &&
+	    (strcmp(a->logged_hash, st->structure_hash) != 0 || a->logged_compatible != ok)) {
+		if (ok)
+			log_msg(LOG_INFO, st->kanary,
+			        "state generation %lld is for structure %s, this HAProxy runs %s: "
+			        "applied to the routes and slots this HAProxy has (logged once for "
+			        "%s)",
+			        (long long)st->generation, st->structure_hash, a->o.structure_hash,
+			        st->structure_hash);
+		else
+			log_msg(LOG_WARNING, st->kanary,
+			        "state generation %lld is for structure %s, this HAProxy runs %s: "
+			        "not applied, %s; the state in force stays (logged once for %s)",
+			        (long long)st->generation, st->structure_hash, a->o.structure_hash,
+			        why, st->structure_hash);
+		snprintf(a->logged_hash, sizeof(a->logged_hash), "%s", st->structure_hash);
+		a->logged_compatible = ok;
+	}
+	if (!ok) {
 		count(a, &a->rejected_structure, 1);
-		log_msg(
-		    LOG_WARNING, st.kanary,
-		    "state generation %lld is for structure %s, this HAProxy runs %s: not applied "
-		    "(this pod belongs to another ReplicaSet than the state's)",
-		    (long long)st.generation, st.structure_hash, a->o.structure_hash);
-		agent_state_finish(&st);
+		agent_state_finish(st);
 		return;
 	}
-	if (a->have_current && a->current.generation != st.generation)
-		log_msg(LOG_INFO, st.kanary, "state generation %lld read",
-		        (long long)st.generation);
+	if (a->have_current && a->current.generation != st->generation)
+		log_msg(LOG_INFO, st->kanary, "state generation %lld read",
+		        (long long)st->generation);
+	pthread_mutex_lock(&a->lock);
+	a->state_generation = st->generation;
+	pthread_mutex_unlock(&a->lock);
 	agent_state_finish(&a->current);
-	a->current = st;
+	a->current = *st;
+	memset(st, 0, sizeof(*st));
 	a->have_current = true;
 }
 
 static int fail(struct agent *a, int r, const char *what, const char *why)
 {
+	/* Before the first state is accepted, the one offered (it waits for a read back). */
+	const struct agent_state *st = a->have_current ? &a->current : &a->offered;
+
 	count(a, &a->errors, 1);
-	if (a->logged_error_generation != a->current.generation || log_enabled(1)) {
-		log_msg(LOG_WARNING, a->current.kanary,
+	if (a->logged_error_generation != st->generation || log_enabled(1)) {
+		log_msg(LOG_WARNING, st->kanary,
 		        "applying state generation %lld: %s: %s; retrying on the next pass",
-		        (long long)a->current.generation, what, why && why[0] ? why : strerror(-r));
-		a->logged_error_generation = a->current.generation;
+		        (long long)st->generation, what, why && why[0] ? why : strerror(-r));
+		a->logged_error_generation = st->generation;
 	}
 	return r;
+}
+
+/* Sends the lines of b when it has any. */
+static int send_step(struct agent *a, size_t n, const struct buf *b, struct buf *ans)
+{
+	return n ? send_lines(a, b, ans) : 0;
 }
 
 int agent_sync(struct agent *a)
 {
 	char why[AGENT_MAX_WHY] = "";
 	struct buf ans;
-	size_t n_fill, n_drain;
+	size_t n_addr, n_fill, n_weights, n_drain;
 	bool map_update;
 	int r;
 
 	take_offer(a);
-	if (!a->have_current)
+	if (!a->have_current && !a->have_offered)
 		return -EAGAIN;
 	buf_init(&ans, KANARY_MAX_HAPROXY_ANSWER);
 	r = read_back(a, &ans);
 	if (r < 0) {
+		/* An offered state waits for the next pass: it is checked against a read back. */
 		fail(a, r, "reading HAProxy's runtime state", NULL);
+		goto out_finish;
+	}
+	if (a->have_offered)
+		decide_offer(a);
+	if (!a->have_current) {
+		r = -EAGAIN;
 		goto out_finish;
 	}
 	r = agent_plan_build(&a->current, &a->rt, &a->plan, why, sizeof(why));
@@ -423,14 +480,35 @@ int agent_sync(struct agent *a)
 	if (agent_plan_empty(&a->plan))
 		goto out_applied;
 
+	/*
+	 * Addresses first, then a read back: the next plan enables only the
+	 * slots whose new address HAProxy took (an `addr` refused leaves its slot
+	 * in maintenance, and the pass fails below).
+	 */
+	n_addr = a->plan.n_addr;
+	if (n_addr) {
+		r = send_lines(a, &a->plan.addr, &ans);
+		if (r == 0)
+			r = read_back(a, &ans);
+		if (r == 0)
+			r = agent_plan_build(&a->current, &a->rt, &a->plan, why, sizeof(why));
+		if (r < 0) {
+			fail(a, r, "setting slot addresses", why);
+			goto out_finish;
+		}
+	}
 	n_fill = a->plan.n_fill;
+	n_weights = a->plan.n_weights;
 	n_drain = a->plan.n_drain;
 	map_update = a->plan.map_update;
-	r = send_lines(a, &a->plan.fill, &ans);
+	r = send_step(a, n_fill, &a->plan.fill, &ans);
 	if (r == 0 && map_update)
 		r = replace_map(a, &ans);
+	/* The fallback's weights after the commit: never the new ratios with the old map. */
 	if (r == 0)
-		r = send_lines(a, &a->plan.drain, &ans);
+		r = send_step(a, n_weights, &a->plan.weights, &ans);
+	if (r == 0)
+		r = send_step(a, n_drain, &a->plan.drain, &ans);
 	if (r < 0) {
 		fail(a, r, "sending runtime API commands", NULL);
 		goto out_finish;
@@ -443,14 +521,16 @@ int agent_sync(struct agent *a)
 		goto out_finish;
 	}
 	if (!agent_plan_empty(&a->plan)) {
-		r = fail(a, -EPROTO, "read back differs", "HAProxy does not run what was sent");
+		r = fail(a, -EPROTO, "read back differs",
+		         a->plan.n_addr ? "HAProxy did not take a slot's address"
+		                        : "HAProxy does not run what was sent");
 		goto out_finish;
 	}
 	count(a, &a->applies, 1);
 	log_msg(LOG_INFO, a->current.kanary,
-	        "applied state generation %lld: %zu slot and fallback commands, %s, %zu slots "
-	        "drained; read back",
-	        (long long)a->current.generation, n_fill,
+	        "applied state generation %lld: %zu address, %zu slot enable, %zu fallback weight "
+	        "commands, %s, %zu slots drained; read back",
+	        (long long)a->current.generation, n_addr, n_fill, n_weights,
 	        map_update ? "route map replaced" : "route map unchanged", n_drain);
 out_applied:
 	if (a->plan.unplaced)
@@ -492,7 +572,8 @@ int agent_metrics(struct agent *a, struct buf *out)
 	    "agent serves.\n"
 	    "# TYPE kanary_agent_structure_info gauge\n"
 	    "kanary_agent_structure_info{structure_hash=\"%s\"} 1\n"
-	    "# HELP kanary_agent_state_generation Generation of the newest state read.\n"
+	    "# HELP kanary_agent_state_generation Generation of the newest state accepted for this "
+	    "HAProxy (applied, or being applied).\n"
 	    "# TYPE kanary_agent_state_generation gauge\n"
 	    "kanary_agent_state_generation %lld\n"
 	    "# HELP kanary_agent_applied_generation Generation HAProxy was last read back to run "
@@ -506,14 +587,16 @@ int agent_metrics(struct agent *a, struct buf *out)
 	    "read back differs).\n"
 	    "# TYPE kanary_agent_apply_errors_total counter\n"
 	    "kanary_agent_apply_errors_total %lu\n"
-	    "# HELP kanary_agent_states_rejected_total States not applied.\n"
+	    "# HELP kanary_agent_states_rejected_total States refused: invalid, or for a structure "
+	    "with a route this HAProxy lacks.\n"
 	    "# TYPE kanary_agent_states_rejected_total counter\n"
 	    "kanary_agent_states_rejected_total{reason=\"structure\"} %lu\n"
 	    "kanary_agent_states_rejected_total{reason=\"invalid\"} %lu\n"
 	    "# HELP kanary_agent_commands_total Runtime API commands sent.\n"
 	    "# TYPE kanary_agent_commands_total counter\n"
 	    "kanary_agent_commands_total %lu\n"
-	    "# HELP kanary_agent_unplaced_endpoints Ready endpoints without a free slot.\n"
+	    "# HELP kanary_agent_unplaced_endpoints Ready endpoints of the state in force with no "
+	    "slot in this HAProxy.\n"
 	    "# TYPE kanary_agent_unplaced_endpoints gauge\n"
 	    "kanary_agent_unplaced_endpoints %lu\n",
 	    a->o.structure_hash, state_gen, applied_gen, applies, errors, rej_structure,

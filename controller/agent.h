@@ -32,15 +32,20 @@ int agent_offer(struct agent *a, const char *text, size_t len);
 bool agent_pending(struct agent *a);
 
 /*
- * One pass, from one thread: reads the newest offered state (one that does
- * not parse, or was computed for another structure than ours, is counted,
- * logged and not applied: the one before stays in force), then reads
- * HAProxy's runtime state back (`show servers state`, `show map`), sends the
- * commands that make it the state's, reads back again and checks it is.
- * Also after HAProxy restarted, since each pass compares with what HAProxy
- * runs. Returns 0 when HAProxy runs the state, -EAGAIN with no state yet,
- * else a negative errno (counted as an error and logged here; the next pass
- * tries again).
+ * One pass, from one thread: reads HAProxy's runtime state back (`show
+ * servers state`, `show map`) and the newest offered state. One that does
+ * not parse is counted and not applied; one computed for another structure
+ * than ours is applied when HAProxy has a backend for each of its routes
+ * (a structure rolling: the slots HAProxy has are filled, endpoints past
+ * them counted as unplaced, routes the state lacks get weight 0), else
+ * counted and not applied: the state before stays in force. Then it sends
+ * the commands that make HAProxy run the state (addresses first, and only
+ * slots whose address took are enabled; the fallback's weights after the
+ * route map's commit), reads back again and checks it does. Also after
+ * HAProxy restarted, since each pass compares with what HAProxy runs.
+ * Returns 0 when HAProxy runs the state, -EAGAIN with no state accepted
+ * yet, else a negative errno (counted as an error and logged here; the next
+ * pass tries again).
  */
 int agent_sync(struct agent *a);
 

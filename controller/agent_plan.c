@@ -223,8 +223,10 @@ void agent_runtime_finish(struct agent_runtime *rt)
 void agent_plan_init(struct agent_plan *p)
 {
 	memset(p, 0, sizeof(*p));
+	buf_init(&p->addr, KANARY_MAX_AGENT_COMMANDS * 96u);
 	buf_init(&p->fill, KANARY_MAX_AGENT_COMMANDS * 96u);
 	buf_init(&p->map, KANARY_MAX_ROUTES * 96u);
+	buf_init(&p->weights, KANARY_MAX_AGENT_COMMANDS * 96u);
 	buf_init(&p->drain, KANARY_MAX_AGENT_COMMANDS * 96u);
 }
 
@@ -232,14 +234,17 @@ void agent_plan_finish(struct agent_plan *p)
 {
 	if (!p)
 		return;
+	buf_finish(&p->addr);
 	buf_finish(&p->fill);
 	buf_finish(&p->map);
+	buf_finish(&p->weights);
 	buf_finish(&p->drain);
 }
 
 bool agent_plan_empty(const struct agent_plan *p)
 {
-	return p->n_fill == 0 && !p->map_update && p->n_drain == 0;
+	return p->n_addr == 0 && p->n_fill == 0 && !p->map_update && p->n_weights == 0 &&
+	       p->n_drain == 0;
 }
 
 /* The slot number of name "s<n>" (prefix "") or "r<i>-s<n>", 0 when it is not one. */
@@ -268,25 +273,25 @@ static long find_endpoint(const struct agent_route *r, const struct agent_server
 	return -1;
 }
 
-/* One route's commands; slot[k], fb[k] (k 1..slots) are its servers in rt. */
-static int plan_route(const struct agent_route *r, const struct agent_server **slot,
+/* One route's commands; slot[k], fb[k] (k 1..n) are its servers in rt, fb named r<h>-sK. */
+static int plan_route(const struct agent_route *r, int n, const struct agent_server **slot,
                       const struct agent_server **fb, int fb_weight, struct agent_plan *p)
 {
 	long *assign = NULL;
 	bool *placed = NULL;
-	int s = r->slots, ret = 0;
+	int ret = 0;
 
-	assign = calloc((size_t)s + 1, sizeof(*assign));
+	assign = calloc((size_t)n + 1, sizeof(*assign));
 	placed = calloc(r->n_endpoints + 1, sizeof(*placed));
 	if (!assign || !placed) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	for (int k = 1; k <= s; k++)
+	for (int k = 1; k <= n; k++)
 		assign[k] = -1;
 	/* An endpoint keeps its live slot, else its slot in maintenance. */
 	for (int pass = 0; pass < 2; pass++) {
-		for (int k = 1; k <= s; k++) {
+		for (int k = 1; k <= n; k++) {
 			long j;
 
 			if (assign[k] >= 0 || slot[k]->maint != (pass == 1))
@@ -305,7 +310,7 @@ static int plan_route(const struct agent_route *r, const struct agent_server **s
 		if (placed[j])
 			continue;
 		for (int pass = 0; pass < 2 && k == 0; pass++)
-			for (int c = 1; c <= s && k == 0; c++)
+			for (int c = 1; c <= n && k == 0; c++)
 				if (assign[c] < 0 && slot[c]->maint == (pass == 0))
 					k = c;
 		if (k == 0) {
@@ -315,8 +320,10 @@ static int plan_route(const struct agent_route *r, const struct agent_server **s
 		assign[k] = (long)j;
 		placed[j] = true;
 	}
-	for (int k = 1; k <= s && ret == 0; k++) {
+	for (int k = 1; k <= n && ret == 0; k++) {
 		const struct agent_server *sv = slot[k], *fv = fb[k];
+		const struct agent_endpoint *e;
+		bool slot_moves, fb_moves;
 
 		if (assign[k] < 0) {
 			if (!sv->maint) {
@@ -326,34 +333,38 @@ static int plan_route(const struct agent_route *r, const struct agent_server **s
 			}
 			continue;
 		}
-		const struct agent_endpoint *e = &r->endpoints[assign[k]];
-		bool moved = !same_endpoint(sv, e);
-
-		if (moved) {
-			ret = buf_printf(&p->fill, "set server %s/%s addr %s port %d\n", r->backend,
+		e = &r->endpoints[assign[k]];
+		slot_moves = !same_endpoint(sv, e);
+		fb_moves = !same_endpoint(fv, e);
+		if ((slot_moves || fb_moves) && !sv->maint) {
+			ret = buf_printf(&p->addr, "set server %s/%s state maint\n", r->backend,
+			                 sv->name);
+			p->n_addr++;
+		}
+		if (ret == 0 && slot_moves) {
+			ret = buf_printf(&p->addr, "set server %s/%s addr %s port %d\n", r->backend,
 			                 sv->name, e->address, e->port);
-			p->n_fill++;
+			p->n_addr++;
 		}
-		if (ret == 0 && (moved || sv->maint)) {
-			ret = buf_printf(&p->fill, "set server %s/%s health up\n", r->backend,
-			                 sv->name);
-			p->n_fill++;
-		}
-		if (ret == 0 && sv->maint) {
-			ret = buf_printf(&p->fill, "set server %s/%s state ready\n", r->backend,
-			                 sv->name);
-			p->n_fill++;
-		}
-		if (ret == 0 && !same_endpoint(fv, e)) {
-			ret = buf_printf(&p->fill,
+		if (ret == 0 && fb_moves) {
+			ret = buf_printf(&p->addr,
 			                 "set server " FALLBACK_BACKEND "/%s addr %s port %d\n",
 			                 fv->name, e->address, e->port);
-			p->n_fill++;
+			p->n_addr++;
+		}
+		/* Enabled once a read back shows both addresses in place. */
+		if (ret == 0 && !slot_moves && !fb_moves && sv->maint) {
+			ret = buf_printf(&p->fill,
+			                 "set server %s/%s health up\n"
+			                 "set server %s/%s state ready\n",
+			                 r->backend, sv->name, r->backend, sv->name);
+			p->n_fill += 2;
 		}
 		if (ret == 0 && fv->weight != fb_weight) {
-			ret = buf_printf(&p->fill, "set server " FALLBACK_BACKEND "/%s weight %d\n",
-			                 fv->name, fb_weight);
-			p->n_fill++;
+			ret = buf_printf(&p->weights,
+			                 "set server " FALLBACK_BACKEND "/%s weight %d\n", fv->name,
+			                 fb_weight);
+			p->n_weights++;
 		}
 	}
 out_free:
@@ -391,71 +402,197 @@ static int plan_map(const struct agent_state *st, const struct agent_runtime *rt
 	return r;
 }
 
+/*
+ * The route backends of rt in the structure's order, which HAProxy keeps in
+ * `show servers state` (backends by id, ids in the order of the file): the
+ * h-th one's fallback servers are r<h>-sK. Ownership: free(*ret).
+ */
+static int route_backends(const struct agent_runtime *rt, const char ***ret, size_t *ret_n)
+{
+	const char **v = calloc(rt->n_servers + 1, sizeof(*v));
+	size_t n = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t j = 0; j < rt->n_servers; j++) {
+		const char *be = rt->servers[j].backend;
+
+		if (strcmp(be, FALLBACK_BACKEND) == 0 ||
+		    slot_number(rt->servers[j].name, "") == 0 || (n && strcmp(v[n - 1], be) == 0))
+			continue;
+		v[n++] = be;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static long backend_index(const char **v, size_t n, const char *be)
+{
+	for (size_t h = 0; h < n; h++)
+		if (strcmp(v[h], be) == 0)
+			return (long)h;
+	return -1;
+}
+
+bool agent_plan_compatible(const struct agent_state *st, const struct agent_runtime *rt, char *why,
+                           size_t size)
+{
+	const char **v;
+	size_t n;
+	bool ok = true;
+
+	if (route_backends(rt, &v, &n) < 0) {
+		errmsg_format(why, size, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < st->n_routes && ok; i++) {
+		if (backend_index(v, n, st->routes[i].backend) < 0) {
+			errmsg_format(why, size, "HAProxy has no backend %s (a route added)",
+			              st->routes[i].backend);
+			ok = false;
+		}
+	}
+	free(v);
+	return ok;
+}
+
+/* The slots 1..n of backend be in rt, and the fallback servers r<h>-sK tracking them. */
+static int route_servers(const struct agent_runtime *rt, const char *be, size_t h, int n,
+                         const struct agent_server **slot, const struct agent_server **fb,
+                         char *why, size_t size)
+{
+	char prefix[32];
+
+	snprintf(prefix, sizeof(prefix), "r%zu-", h);
+	for (size_t j = 0; j < rt->n_servers; j++) {
+		const struct agent_server *s = &rt->servers[j];
+		long k;
+
+		if (strcmp(s->backend, be) == 0) {
+			k = slot_number(s->name, "");
+			if (k >= 1 && k <= n)
+				slot[k] = s;
+		} else if (strcmp(s->backend, FALLBACK_BACKEND) == 0) {
+			k = slot_number(s->name, prefix);
+			if (k >= 1 && k <= n)
+				fb[k] = s;
+		}
+	}
+	for (int k = 1; k <= n; k++) {
+		if (!slot[k])
+			return errmsg_einval(why, size, "HAProxy has no server %s/s%d", be, k);
+		if (!fb[k])
+			return errmsg_einval(why, size, "HAProxy has no server %s/r%zu-s%d",
+			                     FALLBACK_BACKEND, h, k);
+	}
+	return 0;
+}
+
+/* The highest slot number of backend be in rt (0: none). */
+static int slot_count(const struct agent_runtime *rt, const char *be)
+{
+	long n = 0;
+
+	for (size_t j = 0; j < rt->n_servers; j++) {
+		long k;
+
+		if (strcmp(rt->servers[j].backend, be) != 0)
+			continue;
+		k = slot_number(rt->servers[j].name, "");
+		if (k > n)
+			n = k;
+	}
+	return (int)n;
+}
+
+/* Weight 0 for the fallback servers of route backend h, which st does not name. */
+static int plan_removed_route(const struct agent_runtime *rt, size_t h, struct agent_plan *p)
+{
+	char prefix[32];
+	int r = 0;
+
+	snprintf(prefix, sizeof(prefix), "r%zu-", h);
+	for (size_t j = 0; j < rt->n_servers && r == 0; j++) {
+		const struct agent_server *s = &rt->servers[j];
+
+		if (strcmp(s->backend, FALLBACK_BACKEND) != 0 ||
+		    slot_number(s->name, prefix) == 0 || s->weight == 0)
+			continue;
+		r = buf_printf(&p->weights, "set server " FALLBACK_BACKEND "/%s weight 0\n",
+		               s->name);
+		p->n_weights++;
+	}
+	return r;
+}
+
 int agent_plan_build(const struct agent_state *st, const struct agent_runtime *rt,
                      struct agent_plan *p, char *why, size_t size)
 {
 	const struct agent_server **slot = NULL, **fb = NULL;
-	size_t servers[KANARY_MAX_ROUTES];
-	int weights[KANARY_MAX_ROUTES], fw[KANARY_MAX_ROUTES];
+	const char **backends = NULL;
+	size_t servers[KANARY_MAX_ROUTES], n_backends, index[KANARY_MAX_ROUTES];
+	int weights[KANARY_MAX_ROUTES], fw[KANARY_MAX_ROUTES], slots[KANARY_MAX_ROUTES];
+	bool named[KANARY_MAX_ROUTES] = {false};
 	int r = 0;
 
+	buf_reset(&p->addr);
 	buf_reset(&p->fill);
 	buf_reset(&p->map);
+	buf_reset(&p->weights);
 	buf_reset(&p->drain);
-	p->n_fill = p->n_drain = p->unplaced = 0;
+	p->n_addr = p->n_fill = p->n_weights = p->n_drain = p->unplaced = 0;
 	p->map_update = false;
+	if (st->n_routes > KANARY_MAX_ROUTES)
+		return -EINVAL;
+	r = route_backends(rt, &backends, &n_backends);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < st->n_routes; i++) {
+		long h = backend_index(backends, n_backends, st->routes[i].backend);
+
+		if (h < 0) {
+			errmsg_format(why, size, "HAProxy has no backend %s (a route added)",
+			              st->routes[i].backend);
+			r = -ENOENT;
+			goto out_free;
+		}
+		index[i] = (size_t)h;
+		if ((size_t)h < KANARY_MAX_ROUTES)
+			named[h] = true;
+		slots[i] = slot_count(rt, st->routes[i].backend);
 		weights[i] = st->routes[i].weight;
-		servers[i] = st->routes[i].n_endpoints < (size_t)st->routes[i].slots
+		servers[i] = st->routes[i].n_endpoints < (size_t)slots[i]
 		                 ? st->routes[i].n_endpoints
-		                 : (size_t)st->routes[i].slots;
+		                 : (size_t)slots[i];
 	}
 	r = render_fallback_weights(st->n_routes, weights, servers, fw);
 	if (r < 0)
-		return r;
+		goto out_free;
 	for (size_t i = 0; i < st->n_routes && r == 0; i++) {
 		const struct agent_route *rr = &st->routes[i];
-		char prefix[32];
 
-		slot = calloc((size_t)rr->slots + 1, sizeof(*slot));
-		fb = calloc((size_t)rr->slots + 1, sizeof(*fb));
-		if (!slot || !fb) {
+		slot = calloc((size_t)slots[i] + 1, sizeof(*slot));
+		fb = calloc((size_t)slots[i] + 1, sizeof(*fb));
+		if (!slot || !fb)
 			r = -ENOMEM;
-			break;
-		}
-		snprintf(prefix, sizeof(prefix), "r%zu-", i);
-		for (size_t j = 0; j < rt->n_servers; j++) {
-			const struct agent_server *s = &rt->servers[j];
-			long n;
-
-			if (strcmp(s->backend, rr->backend) == 0) {
-				n = slot_number(s->name, "");
-				if (n >= 1 && n <= rr->slots)
-					slot[n] = s;
-			} else if (strcmp(s->backend, FALLBACK_BACKEND) == 0) {
-				n = slot_number(s->name, prefix);
-				if (n >= 1 && n <= rr->slots)
-					fb[n] = s;
-			}
-		}
-		for (int k = 1; k <= rr->slots && r == 0; k++) {
-			if (!slot[k])
-				r = errmsg_einval(why, size, "HAProxy has no server %s/s%d",
-				                  rr->backend, k);
-			else if (!fb[k])
-				r = errmsg_einval(why, size, "HAProxy has no server %s/r%zu-s%d",
-				                  FALLBACK_BACKEND, i, k);
-		}
 		if (r == 0)
-			r = plan_route(rr, slot, fb, fw[i], p);
+			r = route_servers(rt, rr->backend, index[i], slots[i], slot, fb, why, size);
+		if (r == 0)
+			r = plan_route(rr, slots[i], slot, fb, fw[i], p);
 		free(slot);
 		free(fb);
 		slot = fb = NULL;
 	}
+	for (size_t h = 0; h < n_backends && r == 0; h++)
+		if (h >= KANARY_MAX_ROUTES || !named[h])
+			r = plan_removed_route(rt, h, p);
 	if (r == 0)
 		r = plan_map(st, rt, p);
 	if (r == -E2BIG)
 		errmsg_einval(why, size, "more than %u runtime API commands",
 		              KANARY_MAX_AGENT_COMMANDS);
+out_free:
+	free(backends);
 	return r;
 }

@@ -53,22 +53,40 @@ int agent_runtime_parse_map(const char *text, struct agent_runtime *rt);
 void agent_runtime_finish(struct agent_runtime *rt);
 
 /*
- * The runtime API commands that turn rt into st, in three steps so no
- * connection meets a half-applied change:
- *   fill: slots get the new endpoints (address, then health up, then ready),
- *     fallback servers follow their slot's address and get their weights;
+ * The runtime API commands that turn rt into st, in steps so no connection
+ * meets a half-applied change and no slot goes live at an address it does
+ * not have:
+ *   addr: slots (and the fallback servers tracking them) that must point at
+ *     another endpoint get its address; a live slot goes to maintenance
+ *     first, so it never serves at an address the state no longer names.
+ *     Nothing in this step enables a slot: the caller reads HAProxy back and
+ *     builds the plan again, and only slots whose address (and their fallback
+ *     server's) took are enabled by the next plan's fill;
+ *   fill: slots at their endpoint's address still in maintenance are enabled
+ *     (health up, then ready);
  *   map: when the split differs, the whole route map, which the caller
  *     replaces atomically (prepare map, add map @version, commit map);
+ *   weights: the fallback servers' weights, after the map commit so the
+ *     fallback never balances with ratios of a split not yet in force;
  *   drain: slots whose endpoint went away go to maintenance, so they get no
  *     new connection while the ones they have go on.
  * An endpoint keeps the slot it has; a new one takes the lowest free slot.
+ * The slots are the ones HAProxy has (read back), whatever st's "slots"
+ * says: a state computed for a larger structure fills the slots that exist
+ * and counts the endpoints left over in unplaced. Route backends HAProxy has
+ * and st does not name (a route removed) are not in the map and their
+ * fallback servers get weight 0.
  * Commands are lines ending in '\n'; map entries "<lo>:<hi> <backend>\n".
  */
 struct agent_plan {
+	struct buf addr;
+	size_t n_addr;
 	struct buf fill;
 	size_t n_fill;
 	bool map_update;
 	struct buf map;
+	struct buf weights;
+	size_t n_weights;
 	struct buf drain;
 	size_t n_drain;
 	size_t unplaced; /* endpoints with no slot left: the structure is too small */
@@ -78,9 +96,18 @@ void agent_plan_init(struct agent_plan *p);
 void agent_plan_finish(struct agent_plan *p);
 
 /*
+ * True when HAProxy runs a route backend (read back into rt) for every
+ * route st names: st can be applied to rt's structure, even one st was not
+ * computed for. Otherwise false, with a sentence in why.
+ */
+bool agent_plan_compatible(const struct agent_state *st, const struct agent_runtime *rt, char *why,
+                           size_t size);
+
+/*
  * Builds the plan from st to rt into p (agent_plan_init'ed; reset first).
- * -EINVAL with a sentence in why when rt lacks a route backend or slot
- * st names (the running structure is not st's), -E2BIG past
+ * -ENOENT with a sentence in why when rt lacks a route backend st names (see
+ * agent_plan_compatible), -EINVAL with one when rt's servers are not a
+ * structure's (a slot or its fallback server missing), -E2BIG past
  * KANARY_MAX_AGENT_COMMANDS, -ENOMEM.
  */
 int agent_plan_build(const struct agent_state *st, const struct agent_runtime *rt,

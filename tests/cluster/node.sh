@@ -24,7 +24,15 @@ GUARD_CHAIN=KANARY-GUARD
 # The sysctls that the kubelet or this script change; down puts back the values recorded here.
 NODE_SYSCTLS=(net.ipv4.ip_forward kernel.panic kernel.panic_on_oops vm.overcommit_memory
 	vm.panic_on_oom kernel.keys.root_maxkeys kernel.keys.root_maxbytes
-	net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables)
+	net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
+	net.netfilter.nf_conntrack_max)
+
+# Connection tracking entries the node may hold. Every connection the tests make, on loopback
+# as well once kube-proxy has loaded connection tracking, keeps an entry for two minutes after
+# it closes (TIME_WAIT), and the suites make tens of thousands a minute: at the kernel's
+# default of 262,144 a full table dropped packets ("nf_conntrack: table full") and every probe
+# on the node timed out. About 300 bytes an entry: a full 1,048,576 is about 300 MiB.
+NODE_CONNTRACK_MAX=1048576
 
 # Host paths the kubelet and containerd use whatever their configuration says; those that did
 # not exist before up are removed by down.
@@ -61,6 +69,8 @@ node_preflight() {
 # Records what down must put back: sysctls and host paths that did not exist.
 node_record_host() {
 	local k v p
+	# kube-proxy loads connection tracking anyway; loaded now, its table size is recorded too.
+	modprobe -q nf_conntrack 2>/dev/null || true
 	: >"$S/node/sysctls"
 	for k in "${NODE_SYSCTLS[@]}"; do
 		v=$(sysctl -n "$k" 2>/dev/null) || continue
@@ -114,6 +124,10 @@ node_network_up() {
 	node_guard_rules add
 	sysctl -qw net.ipv4.ip_forward=1
 	sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+	local ct_max
+	if ct_max=$(sysctl -n net.netfilter.nf_conntrack_max 2>/dev/null) && ((ct_max < NODE_CONNTRACK_MAX)); then
+		sysctl -qw net.netfilter.nf_conntrack_max=$NODE_CONNTRACK_MAX
+	fi
 
 	ip link add "$NODE_BRIDGE" type bridge
 	ip addr add "$NODE_IP/32" dev "$NODE_BRIDGE"

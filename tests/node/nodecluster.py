@@ -256,7 +256,11 @@ def conntrack_entries(c, service, ns=APP, sport=None):
     """The host's conntrack entries of TCP connections to a Service's ClusterIP (those from the
     client namespace): dicts of state, sport (the client's port), to (the address the
     connection was DNATed to) and line (conntrack -L's text)."""
-    args = ["conntrack", "-L", "-p", "tcp", "--orig-dst", service_ip(c, service, ns)]
+    svc = c.get("service", service, ns=ns)
+    if not svc:
+        # Explaining a failure must not fail in turn: without the Service there is no entry to show.
+        return []
+    args = ["conntrack", "-L", "-p", "tcp", "--orig-dst", svc["spec"]["clusterIP"]]
     if sport is not None:
         args += ["--orig-port-src", sport]
     out = []

@@ -166,44 +166,42 @@ static void fresh_runtime(struct agent_runtime *rt)
 	assert_true(rt->servers[8].maint); /* inherited, via track */
 }
 
-/* Applies the plan's commands to rt as HAProxy would: what the read back then shows. */
-static void simulate(struct agent_runtime *rt, const struct agent_plan *p)
+/* Applies the commands of b to rt as HAProxy would, except addr changes to refuse. */
+static void apply_commands(struct agent_runtime *rt, const struct buf *b, const char *refuse)
 {
-	const struct buf *steps[2] = {&p->fill, &p->drain};
+	const char *c = b->data;
 
-	for (int s = 0; s < 2; s++) {
-		const char *c = steps[s]->data;
+	while (c && *c) {
+		char be[64], name[32], arg[AGENT_MAX_ADDRESS];
+		int port, w;
+		struct agent_server *sv = NULL;
 
-		while (c && *c) {
-			char be[64], name[32], arg[AGENT_MAX_ADDRESS];
-			int port, w;
-			struct agent_server *sv = NULL;
-
-			assert_int_equal(sscanf(c, "set server %63[^/]/%31s", be, name), 2);
-			for (size_t i = 0; i < rt->n_servers; i++)
-				if (!strcmp(rt->servers[i].backend, be) &&
-				    !strcmp(rt->servers[i].name, name))
-					sv = &rt->servers[i];
-			assert_non_null(sv);
-			c = strchr(c, ' ') + 1;
-			c = strchr(c, ' ') + 1;
-			c = strchr(c, ' ') + 1;
-			if (sscanf(c, "addr %45s port %d", arg, &port) == 2) {
+		assert_int_equal(sscanf(c, "set server %63[^/]/%31s", be, name), 2);
+		for (size_t i = 0; i < rt->n_servers; i++)
+			if (!strcmp(rt->servers[i].backend, be) &&
+			    !strcmp(rt->servers[i].name, name))
+				sv = &rt->servers[i];
+		assert_non_null(sv);
+		c = strchr(c, ' ') + 1;
+		c = strchr(c, ' ') + 1;
+		c = strchr(c, ' ') + 1;
+		if (sscanf(c, "addr %45s port %d", arg, &port) == 2) {
+			if (!refuse || strcmp(arg, refuse) != 0) {
 				snprintf(sv->address, sizeof(sv->address), "%s", arg);
 				sv->port = port;
-			} else if (sscanf(c, "weight %d", &w) == 1) {
-				sv->weight = w;
-			} else if (!strncmp(c, "state ready", 11)) {
-				sv->maint = false;
-			} else if (!strncmp(c, "state maint", 11)) {
-				sv->maint = true;
-			} else {
-				assert_true(!strncmp(c, "health up", 9));
 			}
-			c = strchr(c, '\n') + 1;
+		} else if (sscanf(c, "weight %d", &w) == 1) {
+			sv->weight = w;
+		} else if (!strncmp(c, "state ready", 11)) {
+			sv->maint = false;
+		} else if (!strncmp(c, "state maint", 11)) {
+			sv->maint = true;
+		} else {
+			assert_true(!strncmp(c, "health up", 9));
 		}
+		c = strchr(c, '\n') + 1;
 	}
-	/* Tracking servers follow their slot's maintenance. */
+	/* Tracking servers follow their slot's maintenance (fresh_runtime's route order). */
 	for (size_t i = 0; i < rt->n_servers; i++) {
 		struct agent_server *f = &rt->servers[i];
 		int r, k;
@@ -219,23 +217,25 @@ static void simulate(struct agent_runtime *rt, const struct agent_plan *p)
 				f->maint = rt->servers[j].maint;
 		}
 	}
-	if (p->map_update) {
-		char *t;
-		struct buf b;
-		const char *c = p->map.data;
+}
 
-		buf_init(&b, 4096);
-		while (c && *c) {
-			const char *nl = strchr(c, '\n');
+static void apply_map(struct agent_runtime *rt, const struct agent_plan *p)
+{
+	char *t;
+	struct buf b;
+	const char *c = p->map.data;
 
-			assert_int_equal(buf_printf(&b, "0x1 %.*s\n", (int)(nl - c), c), 0);
-			c = nl + 1;
-		}
-		assert_int_equal(buf_steal(&b, &t, NULL), 0);
-		buf_finish(&b);
-		assert_int_equal(agent_runtime_parse_map(t, rt), 0);
-		free(t);
+	buf_init(&b, 4096);
+	while (c && *c) {
+		const char *nl = strchr(c, '\n');
+
+		assert_int_equal(buf_printf(&b, "0x1 %.*s\n", (int)(nl - c), c), 0);
+		c = nl + 1;
 	}
+	assert_int_equal(buf_steal(&b, &t, NULL), 0);
+	buf_finish(&b);
+	assert_int_equal(agent_runtime_parse_map(t, rt), 0);
+	free(t);
 }
 
 static void plan_ok(const struct agent_state *st, const struct agent_runtime *rt,
@@ -247,6 +247,25 @@ static void plan_ok(const struct agent_state *st, const struct agent_runtime *rt
 	if (r != 0)
 		print_error("agent_plan_build: %d %s\n", r, why);
 	assert_int_equal(r, 0);
+}
+
+/*
+ * One pass as the agent makes it, from the plan p of st: the addresses, a
+ * read back and a new plan, then the enables, the map, the fallback's weights
+ * and the drains. HAProxy refuses address refuse (NULL: none).
+ */
+static void simulate(const struct agent_state *st, struct agent_runtime *rt, struct agent_plan *p,
+                     const char *refuse)
+{
+	if (p->n_addr) {
+		apply_commands(rt, &p->addr, refuse);
+		plan_ok(st, rt, p);
+	}
+	apply_commands(rt, &p->fill, NULL);
+	if (p->map_update)
+		apply_map(rt, p);
+	apply_commands(rt, &p->weights, NULL);
+	apply_commands(rt, &p->drain, NULL);
 }
 
 static void test_first_state_fills_slots_and_the_map(void **state)
@@ -261,31 +280,72 @@ static void test_first_state_fills_slots_and_the_map(void **state)
 	agent_plan_init(&p);
 	plan_ok(&st, &rt, &p);
 	assert_false(agent_plan_empty(&p));
-	assert_string_equal(p.fill.data, "set server route_v1/s1 addr 10.0.0.1 port 8080\n"
-	                                 "set server route_v1/s1 health up\n"
-	                                 "set server route_v1/s1 state ready\n"
+	/* Addresses first, nothing enabled before a read back shows them. */
+	assert_string_equal(p.addr.data, "set server route_v1/s1 addr 10.0.0.1 port 8080\n"
 	                                 "set server fallback/r0-s1 addr 10.0.0.1 port 8080\n"
-	                                 /* 80/2 : 20/1 = 2 : 1 */
-	                                 "set server fallback/r0-s1 weight 2\n"
 	                                 "set server route_v1/s2 addr 10.0.0.2 port 8080\n"
-	                                 "set server route_v1/s2 health up\n"
-	                                 "set server route_v1/s2 state ready\n"
 	                                 "set server fallback/r0-s2 addr 10.0.0.2 port 8080\n"
-	                                 "set server fallback/r0-s2 weight 2\n"
 	                                 "set server route_v2/s1 addr fd00::1 port 9090\n"
-	                                 "set server route_v2/s1 health up\n"
-	                                 "set server route_v2/s1 state ready\n"
-	                                 "set server fallback/r1-s1 addr fd00::1 port 9090\n"
-	                                 "set server fallback/r1-s1 weight 1\n");
-	assert_true(p.map_update);
-	assert_string_equal(p.map.data, "0:79 route_v1\n80:99 route_v2\n");
-	assert_int_equal(p.n_drain, 0);
+	                                 "set server fallback/r1-s1 addr fd00::1 port 9090\n");
+	assert_int_equal(p.n_fill, 0);
 	assert_int_equal(p.unplaced, 0);
 
+	/* The addresses in place: the slots are enabled, the map and the weights follow. */
+	apply_commands(&rt, &p.addr, NULL);
+	plan_ok(&st, &rt, &p);
+	assert_int_equal(p.n_addr, 0);
+	assert_string_equal(p.fill.data, "set server route_v1/s1 health up\n"
+	                                 "set server route_v1/s1 state ready\n"
+	                                 "set server route_v1/s2 health up\n"
+	                                 "set server route_v1/s2 state ready\n"
+	                                 "set server route_v2/s1 health up\n"
+	                                 "set server route_v2/s1 state ready\n");
+	assert_true(p.map_update);
+	assert_string_equal(p.map.data, "0:79 route_v1\n80:99 route_v2\n");
+	/* 80/2 : 20/1 = 2 : 1 */
+	assert_string_equal(p.weights.data, "set server fallback/r0-s1 weight 2\n"
+	                                    "set server fallback/r0-s2 weight 2\n"
+	                                    "set server fallback/r1-s1 weight 1\n");
+	assert_int_equal(p.n_drain, 0);
+
 	/* Once HAProxy runs it, the read back gives an empty plan. */
-	simulate(&rt, &p);
+	simulate(&st, &rt, &p, NULL);
 	plan_ok(&st, &rt, &p);
 	assert_true(agent_plan_empty(&p));
+	agent_plan_finish(&p);
+	agent_runtime_finish(&rt);
+	agent_state_finish(&st);
+}
+
+static void test_refused_address_leaves_its_slot_disabled(void **state)
+{
+	struct agent_runtime rt;
+	struct agent_state st;
+	struct agent_plan p;
+
+	(void)state;
+	parse_ok(STATE_80_20, &st);
+	fresh_runtime(&rt);
+	agent_plan_init(&p);
+	plan_ok(&st, &rt, &p);
+	/* HAProxy refuses 10.0.0.2: its slot keeps the placeholder and is not enabled. */
+	simulate(&st, &rt, &p, "10.0.0.2");
+	assert_string_equal(p.fill.data, "set server route_v1/s1 health up\n"
+	                                 "set server route_v1/s1 state ready\n"
+	                                 "set server route_v2/s1 health up\n"
+	                                 "set server route_v2/s1 state ready\n");
+	plan_ok(&st, &rt, &p);
+	assert_false(agent_plan_empty(&p));
+	assert_string_equal(p.addr.data, "set server route_v1/s2 addr 10.0.0.2 port 8080\n"
+	                                 "set server fallback/r0-s2 addr 10.0.0.2 port 8080\n");
+	assert_int_equal(p.n_fill, 0);
+	assert_true(rt.servers[1].maint);
+	assert_string_equal(rt.servers[1].address, "127.0.0.1");
+	/* Taken on the next pass. */
+	simulate(&st, &rt, &p, NULL);
+	plan_ok(&st, &rt, &p);
+	assert_true(agent_plan_empty(&p));
+	assert_false(rt.servers[1].maint);
 	agent_plan_finish(&p);
 	agent_runtime_finish(&rt);
 	agent_state_finish(&st);
@@ -303,7 +363,7 @@ static void test_weights_only_replace_the_map_and_fallback_weights(void **state)
 	fresh_runtime(&rt);
 	agent_plan_init(&p);
 	plan_ok(&st, &rt, &p);
-	simulate(&rt, &p);
+	simulate(&st, &rt, &p, NULL);
 	agent_state_finish(&st);
 
 	memcpy(strstr(text, "\"weight\":80"), "\"weight\":50", 11);
@@ -311,22 +371,19 @@ static void test_weights_only_replace_the_map_and_fallback_weights(void **state)
 	parse_ok(text, &st);
 	plan_ok(&st, &rt, &p);
 	/* 50/2 : 50/1 = 1 : 2; no slot moves. */
-	assert_string_equal(p.fill.data, "set server fallback/r0-s1 weight 1\n"
-	                                 "set server fallback/r0-s2 weight 1\n"
-	                                 "set server fallback/r1-s1 weight 2\n");
+	assert_int_equal(p.n_addr + p.n_fill + p.n_drain, 0);
+	assert_string_equal(p.weights.data, "set server fallback/r0-s1 weight 1\n"
+	                                    "set server fallback/r0-s2 weight 1\n"
+	                                    "set server fallback/r1-s1 weight 2\n");
 	assert_true(p.map_update);
 	assert_string_equal(p.map.data, "0:49 route_v1\n50:99 route_v2\n");
-	assert_int_equal(p.n_drain, 0);
-	simulate(&rt, &p);
+	simulate(&st, &rt, &p, NULL);
 	plan_ok(&st, &rt, &p);
 	assert_true(agent_plan_empty(&p));
 	agent_state_finish(&st);
+	free(text);
 
 	/* A route of weight 0 is not in the map. */
-	memcpy(strstr(text, "\"weight\":50"), "\"weight\":00", 11);
-	memcpy(strstr(text, "\"weight\":50"), "\"weight\":99", 11);
-	memcpy(strstr(text, "\"weight\":99"), "\"weight\":100", 11);
-	free(text);
 	text = strdup(
 	    "{\"kanary\":\"split\",\"generation\":5,\"structureHash\":\"0123abcd\","
 	    "\"routes\":[{\"backend\":\"v1\",\"weight\":0,\"slots\":4,\"endpoints\":["
@@ -336,9 +393,9 @@ static void test_weights_only_replace_the_map_and_fallback_weights(void **state)
 	parse_ok(text, &st);
 	plan_ok(&st, &rt, &p);
 	assert_string_equal(p.map.data, "0:99 route_v2\n");
-	assert_string_equal(p.fill.data, "set server fallback/r0-s1 weight 0\n"
-	                                 "set server fallback/r0-s2 weight 0\n"
-	                                 "set server fallback/r1-s1 weight 1\n");
+	assert_string_equal(p.weights.data, "set server fallback/r0-s1 weight 0\n"
+	                                    "set server fallback/r0-s2 weight 0\n"
+	                                    "set server fallback/r1-s1 weight 1\n");
 	free(text);
 	agent_plan_finish(&p);
 	agent_runtime_finish(&rt);
@@ -356,7 +413,7 @@ static void test_endpoints_keep_their_slots_new_ones_fill_removed_ones_drain(voi
 	fresh_runtime(&rt);
 	agent_plan_init(&p);
 	plan_ok(&st, &rt, &p);
-	simulate(&rt, &p);
+	simulate(&st, &rt, &p, NULL);
 	agent_state_finish(&st);
 
 	/* 10.0.0.1 goes, 10.0.0.3 and .4 come: .2 stays in s2, the new ones take the free s3 and
@@ -370,21 +427,21 @@ static void test_endpoints_keep_their_slots_new_ones_fill_removed_ones_drain(voi
 	    "{\"address\":\"fd00::1\",\"port\":9090}]}]}",
 	    &st);
 	plan_ok(&st, &rt, &p);
-	assert_string_equal(p.fill.data, "set server fallback/r0-s2 weight 4\n"
-	                                 "set server route_v1/s3 addr 10.0.0.3 port 8080\n"
-	                                 "set server route_v1/s3 health up\n"
-	                                 "set server route_v1/s3 state ready\n"
+	assert_string_equal(p.addr.data, "set server route_v1/s3 addr 10.0.0.3 port 8080\n"
 	                                 "set server fallback/r0-s3 addr 10.0.0.3 port 8080\n"
-	                                 "set server fallback/r0-s3 weight 4\n"
 	                                 "set server route_v1/s4 addr 10.0.0.4 port 8080\n"
-	                                 "set server route_v1/s4 health up\n"
-	                                 "set server route_v1/s4 state ready\n"
-	                                 "set server fallback/r0-s4 addr 10.0.0.4 port 8080\n"
-	                                 "set server fallback/r0-s4 weight 4\n"
-	                                 "set server fallback/r1-s1 weight 3\n");
+	                                 "set server fallback/r0-s4 addr 10.0.0.4 port 8080\n");
 	assert_false(p.map_update);
 	assert_string_equal(p.drain.data, "set server route_v1/s1 state maint\n");
-	simulate(&rt, &p);
+	simulate(&st, &rt, &p, NULL);
+	assert_string_equal(p.fill.data, "set server route_v1/s3 health up\n"
+	                                 "set server route_v1/s3 state ready\n"
+	                                 "set server route_v1/s4 health up\n"
+	                                 "set server route_v1/s4 state ready\n");
+	assert_string_equal(p.weights.data, "set server fallback/r0-s2 weight 4\n"
+	                                    "set server fallback/r0-s3 weight 4\n"
+	                                    "set server fallback/r0-s4 weight 4\n"
+	                                    "set server fallback/r1-s1 weight 3\n");
 	plan_ok(&st, &rt, &p);
 	assert_true(agent_plan_empty(&p));
 	agent_state_finish(&st);
@@ -401,19 +458,39 @@ static void test_endpoints_keep_their_slots_new_ones_fill_removed_ones_drain(voi
 	    &st);
 	plan_ok(&st, &rt, &p);
 	assert_int_equal(p.unplaced, 1);
-	assert_non_null(strstr(p.fill.data, "set server route_v1/s1 addr 10.0.0.5 port 8080\n"
-	                                    "set server route_v1/s1 health up\n"
-	                                    "set server route_v1/s1 state ready\n"));
-	simulate(&rt, &p);
+	assert_string_equal(p.addr.data, "set server route_v1/s1 addr 10.0.0.5 port 8080\n"
+	                                 "set server fallback/r0-s1 addr 10.0.0.5 port 8080\n");
+	simulate(&st, &rt, &p, NULL);
+	assert_string_equal(p.fill.data, "set server route_v1/s1 health up\n"
+	                                 "set server route_v1/s1 state ready\n");
 	plan_ok(&st, &rt, &p);
 	assert_true(agent_plan_empty(&p));
 	assert_int_equal(p.unplaced, 1);
+	agent_state_finish(&st);
+
+	/* .2 goes and .7 comes while every slot is live: .7 takes a slot to drain, which goes to
+	 * maintenance before its address changes, never serving the old one. */
+	parse_ok(
+	    "{\"kanary\":\"split\",\"generation\":6,\"structureHash\":\"0123abcd\",\"routes\":["
+	    "{\"backend\":\"v1\",\"weight\":80,\"slots\":4,\"endpoints\":["
+	    "{\"address\":\"10.0.0.3\",\"port\":8080},{\"address\":\"10.0.0.4\",\"port\":8080},"
+	    "{\"address\":\"10.0.0.5\",\"port\":8080},{\"address\":\"10.0.0.7\",\"port\":8080}]},"
+	    "{\"backend\":\"v2\",\"weight\":20,\"slots\":4,\"endpoints\":["
+	    "{\"address\":\"fd00::1\",\"port\":9090}]}]}",
+	    &st);
+	plan_ok(&st, &rt, &p);
+	assert_string_equal(p.addr.data, "set server route_v1/s2 state maint\n"
+	                                 "set server route_v1/s2 addr 10.0.0.7 port 8080\n"
+	                                 "set server fallback/r0-s2 addr 10.0.0.7 port 8080\n");
+	simulate(&st, &rt, &p, NULL);
+	plan_ok(&st, &rt, &p);
+	assert_true(agent_plan_empty(&p));
 	agent_state_finish(&st);
 	agent_plan_finish(&p);
 	agent_runtime_finish(&rt);
 }
 
-static void test_other_structure_is_refused(void **state)
+static void test_state_for_a_larger_structure_fills_the_slots_there_are(void **state)
 {
 	struct agent_runtime rt;
 	struct agent_state st;
@@ -421,23 +498,115 @@ static void test_other_structure_is_refused(void **state)
 	char why[256] = "";
 
 	(void)state;
-	/* 8 slots in the state, 4 in HAProxy. */
+	/* Computed for 8 slots (another structure hash); HAProxy has 4: six endpoints, four
+	 * placed, two counted; the fallback weighs the four: 60/4 : 40/1 = 3 : 8. */
 	parse_ok(
-	    "{\"kanary\":\"split\",\"generation\":1,\"structureHash\":\"0123abcd\",\"routes\":["
-	    "{\"backend\":\"v1\",\"weight\":100,\"slots\":8,\"endpoints\":[]}]}",
+	    "{\"kanary\":\"split\",\"generation\":7,\"structureHash\":\"89abcdef\",\"routes\":["
+	    "{\"backend\":\"v1\",\"weight\":60,\"slots\":8,\"endpoints\":["
+	    "{\"address\":\"10.0.0.1\",\"port\":8080},{\"address\":\"10.0.0.2\",\"port\":8080},"
+	    "{\"address\":\"10.0.0.3\",\"port\":8080},{\"address\":\"10.0.0.4\",\"port\":8080},"
+	    "{\"address\":\"10.0.0.5\",\"port\":8080},{\"address\":\"10.0.0.6\",\"port\":8080}]},"
+	    "{\"backend\":\"v2\",\"weight\":40,\"slots\":4,\"endpoints\":["
+	    "{\"address\":\"fd00::1\",\"port\":9090}]}]}",
 	    &st);
 	fresh_runtime(&rt);
 	agent_plan_init(&p);
-	assert_int_equal(agent_plan_build(&st, &rt, &p, why, sizeof(why)), -EINVAL);
-	assert_string_equal(why, "HAProxy has no server route_v1/s5");
+	assert_true(agent_plan_compatible(&st, &rt, why, sizeof(why)));
+	plan_ok(&st, &rt, &p);
+	assert_int_equal(p.unplaced, 2);
+	assert_null(strstr(p.addr.data, "s5"));
+	simulate(&st, &rt, &p, NULL);
+	assert_string_equal(p.weights.data, "set server fallback/r0-s1 weight 3\n"
+	                                    "set server fallback/r0-s2 weight 3\n"
+	                                    "set server fallback/r0-s3 weight 3\n"
+	                                    "set server fallback/r0-s4 weight 3\n"
+	                                    "set server fallback/r1-s1 weight 8\n");
+	assert_string_equal(p.map.data, "0:59 route_v1\n60:99 route_v2\n");
+	plan_ok(&st, &rt, &p);
+	assert_true(agent_plan_empty(&p));
+	assert_int_equal(p.unplaced, 2);
 	agent_state_finish(&st);
-	/* A route HAProxy does not have. */
+	agent_plan_finish(&p);
+	agent_runtime_finish(&rt);
+}
+
+static void test_state_with_a_route_added_is_refused(void **state)
+{
+	struct agent_runtime rt;
+	struct agent_state st;
+	struct agent_plan p;
+	char why[256] = "";
+
+	(void)state;
 	parse_ok(
-	    "{\"kanary\":\"split\",\"generation\":1,\"structureHash\":\"0123abcd\",\"routes\":["
-	    "{\"backend\":\"v3\",\"weight\":100,\"slots\":4,\"endpoints\":[]}]}",
+	    "{\"kanary\":\"split\",\"generation\":8,\"structureHash\":\"89abcdef\",\"routes\":["
+	    "{\"backend\":\"v1\",\"weight\":50,\"slots\":4,\"endpoints\":[]},"
+	    "{\"backend\":\"v2\",\"weight\":30,\"slots\":4,\"endpoints\":[]},"
+	    "{\"backend\":\"v3\",\"weight\":20,\"slots\":4,\"endpoints\":[]}]}",
 	    &st);
+	fresh_runtime(&rt);
+	agent_plan_init(&p);
+	assert_false(agent_plan_compatible(&st, &rt, why, sizeof(why)));
+	assert_string_equal(why, "HAProxy has no backend route_v3 (a route added)");
+	why[0] = '\0';
+	assert_int_equal(agent_plan_build(&st, &rt, &p, why, sizeof(why)), -ENOENT);
+	assert_string_equal(why, "HAProxy has no backend route_v3 (a route added)");
+	agent_state_finish(&st);
+	agent_plan_finish(&p);
+	agent_runtime_finish(&rt);
+}
+
+static void test_route_removed_gets_weight_zero(void **state)
+{
+	struct agent_runtime rt;
+	struct agent_state st;
+	struct agent_plan p;
+	char why[256] = "";
+
+	(void)state;
+	parse_ok(STATE_80_20, &st);
+	fresh_runtime(&rt);
+	agent_plan_init(&p);
+	plan_ok(&st, &rt, &p);
+	simulate(&st, &rt, &p, NULL);
+	agent_state_finish(&st);
+
+	/* v1 removed: the state's first route is HAProxy's second, whose fallback servers are
+	 * r1-sK; v1's fallback servers go to weight 0 and it leaves the map. */
+	parse_ok(
+	    "{\"kanary\":\"split\",\"generation\":9,\"structureHash\":\"89abcdef\",\"routes\":["
+	    "{\"backend\":\"v2\",\"weight\":100,\"slots\":4,\"endpoints\":["
+	    "{\"address\":\"fd00::1\",\"port\":9090}]}]}",
+	    &st);
+	assert_true(agent_plan_compatible(&st, &rt, why, sizeof(why)));
+	plan_ok(&st, &rt, &p);
+	assert_int_equal(p.n_addr + p.n_fill + p.n_drain, 0);
+	assert_true(p.map_update);
+	assert_string_equal(p.map.data, "0:99 route_v2\n");
+	assert_string_equal(p.weights.data, "set server fallback/r0-s1 weight 0\n"
+	                                    "set server fallback/r0-s2 weight 0\n");
+	simulate(&st, &rt, &p, NULL);
+	plan_ok(&st, &rt, &p);
+	assert_true(agent_plan_empty(&p));
+	agent_state_finish(&st);
+	agent_plan_finish(&p);
+	agent_runtime_finish(&rt);
+}
+
+static void test_runtime_missing_a_fallback_server_is_an_error(void **state)
+{
+	struct agent_runtime rt;
+	struct agent_state st;
+	struct agent_plan p;
+	char why[256] = "";
+
+	(void)state;
+	parse_ok(STATE_80_20, &st);
+	fresh_runtime(&rt);
+	rt.n_servers--; /* fallback/r1-s4 */
+	agent_plan_init(&p);
 	assert_int_equal(agent_plan_build(&st, &rt, &p, why, sizeof(why)), -EINVAL);
-	assert_string_equal(why, "HAProxy has no server route_v3/s1");
+	assert_string_equal(why, "HAProxy has no server fallback/r1-s4");
 	agent_state_finish(&st);
 	agent_plan_finish(&p);
 	agent_runtime_finish(&rt);
@@ -480,9 +649,13 @@ int main(void)
 	    cmocka_unit_test(test_state_parse),
 	    cmocka_unit_test(test_state_refused),
 	    cmocka_unit_test(test_first_state_fills_slots_and_the_map),
+	    cmocka_unit_test(test_refused_address_leaves_its_slot_disabled),
 	    cmocka_unit_test(test_weights_only_replace_the_map_and_fallback_weights),
 	    cmocka_unit_test(test_endpoints_keep_their_slots_new_ones_fill_removed_ones_drain),
-	    cmocka_unit_test(test_other_structure_is_refused),
+	    cmocka_unit_test(test_state_for_a_larger_structure_fills_the_slots_there_are),
+	    cmocka_unit_test(test_state_with_a_route_added_is_refused),
+	    cmocka_unit_test(test_route_removed_gets_weight_zero),
+	    cmocka_unit_test(test_runtime_missing_a_fallback_server_is_an_error),
 	    cmocka_unit_test(test_read_back_parsing),
 	};
 
