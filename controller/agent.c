@@ -439,12 +439,6 @@ static int fail(struct agent *a, int r, const char *what, const char *why)
 	return r;
 }
 
-/* Sends the lines of b when it has any. */
-static int send_step(struct agent *a, size_t n, const struct buf *b, struct buf *ans)
-{
-	return n ? send_lines(a, b, ans) : 0;
-}
-
 int agent_sync(struct agent *a)
 {
 	char why[AGENT_MAX_WHY] = "";
@@ -501,14 +495,14 @@ int agent_sync(struct agent *a)
 	n_weights = a->plan.n_weights;
 	n_drain = a->plan.n_drain;
 	map_update = a->plan.map_update;
-	r = send_step(a, n_fill, &a->plan.fill, &ans);
+	r = send_lines(a, &a->plan.fill, &ans);
 	if (r == 0 && map_update)
 		r = replace_map(a, &ans);
 	/* The fallback's weights after the commit: never the new ratios with the old map. */
 	if (r == 0)
-		r = send_step(a, n_weights, &a->plan.weights, &ans);
+		r = send_lines(a, &a->plan.weights, &ans);
 	if (r == 0)
-		r = send_step(a, n_drain, &a->plan.drain, &ans);
+		r = send_lines(a, &a->plan.drain, &ans);
 	if (r < 0) {
 		fail(a, r, "sending runtime API commands", NULL);
 		goto out_finish;

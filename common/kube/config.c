@@ -64,10 +64,8 @@ void kube_log(const struct kube_config *cfg, enum kube_log_level level, const ch
 
 void kube_secret_free(char *s)
 {
-	if (!s)
-		return;
-	explicit_bzero(s, strlen(s));
-	free(s);
+	if (s)
+		secret_free(s, strlen(s));
 }
 
 void kube_config_set_logger(struct kube_config *cfg, const struct kube_logger *log)
